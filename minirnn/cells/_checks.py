@@ -1,0 +1,98 @@
+"""Argument checks shared by the cells.
+
+NumPy broadcasts silently: a state of shape ``(H,)`` or a bias of shape
+``(1, 4H)`` would run and give wrong numbers. The cells call these checks on
+entry so that a bad argument fails at once, with its name, the expected and
+the actual shape or dtype.
+"""
+import numpy as np
+
+
+def check_floating(name, a):
+    """Return ``a`` as an array, or raise TypeError unless it is float32/float64."""
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{name}: expected a NumPy array, got {type(a).__name__}")
+    if a.dtype not in (np.float32, np.float64):
+        raise TypeError(f"{name}: expected dtype float32 or float64, got {a.dtype}")
+    return a
+
+
+def check_params(params, shapes):
+    """Check that ``params`` has exactly the keys of ``shapes``, with those shapes
+    and one common floating dtype. Returns that dtype."""
+    if not isinstance(params, dict):
+        raise TypeError(f"params: expected a dict of arrays, got {type(params).__name__}")
+    missing = sorted(set(shapes) - set(params))
+    extra = sorted(set(params) - set(shapes))
+    if missing or extra:
+        raise KeyError(f"params: expected keys {sorted(shapes)}, got {sorted(params)}"
+                       f" (missing {missing}, unexpected {extra})")
+    dtype = None
+    for key, shape in shapes.items():
+        p = check_floating(f"params['{key}']", params[key])
+        if p.shape != tuple(shape):
+            raise ValueError(f"params['{key}']: expected shape {tuple(shape)}, got {p.shape}")
+        if dtype is None:
+            dtype = p.dtype
+        elif p.dtype != dtype:
+            raise TypeError(f"params['{key}']: expected dtype {dtype} like the other "
+                            f"parameters, got {p.dtype}")
+    return dtype
+
+
+def check_matrix(params, key):
+    """The 2-D parameter ``params[key]``, from which a cell reads its sizes."""
+    if not isinstance(params, dict) or key not in params:
+        got = sorted(params) if isinstance(params, dict) else type(params).__name__
+        raise KeyError(f"params: expected a dict with key '{key}', got {got}")
+    p = check_floating(f"params['{key}']", params[key])
+    if p.ndim != 2:
+        raise ValueError(f"params['{key}']: expected a 2-D array, got shape {p.shape}")
+    return p
+
+
+def check_sequence(x, input_size, dtype, name="x"):
+    """x: (batch, time, input) of the parameters' dtype, with time >= 1."""
+    check_floating(name, x)
+    if x.ndim != 3:
+        raise ValueError(f"{name}: expected shape (batch, time, {input_size}), got {x.shape}"
+                         f" ({x.ndim}-D); add the missing axis, e.g. x[None] or x[..., None]")
+    if x.shape[2] != input_size:
+        raise ValueError(f"{name}: expected input size {input_size} to match params['W'] "
+                         f"of shape ({input_size}, ...), got x of shape {x.shape}")
+    if x.shape[0] < 1 or x.shape[1] < 1:
+        raise ValueError(f"{name}: expected at least one example and one timestep, got {x.shape}")
+    if x.dtype != dtype:
+        raise TypeError(f"{name}: expected dtype {dtype} like the parameters, got {x.dtype}; "
+                        f"convert one of them with .astype()")
+    return x
+
+
+def check_state(name, s, batch, hidden, dtype):
+    """One state tensor (h0 or c0): (batch, hidden) of ``dtype``; zeros when None."""
+    if s is None:
+        return np.zeros((batch, hidden), dtype=dtype)
+    check_floating(name, s)
+    if s.shape != (batch, hidden):
+        raise ValueError(f"{name}: expected shape ({batch}, {hidden}) = (batch, hidden), "
+                         f"got {s.shape}")
+    if s.dtype != dtype:
+        raise TypeError(f"{name}: expected dtype {dtype} like the parameters, got {s.dtype}")
+    return np.ascontiguousarray(s)
+
+
+def check_upstream(dhs, expected_shape, dtype, name="dhs"):
+    """The upstream gradient of a cell's outputs: exactly the shape of hs."""
+    check_floating(name, dhs)
+    if dhs.shape != tuple(expected_shape):
+        raise ValueError(f"{name}: expected shape {tuple(expected_shape)} like the "
+                         f"outputs hs, got {dhs.shape}")
+    return dhs.astype(dtype, copy=False)
+
+
+def check_options(name, options, allowed):
+    """Reject unknown keyword options instead of ignoring a typo."""
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise TypeError(f"{name}: unexpected option(s) {unknown}; "
+                        f"this cell accepts {sorted(allowed) or 'none'}")

@@ -1,0 +1,30 @@
+"""The parts of every cell that do not depend on the previous step.
+
+``x_t W + b`` for all t is one matrix product before the loop, and
+``dW = sum_t x_t^T da_t`` and ``dx_t = da_t W^T`` are one product each after
+it: the recurrence only forces the ``h U`` products to wait for each other.
+"""
+import numpy as np
+
+
+def input_projection(x, W, b):
+    """x: (B, T, I), W: (I, G), b: (G,) -> xw: (T, B, G), time-major, contiguous."""
+    B, T, I = x.shape
+    xw = np.ascontiguousarray(x.transpose(1, 0, 2)).reshape(T * B, I) @ W
+    xw += b          # in place: a second (T*B, G) temporary costs more than the add
+    return xw.reshape(T, B, W.shape[1])
+
+
+def input_gradients(x, das, W):
+    """x: (B, T, I), das: (T, B, G) = dL/d(pre-activations), W: (I, G)
+    -> dx: (B, T, I), dW: (I, G), db: (G,)."""
+    B, T, I = x.shape
+    flat_da = das.reshape(T * B, -1)
+    x_tm = np.ascontiguousarray(x.transpose(1, 0, 2)).reshape(T * B, I)
+    dx = (flat_da @ W.T).reshape(T, B, I).transpose(1, 0, 2)
+    return np.ascontiguousarray(dx), x_tm.T @ flat_da, flat_da.sum(axis=0)
+
+
+def batch_major(hs):
+    """hs: (T+1, B, H) with the initial state first -> (B, T, H), contiguous."""
+    return np.ascontiguousarray(hs[1:].transpose(1, 0, 2))

@@ -1,0 +1,194 @@
+"""Long short-term memory (Hochreiter & Schmidhuber 1997, with a forget gate).
+
+Equations, for one timestep (the tutorial ``tutorials/02_lstm.md`` derives them)::
+
+    a_t = x_t W + h_{t-1} U + b                      pre-activations, (B, 4H)
+    i = sigma(a_i)   f = sigma(a_f)   o = sigma(a_o)   g = tanh(a_g)
+    c_t = f * c_{t-1} + i * g
+    h_t = o * tanh(c_t)
+
+Parameters (gate order i, f, o, g along the last axis of each):
+
+    W: (input, 4*hidden)   U: (hidden, 4*hidden)   b: (4*hidden,)
+
+``init(..., forget_bias=1.0)`` writes the forget bias into the f block of ``b``
+(TensorFlow's ``forget_bias``, and the initialisation of the recurrent batch
+norm paper); ``forward`` adds no hidden constant, so ``b`` is the whole bias.
+
+State: ``(h0, c0)``, each (batch, hidden), zeros when omitted. The final state is
+``cache["state"] == (h_T, c_T)``, ready to be passed as the next call's ``state``.
+
+Code names: ``xw`` is ``x_t W + b`` for every t (computed before the loop),
+``ifog`` holds the activated gates ``i, f, o, g``, ``tanh_c`` is ``tanh(c_t)``,
+``da`` is dL/da_t, ``dh``/``dc`` are dL/dh_t and dL/dc_t.
+"""
+import numpy as np
+from numba import njit
+
+from ..functional.activations import sigmoid, tanh
+from ..initializers import gate_blocks, glorot_uniform, orthogonal
+from ._projection import batch_major, input_gradients, input_projection
+from ._checks import (check_matrix, check_options, check_params, check_sequence,
+                      check_state, check_upstream)
+
+INIT_OPTIONS = ("forget_bias",)
+FORWARD_OPTIONS = ()
+GRADCHECK_CASES = ({},)
+STATE_SIZE = 2          # the state is (h, c)
+_ONE = np.float32(1.0)
+
+
+def param_shapes(input_size, hidden_size):
+    H4 = 4 * hidden_size
+    return {"W": (input_size, H4), "U": (hidden_size, H4), "b": (H4,)}
+
+
+def init(input_size, hidden_size, *, rng, dtype=np.float32, forget_bias=1.0):
+    """Glorot-uniform W, orthogonal U (per gate), b = 0 except ``forget_bias`` in f."""
+    H = hidden_size
+    W = gate_blocks(lambda: glorot_uniform(rng, input_size, H, dtype), 4)
+    U = gate_blocks(lambda: orthogonal(rng, H, dtype), 4)
+    b = np.zeros(4 * H, dtype=dtype)
+    b[H:2 * H] = forget_bias
+    return {"W": W, "U": U, "b": b}
+
+
+@njit(cache=True, error_model="numpy")
+def step_forward(xw_t, h_prev, c_prev, U):
+    """One timestep. xw_t: (B, 4H) = x_t W + b; h_prev, c_prev: (B, H); U: (H, 4H).
+
+    Returns h: (B, H), c: (B, H), ifog: (B, 4H) activated gates, tanh_c: (B, H).
+    """
+    B, H = h_prev.shape
+    a = xw_t + h_prev @ U
+    ifog = np.empty_like(a)
+    c, tanh_c, h = np.empty_like(c_prev), np.empty_like(c_prev), np.empty_like(c_prev)
+    # Loops over contiguous runs of units, so the compiler can use SIMD: first the
+    # gates (sigmoid for i, f, o; tanh for g), then the cell and the output.
+    for n in range(B):
+        for j in range(3 * H):
+            ifog[n, j] = sigmoid(a[n, j])
+        for j in range(3 * H, 4 * H):
+            ifog[n, j] = tanh(a[n, j])
+        for j in range(H):
+            i, f, o, g = ifog[n, j], ifog[n, H + j], ifog[n, 2 * H + j], ifog[n, 3 * H + j]
+            c[n, j] = f * c_prev[n, j] + i * g
+            tanh_c[n, j] = tanh(c[n, j])
+            h[n, j] = o * tanh_c[n, j]
+    return h, c, ifog, tanh_c
+
+
+@njit(cache=True, error_model="numpy")
+def step_backward(dh, dc_next, c_prev, ifog, tanh_c, UT):
+    """One timestep backwards.
+
+    dh: (B, H) total dL/dh_t (from the output at t and from step t+1);
+    dc_next: (B, H) dL/dc_t arriving from step t+1; UT: (4H, H) = U transposed.
+    Returns da: (B, 4H) = dL/da_t, dh_prev = dL/dh_{t-1} through U, dc_prev = dL/dc_{t-1}.
+    """
+    B, H = dh.shape
+    da = np.empty_like(ifog)
+    dc_prev = np.empty_like(dh)
+    for n in range(B):
+        for j in range(H):
+            i, f = ifog[n, j], ifog[n, H + j]
+            o, g = ifog[n, 2 * H + j], ifog[n, 3 * H + j]
+            tc = tanh_c[n, j]
+            # c_t reaches the loss through h_t = o * tanh(c_t) and through c_{t+1}
+            dc = dc_next[n, j] + dh[n, j] * o * (_ONE - tc * tc)
+            da[n, j] = dc * g * i * (_ONE - i)                  # i = sigma(a_i)
+            da[n, H + j] = dc * c_prev[n, j] * f * (_ONE - f)   # f = sigma(a_f)
+            da[n, 2 * H + j] = dh[n, j] * tc * o * (_ONE - o)   # o = sigma(a_o)
+            da[n, 3 * H + j] = dc * i * (_ONE - g * g)          # g = tanh(a_g)
+            dc_prev[n, j] = dc * f
+    return da, da @ UT, dc_prev
+
+
+@njit(cache=True)
+def forward_loop(xw, h0, c0, U):
+    """xw: (T, B, 4H) time-major; h0, c0: (B, H).
+    Returns hs, cs: (T+1, B, H) with the initial state at index 0; ifog: (T, B, 4H);
+    tanh_c: (T, B, H)."""
+    T, B, H = xw.shape[0], h0.shape[0], h0.shape[1]
+    hs = np.empty((T + 1, B, H), dtype=xw.dtype)
+    cs = np.empty((T + 1, B, H), dtype=xw.dtype)
+    ifog = np.empty(xw.shape, dtype=xw.dtype)
+    tanh_c = np.empty((T, B, H), dtype=xw.dtype)
+    hs[0] = h0
+    cs[0] = c0
+    for t in range(T):
+        hs[t + 1], cs[t + 1], ifog[t], tanh_c[t] = step_forward(xw[t], hs[t], cs[t], U)
+    return hs, cs, ifog, tanh_c
+
+
+@njit(cache=True)
+def backward_loop(dhs, dh_T, dc_T, cs, ifog, tanh_c, UT):
+    """dhs: (T, B, H) time-major upstream gradient; dh_T, dc_T: (B, H) gradients of
+    the final state. Returns das: (T, B, 4H) and the gradients of the initial
+    state dh0, dc0: (B, H)."""
+    das = np.empty(ifog.shape, dtype=dhs.dtype)
+    dh_next, dc_next = dh_T, dc_T
+    T = dhs.shape[0]
+    for t in range(T - 1, -1, -1):
+        das[t], dh_next, dc_next = step_backward(dhs[t] + dh_next, dc_next, cs[t],
+                                                 ifog[t], tanh_c[t], UT)
+    return das, dh_next, dc_next
+
+
+def _sizes(params):
+    W, U = check_matrix(params, "W"), check_matrix(params, "U")
+    return W.shape[0], U.shape[0]
+
+
+def forward(params, x, state=None, *, training=True, rng=None, **options):
+    """x: (batch, time, input) -> hs: (batch, time, hidden), cache.
+
+    ``training`` and ``rng`` are accepted for the common cell contract; the plain
+    LSTM has nothing random and no train/eval difference.
+    """
+    check_options("lstm.forward", options, FORWARD_OPTIONS)
+    I, H = _sizes(params)
+    dtype = check_params(params, param_shapes(I, H))
+    check_sequence(x, I, dtype)
+    B = x.shape[0]
+    h0, c0 = (None, None) if state is None else _unpack_state(state)
+    h0 = check_state("state h0", h0, B, H, dtype)
+    c0 = check_state("state c0", c0, B, H, dtype)
+    U = np.ascontiguousarray(params["U"])
+    xw = input_projection(x, params["W"], params["b"])
+    hs, cs, ifog, tanh_c = forward_loop(xw, h0, c0, U)
+    cache = {"x": x, "hs": hs, "cs": cs, "ifog": ifog, "tanh_c": tanh_c,
+             "has_state": state is not None, "state": (hs[-1], cs[-1])}
+    return batch_major(hs), cache
+
+
+def _unpack_state(state, name="state"):
+    if not (isinstance(state, tuple) and len(state) == 2):
+        raise TypeError(f"{name}: expected a tuple (h, c) for an LSTM, "
+                        f"got {type(state).__name__}")
+    return state
+
+
+def backward(params, dhs, cache, dstate=None):
+    """dhs: (batch, time, hidden) = dL/dhs -> (dx: (batch, time, input), grads).
+
+    ``dstate``, optional, is the gradient of the final state ``(dh_T, dc_T)``
+    when the caller used ``cache["state"]`` (e.g. carried it into the next
+    chunk of a long sequence). ``grads`` has the keys of ``params`` and, when a
+    state was passed to ``forward``, ``"h0"`` and ``"c0"``.
+    """
+    x, hs = cache["x"], cache["hs"]
+    T, B, H = hs.shape[0] - 1, hs.shape[1], hs.shape[2]
+    dhs = check_upstream(dhs, (B, T, H), x.dtype)
+    dh_T, dc_T = (None, None) if dstate is None else _unpack_state(dstate, "dstate")
+    dh_T = check_state("dstate dh_T", dh_T, B, H, x.dtype).copy()
+    dc_T = check_state("dstate dc_T", dc_T, B, H, x.dtype).copy()
+    UT = np.ascontiguousarray(params["U"].T)
+    das, dh0, dc0 = backward_loop(np.ascontiguousarray(dhs.transpose(1, 0, 2)), dh_T, dc_T,
+                                  cache["cs"], cache["ifog"], cache["tanh_c"], UT)
+    # Weight gradients do not depend on the loop order: one product each.
+    dx, dW, db = input_gradients(x, das, params["W"])
+    grads = {"W": dW, "U": hs[:-1].reshape(T * B, H).T @ das.reshape(T * B, 4 * H), "b": db}
+    if cache["has_state"]:
+        grads["h0"], grads["c0"] = dh0, dc0
+    return dx, grads
