@@ -3,7 +3,10 @@
 Each command lives in its own function; ``main`` only dispatches.
 """
 import argparse
+import json
 import sys
+import time
+from pathlib import Path
 
 
 def cmd_gradcheck(args):
@@ -11,11 +14,127 @@ def cmd_gradcheck(args):
     return 0 if run_all() else 1
 
 
+def _option_value(text):
+    """'reset_after=true' -> ('reset_after', True): values are read as JSON when they can be."""
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    key, value = text.split("=", 1)
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
+def cmd_train(args):
+    from .train import CONFIG, TrainConfig, TrainingDiverged, train
+    if args.resume:
+        run_dir = Path(args.resume)
+        if not (run_dir / CONFIG).exists():
+            print(f"error: --resume {run_dir}: not a run folder (no {CONFIG})", file=sys.stderr)
+            return 2
+        config = TrainConfig.from_dict(json.loads((run_dir / CONFIG).read_text()))
+        if args.epochs is not None:
+            config.epochs = args.epochs
+    else:
+        options = dict(args.cell_option or [])
+        try:
+            config = TrainConfig(
+                task=args.task, cell=args.cell, cell_options=options, hidden=args.hidden,
+                layers=args.layers, dropout=args.dropout, batch_size=args.batch_size,
+                optimizer=args.optimizer, lr=args.lr, clip=args.clip,
+                epochs=args.epochs or 1, seed=args.seed, limit=args.limit,
+                log_every=args.log_every, blas_threads=args.blas_threads)
+        except ValueError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        run_dir = Path(args.out) if args.out else Path("runs") / (
+            time.strftime("%Y%m%d-%H%M%S") + f"-{config.task}-{config.cell}")
+    print(f"run folder: {run_dir}")
+    try:
+        summary = train(config, run_dir, resume=bool(args.resume), progress=not args.quiet,
+                        data_root=args.data)
+    except TrainingDiverged as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    if summary["interrupted"]:
+        return 130
+    if summary["test_accuracy"] is not None:
+        result = f"test accuracy {summary['test_accuracy']:.4f}"
+    else:
+        result = f"test mse {summary['test_loss']:.6f}"
+    print(f"{result} (test loss {summary['test_loss']:.4f}) after {summary['epochs']} "
+          f"epoch(s), {summary['step']} steps, {summary['seconds_per_epoch'] or 0:.1f} s per "
+          f"epoch; run folder {run_dir}" + (f", curves {summary['curves']}"
+                                             if "curves" in summary else ""))
+    return 0
+
+
+def cmd_eval(args):
+    from .train import evaluate, load_trained_model
+    from .threads import blas_threads
+    with blas_threads(args.blas_threads):
+        config, task, model = load_trained_model(args.run_dir, data_root=args.data)
+        for name, split in (("validation", task.val), ("test", task.test)):
+            loss, acc = evaluate(model, split, task.kind)
+            extra = f", accuracy {acc:.4f}" if acc is not None else ""
+            print(f"{name}: loss {loss:.4f}{extra} ({len(split[0])} examples)")
+    return 0
+
+
+def cmd_plot(args):
+    from .plot import plot_runs
+    path = plot_runs(args.run_dirs, args.output, title=args.title)
+    print(f"wrote {path}")
+    return 0
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="python -m minirnn",
         description="Recurrent cells with hand-derived backward passes, in NumPy.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="command")
+    from .cells import CELLS
+    from .tasks import TASKS
+    p = sub.add_parser("train", help="train a model (default: source 000's LSTM on row-MNIST)",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--task", choices=TASKS, default="row-mnist")
+    p.add_argument("--cell", choices=sorted(CELLS), default="lstm")
+    p.add_argument("--cell-option", action="append", type=_option_value, metavar="KEY=VALUE",
+                   help="a cell option, e.g. reset_after=true or forget_bias=1.0 (repeatable)")
+    p.add_argument("--hidden", type=int, default=100, help="hidden units per layer")
+    p.add_argument("--layers", type=int, default=1, help="stacked recurrent layers")
+    p.add_argument("--dropout", type=float, default=0.0,
+                   help="plain dropout on each recurrent layer's outputs")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--optimizer", choices=["sgd", "momentum", "nesterov", "adam", "rmsprop"],
+                   default="adam")
+    p.add_argument("--lr", type=float, default=0.01, help="learning rate")
+    p.add_argument("--clip", type=float, default=None, help="clip gradients to this global norm")
+    p.add_argument("--epochs", type=int, default=None, help="epochs (default 1; with --resume, "
+                   "the total to reach)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--limit", type=int, default=None, metavar="N",
+                   help="use the first N examples of each split (quick runs)")
+    p.add_argument("--log-every", type=int, default=20, help="steps between metrics records")
+    p.add_argument("--out", default=None, help="run folder (default runs/<time>-<task>-<cell>)")
+    p.add_argument("--resume", default=None, metavar="DIR", help="continue the run in DIR")
+    p.add_argument("--data", default=None, metavar="DIR", help="folder with the MNIST files")
+    p.add_argument("--blas-threads", type=int, default=1, help="see minirnn/threads.py")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="evaluate a run's checkpoint on validation and test data")
+    p.add_argument("run_dir")
+    p.add_argument("--data", default=None, metavar="DIR")
+    p.add_argument("--blas-threads", type=int, default=1)
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("plot", help="draw loss and accuracy against steps for runs")
+    p.add_argument("run_dirs", nargs="+", metavar="DIR")
+    p.add_argument("-o", "--output", default="curves.png")
+    p.add_argument("--title", default=None)
+    p.set_defaults(func=cmd_plot)
+
     p = sub.add_parser("gradcheck", help="finite-difference check of every cell and op")
     p.set_defaults(func=cmd_gradcheck)
     return parser

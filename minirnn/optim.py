@@ -59,6 +59,7 @@ continue a run bit-identically (hyperparameters, step count, per-parameter buffe
 """
 
 import math
+from abc import ABC, abstractmethod
 
 import numpy as np
 
@@ -94,7 +95,7 @@ def _check_same_arrays(what, expected, given):
             )
 
 
-class Optimizer:
+class Optimizer(ABC):
     """Base class: holds ``params``, ``lr`` and the per-parameter state buffers.
 
     A subclass sets ``name`` (the kind recorded in a state dict), ``hyper`` (the
@@ -142,8 +143,9 @@ class Optimizer:
     def _begin_step(self):
         """Hook for state shared by all parameters (Adam's step count)."""
 
+    @abstractmethod
     def _update(self, key, p, g):
-        raise NotImplementedError
+        """Update one parameter ``p`` in place from its gradient ``g``."""
 
     # -- checkpoints ----------------------------------------------------------
 

@@ -1,0 +1,67 @@
+"""Checkpoints: parameters, optimizer state, random generator state, position.
+
+One ``.npz`` file: arrays under ``params/<name>`` and ``optim/<buffer>/<name>``,
+everything else (optimizer scalars, generator state, epoch and step) as JSON in
+the entry ``meta``. It is written atomically: to a temporary file in the same
+folder, flushed and fsync'ed, then renamed over the old one, so a crash or a
+Ctrl-C at any moment leaves either the old checkpoint or the new one, never half
+of one. Loading needs no pickle.
+"""
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+
+def atomic_write(path, write):
+    """Call ``write(file)`` on a temporary file, then rename it to ``path``."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)          # make the rename itself durable
+    finally:
+        os.close(dir_fd)
+
+
+def save_checkpoint(path, params, optimizer_state, meta):
+    """params: name -> array; optimizer_state: an optimizer's ``state_dict()``;
+    meta: JSON-serialisable dict (position, generator state, ...)."""
+    arrays = {f"params/{k}": v for k, v in params.items()}
+    optim_scalars = {}
+    for key, value in optimizer_state.items():
+        if isinstance(value, dict):
+            arrays.update({f"optim/{key}/{k}": v for k, v in value.items()})
+        else:
+            optim_scalars[key] = value
+    meta = dict(meta, optimizer=optim_scalars,
+                optimizer_buffers=sorted(k for k, v in optimizer_state.items()
+                                         if isinstance(v, dict)))
+    arrays["meta"] = np.array(json.dumps(meta))
+    atomic_write(path, lambda f: np.savez(f, **arrays))
+
+
+def load_checkpoint(path):
+    """Returns (params, optimizer_state, meta) as saved."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    with np.load(path, allow_pickle=False) as data:
+        meta = json.loads(str(data["meta"]))
+        params = {k[len("params/"):]: data[k] for k in data.files if k.startswith("params/")}
+        state = dict(meta.pop("optimizer"))
+        for buf in meta.pop("optimizer_buffers"):
+            prefix = f"optim/{buf}/"
+            state[buf] = {k[len(prefix):]: data[k] for k in data.files if k.startswith(prefix)}
+    return params, state, meta

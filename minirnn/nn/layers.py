@@ -1,0 +1,165 @@
+"""Stateful layers on top of ``cells/`` and ``functional/``.
+
+A layer holds ``params`` and ``grads``, two dicts with the same keys and shapes.
+``forward(x)`` keeps what backward needs in ``self.cache``; ``backward(dout)``
+writes the parameter gradients *into* ``self.grads`` (the arrays stay the same
+objects, so an optimizer holding them sees the new values) and returns dL/dx.
+``train()`` / ``eval()`` switch the mode that dropout (and batch norm) look at.
+"""
+import numpy as np
+
+from .. import functional as F
+from ..cells import get_cell
+from ..gradcheck import split_options
+from ..initializers import glorot_uniform
+
+
+class Layer:
+    """Base class: parameters, gradients, mode, and nested layers by name."""
+
+    def __init__(self):
+        self.params, self.grads = {}, {}
+        self.training = True
+        self.cache = None
+
+    def train(self):
+        self.training = True
+        return self
+
+    def eval(self):
+        self.training = False
+        return self
+
+    def zero_grad(self):
+        for g in self.grads.values():
+            g.fill(0)
+
+    def _store(self, grads):
+        """Write freshly computed gradients into the existing arrays."""
+        for key, g in grads.items():
+            if key in self.grads:
+                self.grads[key][...] = g
+
+    def __repr__(self):
+        shapes = ", ".join(f"{k}{tuple(v.shape)}" for k, v in self.params.items())
+        return f"{type(self).__name__}({shapes})"
+
+
+class Dense(Layer):
+    """y = x W + b. x: (..., in) -> y: (..., out); on sequences (B, T, in) it is the
+    time-distributed dense layer: the same W and b at every step."""
+
+    def __init__(self, in_features, out_features, *, rng, dtype=np.float32):
+        super().__init__()
+        self.params = {"W": glorot_uniform(rng, in_features, out_features, dtype),
+                       "b": np.zeros(out_features, dtype=dtype)}
+        self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
+
+    def forward(self, x):
+        y, self.cache = F.affine_forward(x, self.params["W"], self.params["b"])
+        return y
+
+    def backward(self, dy):
+        dx, dW, db = F.affine_backward(dy, self.cache)
+        self._store({"W": dW, "b": db})
+        return dx
+
+
+TimeDistributedDense = Dense
+
+
+class Dropout(Layer):
+    """Inverted dropout: in training, each unit is zeroed with probability ``p`` and
+    the kept ones are scaled by 1/(1-p), so evaluation needs no change at all.
+    One fresh mask per call, drawn from the layer's ``rng``."""
+
+    def __init__(self, p, *, rng):
+        super().__init__()
+        if not 0 <= p < 1:
+            raise ValueError(f"dropout p: expected 0 <= p < 1, got {p}")
+        self.p, self.rng = p, rng
+
+    def forward(self, x):
+        if not self.training or self.p == 0:
+            self.cache = None
+            return x
+        keep = 1 - self.p
+        self.cache = (self.rng.random(x.shape) < keep).astype(x.dtype) / x.dtype.type(keep)
+        return x * self.cache
+
+    def backward(self, dout):
+        return dout if self.cache is None else dout * self.cache
+
+
+class Recurrent(Layer):
+    """A recurrent layer: any cell module of ``minirnn.cells`` over a sequence.
+
+    x: (B, T, input) -> hs: (B, T, hidden) with ``return_sequences``, else the last
+    hidden state h_T: (B, hidden). Each forward starts from a zero state.
+    ``cell_options`` go to the cell's ``init`` and/or ``forward`` as it declares.
+    """
+
+    def __init__(self, cell, input_size, hidden_size, return_sequences=True, *, rng,
+                 dtype=np.float32, **cell_options):
+        super().__init__()
+        self.cell_name = cell
+        self.cell = get_cell(cell)
+        self.return_sequences = return_sequences
+        self.init_options, self.forward_options = split_options(self.cell, cell_options)
+        self.rng = rng
+        self.params = self.cell.init(input_size, hidden_size, rng=rng, dtype=dtype,
+                                     **self.init_options)
+        self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
+
+    def forward(self, x):
+        hs, self.cache = self.cell.forward(self.params, x, training=self.training,
+                                           rng=self.rng, **self.forward_options)
+        self._T = hs.shape[1]
+        return hs if self.return_sequences else hs[:, -1]
+
+    def backward(self, dout):
+        if self.return_sequences:
+            dhs = dout
+        else:  # only h_T was used: the other steps' outputs get zero gradient
+            dhs = np.zeros((dout.shape[0], self._T, dout.shape[1]), dtype=dout.dtype)
+            dhs[:, -1] = dout
+        dx, grads = self.cell.backward(self.params, dhs, self.cache)
+        self._store(grads)
+        return dx
+
+
+class Sequential(Layer):
+    """Layers applied in order. ``params``/``grads`` are flat dicts whose keys are
+    ``"<index>.<name>"`` and whose arrays *are* the layers' own arrays."""
+
+    def __init__(self, *layers):
+        super().__init__()
+        self.layers = list(layers)
+        for i, layer in enumerate(self.layers):
+            for key in layer.params:
+                self.params[f"{i}.{key}"] = layer.params[key]
+                self.grads[f"{i}.{key}"] = layer.grads[key]
+
+    def train(self):
+        for layer in self.layers:
+            layer.train()
+        return super().train()
+
+    def eval(self):
+        for layer in self.layers:
+            layer.eval()
+        return super().eval()
+
+    def forward(self, x):
+        for layer in self.layers:
+            x = layer.forward(x)
+        return x
+
+    def backward(self, dout):
+        for layer in reversed(self.layers):
+            dout = layer.backward(dout)
+        return dout
+
+    def __repr__(self):
+        inner = "\n".join(f"  ({i}) {layer!r}" for i, layer in enumerate(self.layers))
+        return f"Sequential(\n{inner}\n)"

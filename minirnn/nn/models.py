@@ -1,0 +1,70 @@
+"""Models: a network of layers plus its loss.
+
+``loss_and_backward(x, y)`` runs forward, the loss, and backward, leaving the
+gradients in ``model.grads``; ``predict(x)`` runs forward only.
+"""
+import numpy as np
+
+from .. import functional as F
+from .layers import Dense, Dropout, Recurrent, Sequential
+
+
+def _recurrent_stack(cell, input_size, hidden_size, layers, return_last, rng, dtype,
+                     dropout, cell_options):
+    stack, size = [], input_size
+    for k in range(layers):
+        last = k == layers - 1
+        stack.append(Recurrent(cell, size, hidden_size, return_sequences=not (last and return_last),
+                               rng=rng, dtype=dtype, **cell_options))
+        if dropout:
+            stack.append(Dropout(dropout, rng=rng))
+        size = hidden_size
+    return stack
+
+
+class SequenceClassifier(Sequential):
+    """Reads a sequence, classifies it from the last hidden state.
+
+    x: (B, T, input) -> recurrent layers -> h_T: (B, hidden) -> Dense -> logits
+    (B, classes); loss: softmax cross-entropy, averaged over the batch.
+    ``dropout`` > 0 puts a plain (non-recurrent) Dropout after each recurrent
+    layer, on its outputs, as in Zaremba et al. (2014).
+    """
+
+    def __init__(self, cell, input_size, hidden_size, n_classes, *, layers=1, rng,
+                 dtype=np.float32, dropout=0.0, **cell_options):
+        super().__init__(*_recurrent_stack(cell, input_size, hidden_size, layers, True, rng,
+                                           dtype, dropout, cell_options),
+                         Dense(hidden_size, n_classes, rng=rng, dtype=dtype))
+
+    def predict(self, x):
+        return self.forward(x)
+
+    def loss_and_backward(self, x, labels):
+        """Returns (mean loss, logits: (B, classes)); gradients land in self.grads."""
+        logits = self.forward(x)
+        loss, cache = F.softmax_cross_entropy_forward(logits, labels)
+        self.backward(F.softmax_cross_entropy_backward(1.0, cache))
+        return loss, logits
+
+
+class SequenceRegressor(Sequential):
+    """Many-to-many regression: an output at every step through one dense layer
+    shared over time. x: (B, T, input) -> hs: (B, T, hidden) -> y: (B, T, outputs);
+    loss: mean squared error over every element."""
+
+    def __init__(self, cell, input_size, hidden_size, n_outputs, *, layers=1, rng,
+                 dtype=np.float32, dropout=0.0, **cell_options):
+        super().__init__(*_recurrent_stack(cell, input_size, hidden_size, layers, False, rng,
+                                           dtype, dropout, cell_options),
+                         Dense(hidden_size, n_outputs, rng=rng, dtype=dtype))
+
+    def predict(self, x):
+        return self.forward(x)
+
+    def loss_and_backward(self, x, y):
+        """Returns (mean squared error, predictions: (B, T, outputs))."""
+        pred = self.forward(x)
+        loss, cache = F.mse_forward(pred, y)
+        self.backward(F.mse_backward(1.0, cache))
+        return loss, pred

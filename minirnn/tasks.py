@@ -1,0 +1,62 @@
+"""The tasks ``python -m minirnn train`` knows: data, splits and the model's output.
+
+    row-mnist       28 steps of 28 pixels (source 000's setting)
+    pixel-mnist     784 steps of 1 pixel
+    permuted-mnist  784 steps of 1 pixel, in a fixed random order (seeded)
+    sine            read sin(t), predict cos(t) at every step (source 001's shape)
+
+MNIST's validation set is the first 5,000 training images, the remaining 55,000
+train (the split of TensorFlow's ``input_data`` that source 000 uses); the test
+set is the official 10,000. ``limit`` keeps the first N of each split, for quick
+runs.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import data
+
+MNIST_TASKS = {"row-mnist": "row", "pixel-mnist": "pixel", "permuted-mnist": "permuted"}
+TASKS = (*MNIST_TASKS, "sine")
+MNIST_VALIDATION = 5000
+SINE_SIZES = {"train": 4000, "val": 500, "test": 500}
+SINE_STEPS = 40
+
+
+@dataclass
+class Task:
+    name: str
+    kind: str               # "classification" or "regression"
+    input_size: int
+    n_outputs: int
+    train: tuple            # (x: (N, T, input) float32, y)
+    val: tuple
+    test: tuple
+
+
+def _first(split, limit):
+    return split if limit is None else (split[0][:limit], split[1][:limit])
+
+
+def load_task(name, *, seed=0, limit=None, data_root=None):
+    """Load a task by name. ``seed`` fixes the permuted-MNIST pixel order and the
+    sine phases; ``limit`` keeps the first N examples of each split."""
+    if name in MNIST_TASKS:
+        (x_train, y_train), (x_test, y_test) = data.load_mnist(data_root)
+        view = MNIST_TASKS[name]
+        as_seq = lambda images: data.as_sequences(images, view, seed=seed)
+        y_train, y_test = y_train.astype(np.int64), y_test.astype(np.int64)
+        v = MNIST_VALIDATION
+        splits = [(x_train[v:], y_train[v:]), (x_train[:v], y_train[:v]), (x_test, y_test)]
+        # Convert after cutting, so a --limit run never converts all 60,000 images.
+        splits = [_first(s, limit) for s in splits]
+        splits = [(as_seq(x), y) for x, y in splits]
+        _, T, I = splits[0][0].shape
+        return Task(name, "classification", I, 10, *splits)
+    if name == "sine":
+        splits = []
+        for k, split in enumerate(("train", "val", "test")):
+            n = SINE_SIZES[split] if limit is None else min(limit, SINE_SIZES[split])
+            splits.append(data.sine_cos_dataset(n, SINE_STEPS, seed=seed * 3 + k))
+        return Task(name, "regression", 1, 1, *splits)
+    raise ValueError(f"unknown task {name!r}; expected one of {list(TASKS)}")
