@@ -182,7 +182,7 @@ def _train(config, out, resume, progress, stop_after_steps, data_root, print_fn)
     model = build_model(config, task, rng)
     optimizer = make_optimizer(config.optimizer, model.params, lr=config.lr)
     epoch, batch_index, step, seconds = 0, 0, 0, 0.0
-    window = {"loss": 0.0, "correct": 0, "count": 0}   # running sums since the last record
+    window = {"loss": 0.0, "correct": 0, "count": 0, "steps": 0, "metrics": {}}
     if resume:
         params, opt_state, meta = load_checkpoint(out / CHECKPOINT)
         for key, value in params.items():
@@ -245,6 +245,9 @@ def _train(config, out, resume, progress, stop_after_steps, data_root, print_fn)
                 examples_timed += len(idx)
                 window["loss"] += float(loss) * len(idx)
                 window["count"] += len(idx)
+                window["steps"] += 1
+                for key, value in model.metrics().items():   # e.g. a VC cell's mean m_t
+                    window["metrics"][key] = window["metrics"].get(key, 0.0) + float(value)
                 if task.kind == "classification":
                     window["correct"] += int((out_b.argmax(axis=1) == yb).sum())
                 if step % config.log_every == 0 or batch_index == steps_per_epoch:
@@ -253,12 +256,13 @@ def _train(config, out, resume, progress, stop_after_steps, data_root, print_fn)
                     mean_loss = window["loss"] / window["count"]
                     log.write(split="train", step=step, epoch=epoch + batch_index / steps_per_epoch,
                               loss=mean_loss, accuracy=acc, lr=optimizer.lr,
-                              seconds=round(seconds, 3))
+                              seconds=round(seconds, 3),
+                              **{k: v / window["steps"] for k, v in window["metrics"].items()})
                     elapsed = time.perf_counter() - t_epoch
                     bar.set_postfix(loss=f"{mean_loss:.4f}",
                                     **({"acc": f"{acc:.3f}"} if acc is not None else {}),
                                     ex_per_s=f"{examples_timed / max(elapsed, 1e-9):.0f}")
-                    window = {"loss": 0.0, "correct": 0, "count": 0}
+                    window = {"loss": 0.0, "correct": 0, "count": 0, "steps": 0, "metrics": {}}
                 bar.update(1)
             bar.close()
             epoch_times.append(time.perf_counter() - t_epoch)

@@ -30,6 +30,17 @@ class Layer:
         self.training = False
         return self
 
+    def penalty(self):
+        """Extra loss terms the layer added in its last forward (0.0 for most
+        layers; a variable-computation cell's computation penalty). Backward
+        already includes their gradients."""
+        return 0.0
+
+    def metrics(self):
+        """Numbers about the last forward worth logging (e.g. the fraction of
+        units a variable-computation cell updated): name -> float."""
+        return {}
+
     def zero_grad(self):
         for g in self.grads.values():
             g.fill(0)
@@ -117,6 +128,19 @@ class Recurrent(Layer):
         self._T = hs.shape[1]
         return hs if self.return_sequences else hs[:, -1]
 
+    def penalty(self):
+        return float(self.cache.get("penalty", 0.0)) if self.cache else 0.0
+
+    def metrics(self):
+        return dict(self.cache.get("metrics", {})) if self.cache else {}
+
+    def set_option(self, name, value):
+        """Change a forward option between steps (e.g. a sharpness schedule)."""
+        if name not in self.cell.FORWARD_OPTIONS:
+            raise KeyError(f"{self.cell_name} has no forward option {name!r}; it has "
+                           f"{list(self.cell.FORWARD_OPTIONS)}")
+        self.forward_options[name] = value
+
     def backward(self, dout):
         if self.return_sequences:
             dhs = dout
@@ -154,6 +178,14 @@ class Sequential(Layer):
         for layer in self.layers:
             x = layer.forward(x)
         return x
+
+    def penalty(self):
+        return sum(layer.penalty() for layer in self.layers)
+
+    def metrics(self):
+        """The layers' metrics, keyed "<index>.<name>"."""
+        return {f"{i}.{k}": v for i, layer in enumerate(self.layers)
+                for k, v in layer.metrics().items()}
 
     def backward(self, dout):
         for layer in reversed(self.layers):

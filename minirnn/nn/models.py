@@ -1,7 +1,9 @@
 """Models: a network of layers plus its loss.
 
 ``loss_and_backward(x, y)`` runs forward, the loss, and backward, leaving the
-gradients in ``model.grads``; ``predict(x)`` runs forward only.
+gradients in ``model.grads``; ``predict(x)`` runs forward only. The loss it
+returns includes the layers' ``penalty()`` (a cell that adds a penalty also adds
+its gradient in its own backward).
 """
 import numpy as np
 
@@ -45,7 +47,7 @@ class SequenceClassifier(Sequential):
         logits = self.forward(x)
         loss, cache = F.softmax_cross_entropy_forward(logits, labels)
         self.backward(F.softmax_cross_entropy_backward(1.0, cache))
-        return loss, logits
+        return loss + self.penalty(), logits
 
 
 class SequenceRegressor(Sequential):
@@ -67,4 +69,4 @@ class SequenceRegressor(Sequential):
         pred = self.forward(x)
         loss, cache = F.mse_forward(pred, y)
         self.backward(F.mse_backward(1.0, cache))
-        return loss, pred
+        return loss + self.penalty(), pred
