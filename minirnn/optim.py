@@ -19,7 +19,8 @@ Momentum (``mu`` = ``momentum``; PyTorch's convention, ``dampening=0``)
     $\theta \leftarrow \theta - \eta\, v$, or with Nesterov
     $\theta \leftarrow \theta - \eta\,(g + \mu v)$ using the *new* $v$.
 
-    $v$ starts at zero, so the first step is plain SGD. Other texts write
+    $v$ starts at zero, so plain momentum's first step is plain SGD (Nesterov's is
+    $\eta (1 + \mu) g$). Other texts write
     $v \leftarrow \mu v - \eta g;\ \theta \leftarrow \theta + v$; the two agree while
     $\eta$ is constant and differ once a schedule changes $\eta$ (here a new $\eta$
     scales the whole accumulated velocity at once).

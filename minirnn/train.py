@@ -121,8 +121,10 @@ class MetricsLog:
     def __init__(self, path, keep_until_step=None):
         self.path = Path(path)
         if keep_until_step is not None and self.path.exists():
+            # A test record belongs to the end of a run: a resumed run writes its own.
             kept = [line for line in self.path.read_text().splitlines()
-                    if line and json.loads(line)["step"] <= keep_until_step]
+                    if line and json.loads(line)["step"] <= keep_until_step
+                    and json.loads(line)["split"] != "test"]
             self.path.write_text("".join(line + "\n" for line in kept))
 
     def write(self, **record):
@@ -231,8 +233,10 @@ def _train(config, out, resume, progress, stop_after_steps, data_root, print_fn)
                 norm = clip_grad_norm(model.grads, config.clip) if config.clip else None
                 if not np.isfinite(loss) or (norm is not None and not np.isfinite(norm)):
                     bar.close()
+                    what = (f"the loss became {loss}" if not np.isfinite(loss)
+                            else f"the gradient norm became {norm}")
                     raise TrainingDiverged(
-                        f"the loss became {loss} at step {step + 1} (epoch {epoch + 1}); "
+                        f"{what} at step {step + 1} (epoch {epoch + 1}); "
                         f"training stopped and the last good checkpoint, if any, is kept "
                         f"in {out / CHECKPOINT}. Try a lower learning rate (now --lr "
                         f"{config.lr}) or gradient clipping (--clip 1.0).")

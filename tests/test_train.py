@@ -156,3 +156,13 @@ def test_cli_train_eval_plot_end_to_end(tmp_path):
                   "--out", "s", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     assert "test mse" in res.stdout
+
+
+def test_resuming_a_finished_run_keeps_one_test_record(tmp_path):
+    config = TrainConfig(**dict(QUICK, epochs=1))
+    train(config, tmp_path, progress=False, print_fn=lambda *a: None)
+    config.epochs = 2
+    train(config, tmp_path, resume=True, progress=False, print_fn=lambda *a: None)
+    records = [json.loads(line) for line in (tmp_path / METRICS).read_text().splitlines()]
+    assert [r["step"] for r in records if r["split"] == "test"] == [20]
+    assert [r["step"] for r in records if r["split"] == "val"] == [10, 20]

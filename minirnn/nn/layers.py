@@ -194,4 +194,4 @@ class Sequential(Layer):
 
     def __repr__(self):
         inner = "\n".join(f"  ({i}) {layer!r}" for i, layer in enumerate(self.layers))
-        return f"Sequential(\n{inner}\n)"
+        return f"{type(self).__name__}(\n{inner}\n)"
