@@ -1,15 +1,24 @@
-"""Timing of the cells: forward, forward+backward, after warm-up.
+"""Timing of the cells: forward, forward+backward and a full training step.
 
-Used by ``benchmarks/bench_cells.py`` (and by ``python -m minirnn bench``).
-Each figure is the median of ``repeats`` runs, so a stray pause of the machine
-does not move it.
+A training step is what ``python -m minirnn train`` does per batch: the cell,
+a dense head on the last hidden state, softmax cross-entropy, backward, and an
+Adam update. Every figure is the median of ``repeats`` runs after a warm-up, so
+a stray pause of the machine does not move it; the first call (compilation, or
+loading it from Numba's cache) is reported separately.
+
+Beside each figure stands the floor for this machine: the step's floating-point
+operations in matrix products divided by the matrix-multiply rate measured in
+the same run. Elementwise work is left out of the count, so the floor is a
+lower bound no implementation can beat.
 """
 import time
 
 import numpy as np
 
-from .cells import get_cell
+from .cells import CELLS, get_cell
 from .gradcheck import split_options
+
+GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 
 
 def _median_ms(fn, repeats):
@@ -21,17 +30,40 @@ def _median_ms(fn, repeats):
     return 1e3 * float(np.median(times))
 
 
+def matmul_gflops(dtype=np.float32, n=512, repeats=10):
+    """The machine's matrix-multiply rate: an (n, n) @ (n, n) product, in GFLOP/s."""
+    rng = np.random.default_rng(0)
+    a, b = (rng.standard_normal((n, n)).astype(dtype) for _ in range(2))
+    a @ b
+    return 2 * n ** 3 / (_median_ms(lambda: a @ b, repeats) / 1e3) / 1e9
+
+
+def step_flops(cell, batch, time_steps, input_size, hidden, n_classes=10):
+    """Floating-point operations in the matrix products of one training step.
+
+    Forward: x W and h U over all steps, the head; backward: three products for
+    each (the input gradient and the weight gradient of each product)."""
+    g = GATES.get(cell, 4) * hidden
+    forward = 2 * batch * time_steps * (input_size * g + hidden * g) + 2 * batch * hidden * n_classes
+    return 3 * forward
+
+
 def time_cell(name, *, batch=64, time_steps=28, input_size=28, hidden=100,
-              dtype=np.float32, repeats=20, options=None):
-    """One record: the sizes, ``first_call_ms`` (compilation or loading it from
-    Numba's cache, plus one run), ``forward_ms``, ``forward_backward_ms`` and
-    ``sequences_per_s`` of a forward+backward."""
+              dtype=np.float32, repeats=20, options=None, train_step=True):
+    """One record: sizes, ``first_call_ms``, ``forward_ms``, ``forward_backward_ms``,
+    ``train_step_ms`` (unless ``train_step=False``) and ``sequences_per_s`` of a
+    training step (or of forward+backward)."""
+    from .functional import softmax_cross_entropy_backward, softmax_cross_entropy_forward
+    from .nn import SequenceClassifier
+    from .optim import Adam
     cell = get_cell(name)
-    init_opts, fwd_opts = split_options(cell, dict(options or {}))
+    options = dict(options or {})
+    init_opts, fwd_opts = split_options(cell, options)
     rng = np.random.default_rng(0)
     params = cell.init(input_size, hidden, rng=rng, dtype=dtype, **init_opts)
     x = rng.standard_normal((batch, time_steps, input_size)).astype(dtype)
     dhs = rng.standard_normal((batch, time_steps, hidden)).astype(dtype)
+    labels = rng.integers(0, 10, batch)
 
     def fwd():
         return cell.forward(params, x, **fwd_opts)
@@ -43,10 +75,52 @@ def time_cell(name, *, batch=64, time_steps=28, input_size=28, hidden=100,
     t0 = time.perf_counter()
     fwd_bwd()
     first = 1e3 * (time.perf_counter() - t0)
-    fwd_bwd()                                        # warm caches and BLAS buffers
-    forward_ms = _median_ms(fwd, repeats)
-    fb_ms = _median_ms(fwd_bwd, repeats)
-    return {"cell": name, "options": dict(options or {}), "batch": batch, "time": time_steps,
-            "input": input_size, "hidden": hidden, "dtype": np.dtype(dtype).name,
-            "first_call_ms": first, "forward_ms": forward_ms, "forward_backward_ms": fb_ms,
-            "sequences_per_s": batch / (fb_ms / 1e3)}
+    fwd_bwd()
+    record = {"cell": name, "options": options, "batch": batch, "time": time_steps,
+              "input": input_size, "hidden": hidden, "dtype": np.dtype(dtype).name,
+              "first_call_ms": first, "forward_ms": _median_ms(fwd, repeats),
+              "forward_backward_ms": _median_ms(fwd_bwd, repeats)}
+    if train_step:
+        model = SequenceClassifier(name, input_size, hidden, 10, rng=rng, dtype=dtype, **options)
+        adam = Adam(model.params, lr=1e-3)
+
+        def step():
+            loss, _ = model.loss_and_backward(x, labels)
+            adam.step(model.grads)
+
+        step()
+        record["train_step_ms"] = _median_ms(step, repeats)
+    per_step = record.get("train_step_ms", record["forward_backward_ms"])
+    record["sequences_per_s"] = batch / (per_step / 1e3)
+    return record
+
+
+def run(cells=None, *, batch=64, time_steps=28, input_size=28, hidden=100, dtype=np.float32,
+        repeats=20):
+    """Time every cell (each option combination of ``GRADCHECK_CASES``) and attach the
+    floor. Returns a list of records."""
+    rate = matmul_gflops(dtype)
+    records = []
+    for name in cells or CELLS:
+        for options in get_cell(name).GRADCHECK_CASES:
+            r = time_cell(name, batch=batch, time_steps=time_steps, input_size=input_size,
+                          hidden=hidden, dtype=dtype, repeats=repeats, options=options)
+            flops = step_flops(name, batch, time_steps, input_size, hidden)
+            r.update(matmul_gflops=rate, step_gflop=flops / 1e9,
+                     floor_ms=flops / (rate * 1e9) * 1e3)
+            records.append(r)
+    return records
+
+
+def format_table(records):
+    lines = [f"{'cell':24} {'first call s':>12} {'forward ms':>10} {'fwd+bwd ms':>10} "
+             f"{'train step ms':>13} {'floor ms':>8} {'seq/s':>7}"]
+    for r in records:
+        label = r["cell"] + "".join(f" {k}={v}" for k, v in r["options"].items())
+        lines.append(f"{label:24} {r['first_call_ms'] / 1e3:12.1f} {r['forward_ms']:10.2f} "
+                     f"{r['forward_backward_ms']:10.2f} {r['train_step_ms']:13.2f} "
+                     f"{r['floor_ms']:8.2f} {r['sequences_per_s']:7.0f}")
+    if records:
+        lines.append(f"matrix-multiply rate {records[0]['matmul_gflops']:.1f} GFLOP/s; floor = "
+                     f"FLOPs of the step's products / that rate")
+    return "\n".join(lines)

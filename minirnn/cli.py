@@ -88,6 +88,25 @@ def cmd_plot(args):
     return 0
 
 
+def cmd_bench(args):
+    from .bench import format_table, run
+    from .threads import blas_threads
+    import numpy as np
+    sizes = dict(batch=args.batch, time_steps=args.time, input_size=args.input, hidden=args.hidden)
+    if args.pixel_mnist:
+        sizes.update(time_steps=784, input_size=1)
+    with blas_threads(args.blas_threads):
+        records = run(args.cells, dtype=np.dtype(args.dtype).type, repeats=args.repeats, **sizes)
+    if args.json:
+        print(json.dumps(records, indent=1))
+    else:
+        r = records[0]
+        print(f"batch {r['batch']}, time {r['time']}, input {r['input']}, hidden {r['hidden']}, "
+              f"{r['dtype']}, BLAS threads {args.blas_threads}, median of {args.repeats}")
+        print(format_table(records))
+    return 0
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="python -m minirnn",
@@ -134,6 +153,21 @@ def build_parser():
     p.add_argument("-o", "--output", default="curves.png")
     p.add_argument("--title", default=None)
     p.set_defaults(func=cmd_plot)
+
+    p = sub.add_parser("bench", help="time every cell: forward, backward, training step",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--cells", nargs="+", choices=sorted(CELLS), default=None,
+                   help="cells to time (default: all)")
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--time", type=int, default=28)
+    p.add_argument("--input", type=int, default=28)
+    p.add_argument("--hidden", type=int, default=100)
+    p.add_argument("--pixel-mnist", action="store_true", help="time 784, input 1")
+    p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    p.add_argument("--repeats", type=int, default=20)
+    p.add_argument("--blas-threads", type=int, default=1)
+    p.add_argument("--json", action="store_true", help="print a list of JSON records")
+    p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("gradcheck", help="finite-difference check of every cell and op")
     p.set_defaults(func=cmd_gradcheck)

@@ -54,54 +54,54 @@ def init(input_size, hidden_size, *, rng, dtype=np.float32, forget_bias=1.0):
 
 
 @njit(cache=True, error_model="numpy")
-def step_forward(xw_t, h_prev, c_prev, U):
+def step_forward(xw_t, h_prev, c_prev, U, h, c, ifog, tanh_c):
     """One timestep. xw_t: (B, 4H) = x_t W + b; h_prev, c_prev: (B, H); U: (H, 4H).
 
-    Returns h: (B, H), c: (B, H), ifog: (B, 4H) activated gates, tanh_c: (B, H).
+    Writes the step's results into the buffers passed in (slices of the loop's
+    (T, ...) arrays, so nothing is allocated or copied per step):
+    h, c, tanh_c: (B, H) = h_t, c_t, tanh(c_t); ifog: (B, 4H) activated gates.
     """
     B, H = h_prev.shape
-    a = xw_t + h_prev @ U
-    ifog = np.empty_like(a)
-    c, tanh_c, h = np.empty_like(c_prev), np.empty_like(c_prev), np.empty_like(c_prev)
+    np.dot(h_prev, U, ifog)             # h_{t-1} U, written where the gates go
     # Loops over contiguous runs of units, so the compiler can use SIMD: first the
-    # gates (sigmoid for i, f, o; tanh for g), then the cell and the output.
+    # gates a = x_t W + b + h_{t-1} U through sigmoid (i, f, o) or tanh (g), then
+    # the cell and the output.
     for n in range(B):
         for j in range(3 * H):
-            ifog[n, j] = sigmoid(a[n, j])
+            ifog[n, j] = sigmoid(xw_t[n, j] + ifog[n, j])
         for j in range(3 * H, 4 * H):
-            ifog[n, j] = tanh(a[n, j])
+            ifog[n, j] = tanh(xw_t[n, j] + ifog[n, j])
         for j in range(H):
             i, f, o, g = ifog[n, j], ifog[n, H + j], ifog[n, 2 * H + j], ifog[n, 3 * H + j]
             c[n, j] = f * c_prev[n, j] + i * g
             tanh_c[n, j] = tanh(c[n, j])
             h[n, j] = o * tanh_c[n, j]
-    return h, c, ifog, tanh_c
 
 
 @njit(cache=True, error_model="numpy")
-def step_backward(dh, dc_next, c_prev, ifog, tanh_c, UT):
+def step_backward(dh_out, dh, dc, c_prev, ifog, tanh_c, UT, da):
     """One timestep backwards.
 
-    dh: (B, H) total dL/dh_t (from the output at t and from step t+1);
-    dc_next: (B, H) dL/dc_t arriving from step t+1; UT: (4H, H) = U transposed.
-    Returns da: (B, 4H) = dL/da_t, dh_prev = dL/dh_{t-1} through U, dc_prev = dL/dc_{t-1}.
+    dh_out: (B, H) dL/dh_t from the output at t; dh, dc: (B, H) the gradients
+    carried from step t+1, dL/dh_t through U and dL/dc_t; UT: (4H, H) = U^T.
+    Writes da: (B, 4H) = dL/da_t, and turns the carried gradients into those of
+    step t-1: dh <- dL/dh_{t-1} = da U^T, dc <- dL/dc_{t-1} = dL/dc_t * f.
     """
     B, H = dh.shape
-    da = np.empty_like(ifog)
-    dc_prev = np.empty_like(dh)
     for n in range(B):
         for j in range(H):
             i, f = ifog[n, j], ifog[n, H + j]
             o, g = ifog[n, 2 * H + j], ifog[n, 3 * H + j]
             tc = tanh_c[n, j]
+            dh_t = dh_out[n, j] + dh[n, j]
             # c_t reaches the loss through h_t = o * tanh(c_t) and through c_{t+1}
-            dc = dc_next[n, j] + dh[n, j] * o * (_ONE - tc * tc)
-            da[n, j] = dc * g * i * (_ONE - i)                  # i = sigma(a_i)
-            da[n, H + j] = dc * c_prev[n, j] * f * (_ONE - f)   # f = sigma(a_f)
-            da[n, 2 * H + j] = dh[n, j] * tc * o * (_ONE - o)   # o = sigma(a_o)
-            da[n, 3 * H + j] = dc * i * (_ONE - g * g)          # g = tanh(a_g)
-            dc_prev[n, j] = dc * f
-    return da, da @ UT, dc_prev
+            dc_t = dc[n, j] + dh_t * o * (_ONE - tc * tc)
+            da[n, j] = dc_t * g * i * (_ONE - i)                  # i = sigma(a_i)
+            da[n, H + j] = dc_t * c_prev[n, j] * f * (_ONE - f)   # f = sigma(a_f)
+            da[n, 2 * H + j] = dh_t * tc * o * (_ONE - o)         # o = sigma(a_o)
+            da[n, 3 * H + j] = dc_t * i * (_ONE - g * g)          # g = tanh(a_g)
+            dc[n, j] = dc_t * f
+    np.dot(da, UT, dh)
 
 
 @njit(cache=True)
@@ -117,22 +117,20 @@ def forward_loop(xw, h0, c0, U):
     hs[0] = h0
     cs[0] = c0
     for t in range(T):
-        hs[t + 1], cs[t + 1], ifog[t], tanh_c[t] = step_forward(xw[t], hs[t], cs[t], U)
+        step_forward(xw[t], hs[t], cs[t], U, hs[t + 1], cs[t + 1], ifog[t], tanh_c[t])
     return hs, cs, ifog, tanh_c
 
 
 @njit(cache=True)
 def backward_loop(dhs, dh_T, dc_T, cs, ifog, tanh_c, UT):
     """dhs: (T, B, H) time-major upstream gradient; dh_T, dc_T: (B, H) gradients of
-    the final state. Returns das: (T, B, 4H) and the gradients of the initial
-    state dh0, dc0: (B, H)."""
+    the final state (copied: the loop carries its own). Returns das: (T, B, 4H)
+    and the gradients of the initial state dh0, dc0: (B, H)."""
     das = np.empty(ifog.shape, dtype=dhs.dtype)
-    dh_next, dc_next = dh_T, dc_T
-    T = dhs.shape[0]
-    for t in range(T - 1, -1, -1):
-        das[t], dh_next, dc_next = step_backward(dhs[t] + dh_next, dc_next, cs[t],
-                                                 ifog[t], tanh_c[t], UT)
-    return das, dh_next, dc_next
+    dh, dc = dh_T.copy(), dc_T.copy()
+    for t in range(dhs.shape[0] - 1, -1, -1):
+        step_backward(dhs[t], dh, dc, cs[t], ifog[t], tanh_c[t], UT, das[t])
+    return das, dh, dc
 
 
 def _sizes(params):
@@ -181,8 +179,8 @@ def backward(params, dhs, cache, dstate=None):
     T, B, H = hs.shape[0] - 1, hs.shape[1], hs.shape[2]
     dhs = check_upstream(dhs, (B, T, H), x.dtype)
     dh_T, dc_T = (None, None) if dstate is None else _unpack_state(dstate, "dstate")
-    dh_T = check_state("dstate dh_T", dh_T, B, H, x.dtype).copy()
-    dc_T = check_state("dstate dc_T", dc_T, B, H, x.dtype).copy()
+    dh_T = check_state("dstate dh_T", dh_T, B, H, x.dtype)
+    dc_T = check_state("dstate dc_T", dc_T, B, H, x.dtype)
     UT = np.ascontiguousarray(params["U"].T)
     das, dh0, dc0 = backward_loop(np.ascontiguousarray(dhs.transpose(1, 0, 2)), dh_T, dc_T,
                                   cache["cs"], cache["ifog"], cache["tanh_c"], UT)
