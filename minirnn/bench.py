@@ -18,7 +18,10 @@ import numpy as np
 from .cells import CELLS, get_cell
 from .gradcheck import split_options
 
-GATES = {"rnn": 1, "lstm": 4, "gru": 3}
+GATES = {"rnn": 1, "lstm": 4, "gru": 3, "bnlstm": 4, "lnlstm": 4, "lngru": 3}
+# The option combinations worth timing separately (default: the cell's defaults).
+BENCH_CASES = {"gru": ({"reset_after": False}, {"reset_after": True}),
+               "lnlstm": ({"flavour": "paper"}, {"flavour": "tensorflow"})}
 
 
 def _median_ms(fn, repeats):
@@ -64,9 +67,10 @@ def time_cell(name, *, batch=64, time_steps=28, input_size=28, hidden=100,
     x = rng.standard_normal((batch, time_steps, input_size)).astype(dtype)
     dhs = rng.standard_normal((batch, time_steps, hidden)).astype(dtype)
     labels = rng.integers(0, 10, batch)
+    masks_rng = np.random.default_rng(1)        # for options that draw dropout masks
 
     def fwd():
-        return cell.forward(params, x, **fwd_opts)
+        return cell.forward(params, x, rng=masks_rng, **fwd_opts)
 
     def fwd_bwd():
         hs, cache = fwd()
@@ -97,12 +101,12 @@ def time_cell(name, *, batch=64, time_steps=28, input_size=28, hidden=100,
 
 def run(cells=None, *, batch=64, time_steps=28, input_size=28, hidden=100, dtype=np.float32,
         repeats=20):
-    """Time every cell (each option combination of ``GRADCHECK_CASES``) and attach the
-    floor. Returns a list of records."""
+    """Time every cell (with each option combination of ``BENCH_CASES``) and attach
+    the floor. Returns a list of records."""
     rate = matmul_gflops(dtype)
     records = []
     for name in cells or CELLS:
-        for options in get_cell(name).GRADCHECK_CASES:
+        for options in BENCH_CASES.get(name, ({},)):
             r = time_cell(name, batch=batch, time_steps=time_steps, input_size=input_size,
                           hidden=hidden, dtype=dtype, repeats=repeats, options=options)
             flops = step_flops(name, batch, time_steps, input_size, hidden)

@@ -1,6 +1,7 @@
 """Checkpoints: parameters, optimizer state, random generator state, position.
 
-One ``.npz`` file: arrays under ``params/<name>`` and ``optim/<buffer>/<name>``,
+One ``.npz`` file: arrays under ``params/<name>``, ``buffers/<name>`` and
+``optim/<buffer>/<name>``,
 everything else (optimizer scalars, generator state, epoch and step) as JSON in
 the entry ``meta``. It is written atomically: to a temporary file in the same
 folder, flushed and fsync'ed, then renamed over the old one, so a crash or a
@@ -35,10 +36,12 @@ def atomic_write(path, write):
         os.close(dir_fd)
 
 
-def save_checkpoint(path, params, optimizer_state, meta):
+def save_checkpoint(path, params, optimizer_state, meta, buffers=None):
     """params: name -> array; optimizer_state: an optimizer's ``state_dict()``;
-    meta: JSON-serialisable dict (position, generator state, ...)."""
+    meta: JSON-serialisable dict (position, generator state, ...); buffers:
+    name -> array of untrained state (population statistics)."""
     arrays = {f"params/{k}": v for k, v in params.items()}
+    arrays.update({f"buffers/{k}": v for k, v in (buffers or {}).items()})
     optim_scalars = {}
     for key, value in optimizer_state.items():
         if isinstance(value, dict):
@@ -53,13 +56,16 @@ def save_checkpoint(path, params, optimizer_state, meta):
 
 
 def load_checkpoint(path):
-    """Returns (params, optimizer_state, meta) as saved."""
+    """Returns (params, optimizer_state, meta) as saved; ``meta["buffers"]`` holds
+    the buffers (an empty dict when there are none)."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no checkpoint at {path}")
     with np.load(path, allow_pickle=False) as data:
         meta = json.loads(str(data["meta"]))
         params = {k[len("params/"):]: data[k] for k in data.files if k.startswith("params/")}
+        meta["buffers"] = {k[len("buffers/"):]: data[k] for k in data.files
+                           if k.startswith("buffers/")}
         state = dict(meta.pop("optimizer"))
         for buf in meta.pop("optimizer_buffers"):
             prefix = f"optim/{buf}/"

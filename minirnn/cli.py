@@ -43,7 +43,8 @@ def cmd_train(args):
                 layers=args.layers, dropout=args.dropout, batch_size=args.batch_size,
                 optimizer=args.optimizer, lr=args.lr, clip=args.clip,
                 epochs=args.epochs or 1, seed=args.seed, limit=args.limit,
-                log_every=args.log_every, blas_threads=args.blas_threads)
+                log_every=args.log_every, blas_threads=args.blas_threads,
+                max_steps=args.max_steps, eval_every=args.eval_every, eval_limit=args.eval_limit)
         except ValueError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
@@ -135,6 +136,11 @@ def build_parser():
     p.add_argument("--limit", type=int, default=None, metavar="N",
                    help="use the first N examples of each split (quick runs)")
     p.add_argument("--log-every", type=int, default=20, help="steps between metrics records")
+    p.add_argument("--max-steps", type=int, default=None, help="stop after N steps in all")
+    p.add_argument("--eval-every", type=int, default=None, metavar="N",
+                   help="also evaluate on validation data every N steps")
+    p.add_argument("--eval-limit", type=int, default=None, metavar="N",
+                   help="... using its first N examples")
     p.add_argument("--out", default=None, help="run folder (default runs/<time>-<task>-<cell>)")
     p.add_argument("--resume", default=None, metavar="DIR", help="continue the run in DIR")
     p.add_argument("--data", default=None, metavar="DIR", help="folder with the MNIST files")

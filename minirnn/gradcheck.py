@@ -61,7 +61,8 @@ def check_function(forward, backward, inputs, *, seed=0, h=STEP):
     """
     inputs = {k: np.array(v, dtype=np.float64) for k, v in inputs.items()}
     out, cache = forward(**inputs)
-    R = np.random.default_rng(seed).standard_normal(np.shape(out))
+    # A stream of its own: inputs drawn from default_rng(seed) must not equal R.
+    R = np.random.default_rng([seed, 0x5EED]).standard_normal(np.shape(out))
     analytic = backward(R, cache)
     if len(inputs) == 1:
         analytic = (analytic,)
@@ -94,10 +95,14 @@ def check_cell(cell, *, batch=2, time=3, input_size=3, hidden_size=4, seed=0,
 
     Parameters come from ``cell.init`` in float64 with every entry then moved by
     a random amount (so biases are non-zero); ``x`` and the state are random.
+    ``options`` may hold ``training=False`` to check evaluation mode; a cell that
+    needs more for it (population statistics) provides them through its
+    ``evaluation_options(hidden_size, time, rng)``.
     Returns ``{tensor name: relative error}`` with keys ``x``, the parameter
     names, and ``h0`` (and ``c0``) when ``with_state``.
     """
     options = dict(options or {})
+    training = options.pop("training", True)
     init_opts, fwd_opts = split_options(cell, options)
     rng = np.random.default_rng(seed)
     params = cell.init(input_size, hidden_size, rng=rng, dtype=np.float64, **init_opts)
@@ -106,12 +111,15 @@ def check_cell(cell, *, batch=2, time=3, input_size=3, hidden_size=4, seed=0,
     x = rng.standard_normal((batch, time, input_size))
     state = make_state(cell, batch, hidden_size, rng) if with_state else None
     mask_seed = int(rng.integers(2**31))
+    if not training and hasattr(cell, "evaluation_options"):
+        # e.g. batch norm's population statistics, random so that they matter
+        fwd_opts.update(cell.evaluation_options(hidden_size, time, rng))
 
     def run():
         # A fresh generator with a fixed seed: anything random (dropout masks)
         # is the same in every evaluation.
-        return cell.forward(params, x, state, rng=np.random.default_rng(mask_seed),
-                            **fwd_opts)
+        return cell.forward(params, x, state, training=training,
+                            rng=np.random.default_rng(mask_seed), **fwd_opts)
 
     hs, cache = run()
     R = rng.standard_normal(hs.shape)
@@ -147,6 +155,24 @@ def functional_cases():
          F.softmax_cross_entropy_backward, {"logits": 3 * rng.standard_normal((4, 5))}),
         ("mse", lambda pred: F.mse_forward(pred, np.linspace(-1, 1, 12).reshape(3, 4)),
          F.mse_backward, {"pred": rng.standard_normal((3, 4))}),
+        ("batchnorm (N,F)", F.batchnorm_forward, F.batchnorm_backward,
+         {"x": rng.standard_normal((5, 3)), "gamma": rng.uniform(0.5, 1.5, 3),
+          "beta": rng.standard_normal(3)}),
+        ("batchnorm (B,T,F)", F.batchnorm_forward, F.batchnorm_backward,
+         {"x": rng.standard_normal((3, 2, 4)), "gamma": rng.uniform(0.5, 1.5, 4),
+          "beta": rng.standard_normal(4)}),
+        ("batchnorm (N,C,H,W)", F.batchnorm_forward, F.batchnorm_backward,
+         {"x": rng.standard_normal((2, 3, 2, 2)), "gamma": rng.uniform(0.5, 1.5, 3),
+          "beta": rng.standard_normal(3)}),
+        ("batchnorm eval",
+         lambda x, gamma, beta: F.batchnorm_forward(
+             x, gamma, beta, training=False, running_mean=np.linspace(-0.5, 0.5, 3),
+             running_var=np.linspace(0.5, 2.0, 3)),
+         F.batchnorm_backward, {"x": rng.standard_normal((4, 3)),
+                                "gamma": rng.uniform(0.5, 1.5, 3), "beta": rng.standard_normal(3)}),
+        ("layernorm", F.layernorm_forward, F.layernorm_backward,
+         {"x": rng.standard_normal((2, 3, 5)), "gain": rng.uniform(0.5, 1.5, 5),
+          "shift": rng.standard_normal(5)}),
     ]
 
 
@@ -157,7 +183,8 @@ def run_all(print_fn=print):
     rows = []
     for name, cell in CELLS.items():
         for options in cell.GRADCHECK_CASES:
-            errors = check_cell(cell, options=options)
+            # a cell may need larger sizes (batch norm over a batch of 2 is degenerate)
+            errors = check_cell(cell, options=options, **getattr(cell, "GRADCHECK_SIZES", {}))
             opts = ",".join(f"{k}={v}" for k, v in options.items()) or "-"
             rows += [(name, opts, tensor, err) for tensor, err in errors.items()]
     for name, fwd, bwd, inputs in functional_cases():

@@ -56,6 +56,9 @@ class TrainConfig:
     limit: int = None
     log_every: int = 20
     blas_threads: int = 1
+    max_steps: int = None       # stop after this many steps in all (then evaluate and test)
+    eval_every: int = None      # also evaluate on validation data every N steps
+    eval_limit: int = None      # ... on its first N examples (the end of an epoch uses all)
 
     def __post_init__(self):
         if self.task not in TASKS:
@@ -67,6 +70,9 @@ class TrainConfig:
             raise ValueError(f"lr: expected a positive learning rate, got {self.lr}")
         if self.clip is not None and self.clip <= 0:
             raise ValueError(f"clip: expected a positive gradient norm, got {self.clip}")
+        for name in ("max_steps", "eval_every", "eval_limit"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(f"{name}: expected a positive integer, got {getattr(self, name)}")
         if self.limit is not None and self.limit < 1:
             raise ValueError(f"limit: expected a positive number of examples, got {self.limit}")
 
@@ -189,6 +195,7 @@ def _train(config, out, resume, progress, stop_after_steps, data_root, print_fn)
         params, opt_state, meta = load_checkpoint(out / CHECKPOINT)
         for key, value in params.items():
             model.params[key][...] = value
+        model.load_buffers(meta["buffers"])
         optimizer.load_state_dict(opt_state)
         rng.bit_generator.state = meta["rng"]
         epoch, batch_index, step, seconds = (meta["epoch"], meta["batch_index"],
@@ -203,21 +210,24 @@ def _train(config, out, resume, progress, stop_after_steps, data_root, print_fn)
         save_checkpoint(out / CHECKPOINT, model.params, optimizer.state_dict(),
                         {"epoch": epoch, "batch_index": batch_index, "step": step,
                          "seconds": seconds, "rng": rng.bit_generator.state,
-                         "window": window})
+                         "window": window}, buffers=model.buffers())
 
     x_train, y_train = task.train
     n = len(x_train)
     steps_per_epoch = math.ceil(n / config.batch_size)
     steps_this_call, epoch_times = 0, []
+    def out_of_steps():
+        return config.max_steps is not None and step >= config.max_steps
+
     model.train()
     with _StopRequest() as stop:
-        while epoch < config.epochs:
+        while epoch < config.epochs and not out_of_steps():
             order = np.random.default_rng([config.seed, epoch]).permutation(n)
             bar = tqdm(total=steps_per_epoch, initial=batch_index, disable=not progress,
                        desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", leave=True)
             t_epoch = time.perf_counter()
             examples_timed = 0
-            while batch_index < steps_per_epoch:
+            while batch_index < steps_per_epoch and not out_of_steps():
                 if stop.requested or (stop_after_steps is not None
                                       and steps_this_call >= stop_after_steps):
                     bar.close()
@@ -267,11 +277,21 @@ def _train(config, out, resume, progress, stop_after_steps, data_root, print_fn)
                                     **({"acc": f"{acc:.3f}"} if acc is not None else {}),
                                     ex_per_s=f"{examples_timed / max(elapsed, 1e-9):.0f}")
                     window = {"loss": 0.0, "correct": 0, "count": 0, "steps": 0, "metrics": {}}
+                if config.eval_every and step % config.eval_every == 0 \
+                        and batch_index < steps_per_epoch:
+                    n_val = config.eval_limit or len(task.val[0])
+                    val_loss, val_acc = evaluate(model, (task.val[0][:n_val], task.val[1][:n_val]),
+                                                 task.kind)
+                    log.write(split="val", step=step, epoch=epoch + batch_index / steps_per_epoch,
+                              loss=val_loss, accuracy=val_acc, lr=optimizer.lr,
+                              seconds=round(seconds, 3), examples=n_val)
                 bar.update(1)
             bar.close()
             epoch_times.append(time.perf_counter() - t_epoch)
-            epoch += 1
-            batch_index = 0
+            finished_early = batch_index < steps_per_epoch      # max_steps reached
+            if not finished_early:
+                epoch += 1
+                batch_index = 0
             val_loss, val_acc = evaluate(model, task.val, task.kind)
             log.write(split="val", step=step, epoch=epoch, loss=val_loss, accuracy=val_acc,
                       lr=optimizer.lr, seconds=round(seconds, 3))
@@ -279,6 +299,8 @@ def _train(config, out, resume, progress, stop_after_steps, data_root, print_fn)
             print_fn(f"epoch {epoch}: validation loss {val_loss:.4f}"
                      + (f", validation accuracy {val_acc:.4f}" if val_acc is not None else "")
                      + f" ({epoch_times[-1]:.1f} s)")
+            if finished_early:
+                break
 
     test_loss, test_acc = evaluate(model, task.test, task.kind)
     log.write(split="test", step=step, epoch=epoch, loss=test_loss, accuracy=test_acc,
@@ -305,7 +327,8 @@ def load_trained_model(run_dir, data_root=None):
     config = TrainConfig.from_dict(json.loads(config_path.read_text()))
     task = load_task(config.task, seed=config.seed, limit=config.limit, data_root=data_root)
     model = build_model(config, task, np.random.default_rng(config.seed))
-    params, _, _ = load_checkpoint(run_dir / CHECKPOINT)
+    params, _, meta = load_checkpoint(run_dir / CHECKPOINT)
     for key, value in params.items():
         model.params[key][...] = value
+    model.load_buffers(meta["buffers"])
     return config, task, model

@@ -6,9 +6,10 @@
 
 ``CELLS`` maps the names used on the command line to the modules.
 """
-from . import gru, lstm, rnn
+from . import bnlstm, gru, lngru, lnlstm, lstm, rnn
 
-CELLS = {"rnn": rnn, "lstm": lstm, "gru": gru}
+CELLS = {"rnn": rnn, "lstm": lstm, "gru": gru, "bnlstm": bnlstm, "lnlstm": lnlstm,
+         "lngru": lngru}
 
 
 def get_cell(name):

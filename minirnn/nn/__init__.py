@@ -4,3 +4,12 @@ from .models import SequenceClassifier, SequenceRegressor
 
 __all__ = ["Layer", "Dense", "TimeDistributedDense", "Dropout", "Recurrent", "Sequential",
            "SequenceClassifier", "SequenceRegressor"]
+
+from .cnn import CNNClassifier
+from .conv import Conv2D, Flatten, MaxPool2D, ReLU
+
+__all__ += ["Conv2D", "MaxPool2D", "Flatten", "ReLU", "CNNClassifier"]
+
+from .normalization import BatchNorm, LayerNorm
+
+__all__ += ["BatchNorm", "LayerNorm"]

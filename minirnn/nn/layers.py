@@ -30,6 +30,16 @@ class Layer:
         self.training = False
         return self
 
+    def buffers(self):
+        """State that is not trained but belongs in a checkpoint (batch-norm
+        population statistics): name -> array."""
+        return {}
+
+    def load_buffers(self, buffers):
+        """Restore what ``buffers()`` returned."""
+        if buffers:
+            raise KeyError(f"{type(self).__name__} has no buffers, got {sorted(buffers)}")
+
     def penalty(self):
         """Extra loss terms the layer added in its last forward (0.0 for most
         layers; a variable-computation cell's computation penalty). Backward
@@ -108,10 +118,13 @@ class Recurrent(Layer):
     x: (B, T, input) -> hs: (B, T, hidden) with ``return_sequences``, else the last
     hidden state h_T: (B, hidden). Each forward starts from a zero state.
     ``cell_options`` go to the cell's ``init`` and/or ``forward`` as it declares.
+    A cell with population statistics (BN-LSTM) gets them from the layer in
+    evaluation mode; after each training forward the layer moves them towards the
+    batch's, by ``stats_momentum`` (the weight of the new batch).
     """
 
     def __init__(self, cell, input_size, hidden_size, return_sequences=True, *, rng,
-                 dtype=np.float32, **cell_options):
+                 dtype=np.float32, stats_momentum=0.1, **cell_options):
         super().__init__()
         self.cell_name = cell
         self.cell = get_cell(cell)
@@ -121,12 +134,32 @@ class Recurrent(Layer):
         self.params = self.cell.init(input_size, hidden_size, rng=rng, dtype=dtype,
                                      **self.init_options)
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
+        # Cells with batch norm keep population statistics for evaluation; the
+        # layer holds them and moves them after every training forward.
+        self.stats = (self.cell.init_statistics(hidden_size, 1, dtype)
+                      if hasattr(self.cell, "init_statistics") else None)
+        self.stats_momentum = stats_momentum
 
     def forward(self, x):
+        extra = {} if self.stats is None or self.training else {"stats": self.stats}
         hs, self.cache = self.cell.forward(self.params, x, training=self.training,
-                                           rng=self.rng, **self.forward_options)
+                                           rng=self.rng, **self.forward_options, **extra)
+        if self.stats is not None and self.training:
+            self.stats = self.cell.update_statistics(self.stats, self.cache,
+                                                     momentum=self.stats_momentum)
         self._T = hs.shape[1]
         return hs if self.return_sequences else hs[:, -1]
+
+    def buffers(self):
+        return dict(self.stats) if self.stats is not None else {}
+
+    def load_buffers(self, buffers):
+        if self.stats is None:
+            return super().load_buffers(buffers)
+        if set(buffers) != set(self.stats):
+            raise KeyError(f"{self.cell_name} statistics: expected {sorted(self.stats)}, "
+                           f"got {sorted(buffers)}")
+        self.stats = {k: np.array(v, dtype=self.stats[k].dtype) for k, v in buffers.items()}
 
     def penalty(self):
         return float(self.cache.get("penalty", 0.0)) if self.cache else 0.0
@@ -181,6 +214,16 @@ class Sequential(Layer):
 
     def penalty(self):
         return sum(layer.penalty() for layer in self.layers)
+
+    def buffers(self):
+        return {f"{i}.{k}": v for i, layer in enumerate(self.layers)
+                for k, v in layer.buffers().items()}
+
+    def load_buffers(self, buffers):
+        for i, layer in enumerate(self.layers):
+            prefix = f"{i}."
+            layer.load_buffers({k[len(prefix):]: v for k, v in buffers.items()
+                                if k.startswith(prefix)})
 
     def metrics(self):
         """The layers' metrics, keyed "<index>.<name>"."""

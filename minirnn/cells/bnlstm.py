@@ -1,0 +1,373 @@
+"""LSTM with recurrent batch normalization (Cooijmans et al. 2016).
+
+Equations, for one timestep (``tutorials/09_recurrent_batch_norm.md`` derives them)::
+
+    a_t = BN(h_{t-1} U; gamma_h) + BN(x_t W; gamma_x) + b       (B, 4H)
+    i = sigma(a_i)   f = sigma(a_f)   o = sigma(a_o)   g = tanh(a_g)
+    c_t = f * c_{t-1} + i * g
+    h_t = o * tanh(BN(c_t; gamma_c, beta_c))
+
+``BN(z; gamma, beta) = gamma * (z - mean) / sqrt(var + eps) + beta`` with the
+mean and the biased variance over the batch, per feature. The two projections are
+normalized separately and have no shift of their own (``b`` serves); the carried
+``c_t`` is not normalized, only the copy inside the tanh.
+
+Statistics are kept **per timestep** (the distribution of ``h_{t-1} U`` at t = 1
+differs from the one at t = 20), while gamma and beta are shared over time:
+
+* training (``training=True``): each timestep uses its own batch statistics, and
+  the cache holds them (``cache["batch_stats"]``, arrays of shape (T, size));
+* evaluation (``training=False``): each timestep uses population statistics
+  ``stats`` of shape (T_max, size), and every ``t >= T_max`` (0-based) uses those
+  of the last one. ``init_statistics`` makes them, ``update_statistics`` returns
+  them moved towards a training batch's; nothing is kept in module globals.
+
+Option ``carry_normalized_c=True`` is source 000's variant: the normalized cell
+``BN(c_t)`` is what is carried to the next step (``c_t = BN(f*c_{t-1} + i*g)``),
+not only what enters the tanh. The tutorial shows the difference.
+
+Parameters::
+
+    W: (input, 4H)  U: (H, 4H)  b: (4H,)  gamma_x, gamma_h: (4H,)  gamma_c, beta_c: (H,)
+
+``gamma`` starts at 0.1 for all three (the paper: with gamma 1 the normalized
+pre-activations saturate the sigmoids and tanh and the gradient vanishes), beta
+at 0, ``b`` at 0 except ``forget_bias`` (default 1) in its f block.
+
+Code names: ``bx`` = BN(x_t W) for every t, computed before the loop (it does not
+depend on h); ``xhat_*``/``inv_std_*`` are BN's normalized values and
+``1/sqrt(var + eps)`` that backward needs; ``cbn`` = BN(c_t); ``tanh_c`` =
+tanh(cbn); ``ifog`` the activated gates.
+"""
+import numpy as np
+from numba import njit
+
+from ..functional.activations import sigmoid, tanh
+from ..functional.batchnorm import (bn_backward_2d, bn_eval_backward_2d, bn_eval_forward_2d,
+                                    bn_train_2d,
+                                    update_running_stats)
+from ..initializers import gate_blocks, glorot_uniform, orthogonal
+from ._checks import (check_matrix, check_options, check_params, check_sequence,
+                      check_state, check_upstream)
+from ._projection import batch_major
+
+INIT_OPTIONS = ("forget_bias", "gamma_init")
+FORWARD_OPTIONS = ("stats", "eps", "carry_normalized_c")
+GRADCHECK_CASES = ({}, {"carry_normalized_c": True}, {"training": False},
+                   {"training": False, "carry_normalized_c": True})
+# With a batch of 2, each normalized value is +-1 whatever the input, and the
+# gradients through the statistics nearly vanish: check with a larger batch.
+GRADCHECK_SIZES = {"batch": 5}
+STATE_SIZE = 2
+_ONE = np.float32(1.0)
+STAT_KEYS = ("mean_x", "var_x", "mean_h", "var_h", "mean_c", "var_c")
+
+
+def param_shapes(input_size, hidden_size):
+    H, H4 = hidden_size, 4 * hidden_size
+    return {"W": (input_size, H4), "U": (H, H4), "b": (H4,), "gamma_x": (H4,),
+            "gamma_h": (H4,), "gamma_c": (H,), "beta_c": (H,)}
+
+
+def init(input_size, hidden_size, *, rng, dtype=np.float32, forget_bias=1.0, gamma_init=0.1):
+    """Glorot-uniform W, orthogonal U, gamma = ``gamma_init`` (0.1), beta = 0,
+    b = 0 except ``forget_bias`` in the f block."""
+    H = hidden_size
+    params = {"W": gate_blocks(lambda: glorot_uniform(rng, input_size, H, dtype), 4),
+              "U": gate_blocks(lambda: orthogonal(rng, H, dtype), 4),
+              "b": np.zeros(4 * H, dtype=dtype)}
+    params["b"][H:2 * H] = forget_bias
+    for key in ("gamma_x", "gamma_h", "gamma_c"):
+        params[key] = np.full(4 * H if key != "gamma_c" else H, gamma_init, dtype=dtype)
+    params["beta_c"] = np.zeros(H, dtype=dtype)
+    return params
+
+
+def init_statistics(hidden_size, max_time, dtype=np.float32):
+    """Population statistics for ``max_time`` timesteps: means 0, variances 1."""
+    H4, H = 4 * hidden_size, hidden_size
+    size = {"x": H4, "h": H4, "c": H}
+    stats = {}
+    for part, n in size.items():
+        stats[f"mean_{part}"] = np.zeros((max_time, n), dtype=dtype)
+        stats[f"var_{part}"] = np.ones((max_time, n), dtype=dtype)
+    return stats
+
+
+def evaluation_options(hidden_size, time, rng):
+    """Forward options for a gradient check in evaluation mode: random population
+    statistics one step shorter than the sequence, so the rule "t >= T_max uses
+    the last statistics" is exercised too."""
+    stats = init_statistics(hidden_size, max(1, time - 1), np.float64)
+    for key in STAT_KEYS:
+        stats[key] = (rng.uniform(0.5, 2.0, stats[key].shape) if key.startswith("var")
+                      else 0.3 * rng.standard_normal(stats[key].shape))
+    return {"stats": stats}
+
+
+def update_statistics(stats, cache, momentum=0.1):
+    """New population statistics: ``stats`` moved towards the per-timestep batch
+    statistics of a training forward (``cache["batch_stats"]``), by the moving
+    average of ``functional.batchnorm`` (PyTorch's convention: ``momentum`` is the
+    weight of the new value). A batch longer than ``stats`` extends them."""
+    batch = cache["batch_stats"]
+    T = batch["mean_x"].shape[0]
+    T_max = stats["mean_x"].shape[0]
+    new = {}
+    for key in STAT_KEYS:
+        old = stats[key]
+        if T > T_max:   # the new timesteps start from their last known statistics
+            old = np.concatenate([old, np.repeat(old[-1:], T - T_max, axis=0)])
+        new[key] = old.copy()
+    for part in ("x", "h", "c"):
+        m, v = update_running_stats(new[f"mean_{part}"][:T], new[f"var_{part}"][:T],
+                                    batch[f"mean_{part}"], batch[f"var_{part}"],
+                                    momentum=momentum, count=cache["batch_size"],
+                                    convention="pytorch")
+        new[f"mean_{part}"][:T], new[f"var_{part}"][:T] = m, v
+    return new
+
+
+@njit(cache=True, error_model="numpy")
+def step_forward(bx_t, h_prev, c_prev, U, b, gamma_h, gamma_c, beta_c, eps, training,
+                 mean_h, var_h, mean_c, var_c, carry_normalized_c):
+    """One timestep. bx_t: (B, 4H) = BN(x_t W); h_prev, c_prev: (B, H).
+
+    In training the statistics come from the batch; in evaluation from
+    ``mean_h, var_h`` (4H,) and ``mean_c, var_c`` (H,).
+    Returns h, c: (B, H); ifog: (B, 4H); tanh_c: (B, H); and what backward and the
+    population statistics need: xhat_h (B, 4H), inv_std_h (4H,), mean/var of
+    h U; xhat_c (B, H), inv_std_c (H,), mean/var of c_t.
+    """
+    B, H = h_prev.shape
+    zero_shift = np.zeros(4 * H, dtype=h_prev.dtype)
+    hu = h_prev @ U
+    if training:
+        bh, xhat_h, inv_std_h, m_h, v_h = bn_train_2d(hu, gamma_h, zero_shift, eps)
+    else:
+        bh, xhat_h, inv_std_h = bn_eval_forward_2d(hu, gamma_h, zero_shift, mean_h, var_h, eps)
+        m_h, v_h = mean_h, var_h
+    ifog = np.empty_like(hu)
+    c_pre = np.empty_like(h_prev)
+    for n in range(B):
+        for j in range(3 * H):
+            ifog[n, j] = sigmoid(bh[n, j] + bx_t[n, j] + b[j])
+        for j in range(3 * H, 4 * H):
+            ifog[n, j] = tanh(bh[n, j] + bx_t[n, j] + b[j])
+        for j in range(H):
+            c_pre[n, j] = ifog[n, H + j] * c_prev[n, j] + ifog[n, j] * ifog[n, 3 * H + j]
+    if training:
+        cbn, xhat_c, inv_std_c, m_c, v_c = bn_train_2d(c_pre, gamma_c, beta_c, eps)
+    else:
+        cbn, xhat_c, inv_std_c = bn_eval_forward_2d(c_pre, gamma_c, beta_c, mean_c, var_c, eps)
+        m_c, v_c = mean_c, var_c
+    tanh_c = np.empty_like(cbn)
+    h = np.empty_like(cbn)
+    for n in range(B):
+        for j in range(H):
+            tanh_c[n, j] = tanh(cbn[n, j])
+            h[n, j] = ifog[n, 2 * H + j] * tanh_c[n, j]
+    c = cbn if carry_normalized_c else c_pre
+    return h, c, ifog, tanh_c, xhat_h, inv_std_h, m_h, v_h, xhat_c, inv_std_c, m_c, v_c
+
+
+@njit(cache=True, error_model="numpy")
+def step_backward(dh, dc_next, c_prev, ifog, tanh_c, xhat_h, inv_std_h, xhat_c, inv_std_c,
+                  gamma_h, gamma_c, UT, training, carry_normalized_c):
+    """One timestep backwards. dh: (B, H) total dL/dh_t; dc_next: (B, H) dL/d(carried
+    c_t) from step t+1. Returns da: (B, 4H) = dL/da_t, dhu: (B, 4H) = dL/d(h_{t-1} U),
+    dh_prev, dc_prev: (B, H), and the gradients of gamma_h, gamma_c, beta_c."""
+    B, H = dh.shape
+    dcbn = np.empty_like(dh)
+    for n in range(B):
+        for j in range(H):
+            tc = tanh_c[n, j]
+            dcbn[n, j] = dh[n, j] * ifog[n, 2 * H + j] * (_ONE - tc * tc)
+            if carry_normalized_c:      # the next step read BN(c_t) as its c_{t-1}
+                dcbn[n, j] += dc_next[n, j]
+    if training:
+        dc_bn, dgamma_c, dbeta_c = bn_backward_2d(dcbn, xhat_c, inv_std_c, gamma_c)
+    else:
+        dc_bn, dgamma_c, dbeta_c = bn_eval_backward_2d(dcbn, xhat_c, inv_std_c, gamma_c)
+    da = np.empty_like(ifog)
+    dc_prev = np.empty_like(dh)
+    for n in range(B):
+        for j in range(H):
+            i, f = ifog[n, j], ifog[n, H + j]
+            o, g = ifog[n, 2 * H + j], ifog[n, 3 * H + j]
+            dc = dc_bn[n, j] if carry_normalized_c else dc_bn[n, j] + dc_next[n, j]
+            da[n, j] = dc * g * i * (_ONE - i)
+            da[n, H + j] = dc * c_prev[n, j] * f * (_ONE - f)
+            da[n, 2 * H + j] = dh[n, j] * tanh_c[n, j] * o * (_ONE - o)
+            da[n, 3 * H + j] = dc * i * (_ONE - g * g)
+            dc_prev[n, j] = dc * f
+    if training:
+        dhu, dgamma_h, _ = bn_backward_2d(da, xhat_h, inv_std_h, gamma_h)
+    else:
+        dhu, dgamma_h, _ = bn_eval_backward_2d(da, xhat_h, inv_std_h, gamma_h)
+    return da, dhu, dhu @ UT, dc_prev, dgamma_h, dgamma_c, dbeta_c
+
+
+@njit(cache=True)
+def forward_loop(bx, h0, c0, U, b, gamma_h, gamma_c, beta_c, eps, training, stats_h_mean,
+                 stats_h_var, stats_c_mean, stats_c_var, carry_normalized_c):
+    """bx: (T, B, 4H) = BN(x_t W) for every t; population statistics (T_max, size)
+    (read in evaluation only). Returns the per-step arrays the cache keeps."""
+    T, B, H = bx.shape[0], h0.shape[0], h0.shape[1]
+    dt = bx.dtype
+    hs = np.empty((T + 1, B, H), dtype=dt)
+    cs = np.empty((T + 1, B, H), dtype=dt)
+    ifog = np.empty(bx.shape, dtype=dt)
+    tanh_c = np.empty((T, B, H), dtype=dt)
+    xhat_h = np.empty(bx.shape, dtype=dt)
+    xhat_c = np.empty((T, B, H), dtype=dt)
+    inv_std_h = np.empty((T, 4 * H), dtype=dt)
+    inv_std_c = np.empty((T, H), dtype=dt)
+    mean_h = np.empty((T, 4 * H), dtype=dt)
+    var_h = np.empty((T, 4 * H), dtype=dt)
+    mean_c = np.empty((T, H), dtype=dt)
+    var_c = np.empty((T, H), dtype=dt)
+    hs[0] = h0
+    cs[0] = c0
+    T_max = stats_h_mean.shape[0]
+    for t in range(T):
+        s = min(t, T_max - 1)       # beyond the statistics' length, the last ones serve
+        (hs[t + 1], cs[t + 1], ifog[t], tanh_c[t], xhat_h[t], inv_std_h[t], mean_h[t], var_h[t],
+         xhat_c[t], inv_std_c[t], mean_c[t], var_c[t]) = step_forward(
+            bx[t], hs[t], cs[t], U, b, gamma_h, gamma_c, beta_c, eps, training,
+            stats_h_mean[s], stats_h_var[s], stats_c_mean[s], stats_c_var[s], carry_normalized_c)
+    return (hs, cs, ifog, tanh_c, xhat_h, inv_std_h, mean_h, var_h, xhat_c, inv_std_c,
+            mean_c, var_c)
+
+
+@njit(cache=True)
+def backward_loop(dhs, dh_T, dc_T, cs, ifog, tanh_c, xhat_h, inv_std_h, xhat_c, inv_std_c,
+                  gamma_h, gamma_c, UT, training, carry_normalized_c):
+    """dhs: (T, B, H) time-major. Returns das, dhus: (T, B, 4H), dh0, dc0: (B, H) and
+    the gradients of gamma_h, gamma_c, beta_c summed over time."""
+    T, B, H = dhs.shape
+    das = np.empty(ifog.shape, dtype=dhs.dtype)
+    dhus = np.empty(ifog.shape, dtype=dhs.dtype)
+    dgamma_h = np.zeros(4 * H, dtype=dhs.dtype)
+    dgamma_c = np.zeros(H, dtype=dhs.dtype)
+    dbeta_c = np.zeros(H, dtype=dhs.dtype)
+    dh_next, dc_next = dh_T, dc_T
+    for t in range(T - 1, -1, -1):
+        das[t], dhus[t], dh_next, dc_next, dg_h, dg_c, db_c = step_backward(
+            dhs[t] + dh_next, dc_next, cs[t], ifog[t], tanh_c[t], xhat_h[t], inv_std_h[t],
+            xhat_c[t], inv_std_c[t], gamma_h, gamma_c, UT, training, carry_normalized_c)
+        dgamma_h += dg_h
+        dgamma_c += dg_c
+        dbeta_c += db_c
+    return das, dhus, dh_next, dc_next, dgamma_h, dgamma_c, dbeta_c
+
+
+def _unpack_state(state, name="state"):
+    if not (isinstance(state, tuple) and len(state) == 2):
+        raise TypeError(f"{name}: expected a tuple (h, c) for an LSTM, got {type(state).__name__}")
+    return state
+
+
+def _check_stats(stats, H, dtype):
+    if stats is None:
+        raise ValueError("stats: evaluation (training=False) needs the population statistics "
+                         "from init_statistics/update_statistics; got None")
+    for key in STAT_KEYS:
+        if key not in stats:
+            raise KeyError(f"stats: expected keys {list(STAT_KEYS)}, got {sorted(stats)}")
+        size = H if key.endswith("_c") else 4 * H
+        a = stats[key]
+        if a.ndim != 2 or a.shape[1] != size or a.shape[0] < 1:
+            raise ValueError(f"stats['{key}']: expected shape (T_max, {size}), got {a.shape}")
+    return {k: np.ascontiguousarray(stats[k], dtype=dtype) for k in STAT_KEYS}
+
+
+def forward(params, x, state=None, *, training=True, rng=None, stats=None, eps=1e-5,
+            carry_normalized_c=False, **options):
+    """x: (batch, time, input) -> hs: (batch, time, hidden), cache.
+
+    ``stats``: population statistics, required when ``training=False``.
+    In training, ``cache["batch_stats"]`` holds this batch's per-timestep
+    statistics, for ``update_statistics``.
+    """
+    check_options("bnlstm.forward", options, ())
+    I, H = check_matrix(params, "W").shape[0], check_matrix(params, "U").shape[0]
+    dtype = check_params(params, param_shapes(I, H))
+    check_sequence(x, I, dtype)
+    B, T = x.shape[:2]
+    h0, c0 = (None, None) if state is None else _unpack_state(state)
+    h0 = check_state("state h0", h0, B, H, dtype)
+    c0 = check_state("state c0", c0, B, H, dtype)
+    eps = dtype.type(eps)
+    if training:
+        pop = {k: np.zeros((1, 4 * H if not k.endswith("_c") else H), dtype) for k in STAT_KEYS}
+    else:
+        pop = _check_stats(stats, H, dtype)
+    # BN(x_t W) does not depend on h: all timesteps before the loop.
+    xw = np.ascontiguousarray(x.transpose(1, 0, 2)).reshape(T * B, I) @ params["W"]
+    xw = xw.reshape(T, B, 4 * H)
+    bx = np.empty_like(xw)
+    xhat_x = np.empty_like(xw)
+    inv_std_x = np.empty((T, 4 * H), dtype)
+    mean_x, var_x = np.empty((T, 4 * H), dtype), np.empty((T, 4 * H), dtype)
+    zero_shift = np.zeros(4 * H, dtype)
+    T_max = pop["mean_x"].shape[0]
+    for t in range(T):
+        if training:
+            bx[t], xhat_x[t], inv_std_x[t], mean_x[t], var_x[t] = bn_train_2d(
+                xw[t], params["gamma_x"], zero_shift, eps)
+        else:
+            s = min(t, T_max - 1)
+            bx[t], xhat_x[t], inv_std_x[t] = bn_eval_forward_2d(
+                xw[t], params["gamma_x"], zero_shift, pop["mean_x"][s], pop["var_x"][s], eps)
+    (hs, cs, ifog, tanh_c, xhat_h, inv_std_h, mean_h, var_h, xhat_c, inv_std_c, mean_c,
+     var_c) = forward_loop(bx, h0, c0, np.ascontiguousarray(params["U"]), params["b"],
+                           params["gamma_h"], params["gamma_c"], params["beta_c"], eps,
+                           bool(training), pop["mean_h"], pop["var_h"], pop["mean_c"],
+                           pop["var_c"], bool(carry_normalized_c))
+    cache = {"x": x, "hs": hs, "cs": cs, "ifog": ifog, "tanh_c": tanh_c, "xhat_x": xhat_x,
+             "inv_std_x": inv_std_x, "xhat_h": xhat_h, "inv_std_h": inv_std_h,
+             "xhat_c": xhat_c, "inv_std_c": inv_std_c, "training": bool(training),
+             "carry_normalized_c": bool(carry_normalized_c), "batch_size": B,
+             "has_state": state is not None, "state": (hs[-1], cs[-1])}
+    if training:
+        cache["batch_stats"] = {"mean_x": mean_x, "var_x": var_x, "mean_h": mean_h,
+                                "var_h": var_h, "mean_c": mean_c, "var_c": var_c}
+    return batch_major(hs), cache
+
+
+def backward(params, dhs, cache, dstate=None):
+    """dhs: (batch, time, hidden) -> (dx: (batch, time, input), grads).
+    ``dstate``, optional: ``(dh_T, dc_T)``, the gradient of ``cache["state"]``."""
+    x, hs = cache["x"], cache["hs"]
+    T, B, H = hs.shape[0] - 1, hs.shape[1], hs.shape[2]
+    I = x.shape[2]
+    dtype = x.dtype
+    dhs = check_upstream(dhs, (B, T, H), dtype)
+    dh_T, dc_T = (None, None) if dstate is None else _unpack_state(dstate, "dstate")
+    dh_T = check_state("dstate dh_T", dh_T, B, H, dtype)
+    dc_T = check_state("dstate dc_T", dc_T, B, H, dtype)
+    training, carry = cache["training"], cache["carry_normalized_c"]
+    U = params["U"]
+    das, dhus, dh0, dc0, dgamma_h, dgamma_c, dbeta_c = backward_loop(
+        np.ascontiguousarray(dhs.transpose(1, 0, 2)), dh_T, dc_T, cache["cs"], cache["ifog"],
+        cache["tanh_c"], cache["xhat_h"], cache["inv_std_h"], cache["xhat_c"],
+        cache["inv_std_c"], params["gamma_h"], params["gamma_c"], np.ascontiguousarray(U.T),
+        training, carry)
+    # The x branch's batch norm, per timestep, after the loop.
+    dxw = np.empty_like(das)
+    dgamma_x = np.zeros(4 * H, dtype)
+    for t in range(T):
+        backward_bn = bn_backward_2d if training else bn_eval_backward_2d
+        dxw[t], dg, _ = backward_bn(das[t], cache["xhat_x"][t], cache["inv_std_x"][t],
+                                    params["gamma_x"])
+        dgamma_x += dg
+    x_tm = np.ascontiguousarray(x.transpose(1, 0, 2)).reshape(T * B, I)
+    grads = {"W": x_tm.T @ dxw.reshape(T * B, 4 * H),
+             "U": hs[:-1].reshape(T * B, H).T @ dhus.reshape(T * B, 4 * H),
+             "b": das.reshape(T * B, 4 * H).sum(axis=0),
+             "gamma_x": dgamma_x, "gamma_h": dgamma_h, "gamma_c": dgamma_c, "beta_c": dbeta_c}
+    if cache["has_state"]:
+        grads["h0"], grads["c0"] = dh0, dc0
+    dx = (dxw.reshape(T * B, 4 * H) @ params["W"].T).reshape(T, B, I).transpose(1, 0, 2)
+    return np.ascontiguousarray(dx), grads

@@ -1,0 +1,353 @@
+"""Layer-normalized LSTM (Ba et al. 2016), in two documented flavours.
+
+``LN(z; gain, shift) = gain * (z - mean) / sqrt(var + eps) + shift`` with the mean
+and variance of each row (one example), so training and evaluation compute the
+same thing and nothing is kept between calls.
+
+``flavour="paper"`` (Ba et al., section 6 / appendix)::
+
+    a_t = LN(h_{t-1} U; gain_h) + LN(x_t W; gain_x) + b      each LN over all 4H
+    i, f, o = sigma(a_i), sigma(a_f), sigma(a_o)   g = tanh(a_g)
+    c_t = f * c_{t-1} + i * g                               carried as it is
+    h_t = o * tanh(LN(c_t; gain_c, shift_c))
+
+    W: (I, 4H)  U: (H, 4H)  b: (4H,)  gain_x, gain_h: (4H,)  gain_c, shift_c: (H,)
+
+The two projections have no shift of their own (``b`` serves). ``LN(x_t W)`` does
+not depend on h, so it is computed for all timesteps before the loop.
+
+``flavour="tensorflow"`` (TensorFlow 1.x ``LayerNormBasicLSTMCell``)::
+
+    z_t = x_t W + h_{t-1} U                                 one projection, no bias
+    a_k = LN(z_k; gain_k, shift_k)  for each gate k in (i, f, o, g) separately
+    i, f, o = sigma(a_i), sigma(a_f + forget_bias), sigma(a_o)   g = tanh(a_g)
+    c_t = LN(f * c_{t-1} + i * g; gain_c, shift_c)          stored as the state
+    h_t = o * tanh(c_t)
+
+    W: (I, 4H)  U: (H, 4H)  gain, shift: (4H,) (gain 1, shift 0)  gain_c, shift_c: (H,)
+
+TensorFlow adds ``forget_bias`` after the normalization, as a constant. Here
+``init(..., forget_bias=1.0)`` writes it into the f block of ``shift`` instead,
+which computes the same function with the same gradients (shift is added right
+there) and keeps forward free of hidden constants. TensorFlow's optional dropout
+of the candidate g (``dropout_keep_prob``) is the ``update`` placement of the
+recurrent dropout options.
+
+``eps`` defaults to 1e-3 (a forward option), not the usual 1e-5, for a reason
+worth knowing: a row with zero variance (a blank MNIST row read from a zero
+state makes every unit equal) has the derivative ``gain / sqrt(eps)`` through
+the normalization, 316 for 1e-5. It compounds over consecutive blank rows and
+overflowed float32 gradients in the first steps of row-MNIST training; 1e-3
+(31.6 per normalization) trains. Gate order is i, f, o, g in both
+flavours (TensorFlow's own cell orders them i, j, f, o; only the layout of W, U,
+gain and shift differs).
+"""
+import numpy as np
+from numba import njit
+
+from ..functional.activations import sigmoid, tanh
+from ..functional.layernorm import ln_backward_2d, ln_forward_2d
+from ..initializers import gate_blocks, glorot_uniform, orthogonal
+from ._checks import (check_matrix, check_options, check_params, check_sequence,
+                      check_state, check_upstream)
+from ._projection import batch_major
+
+FLAVOURS = ("paper", "tensorflow")
+INIT_OPTIONS = ("flavour", "forget_bias")
+FORWARD_OPTIONS = ("flavour", "eps")
+GRADCHECK_CASES = ({"flavour": "paper"}, {"flavour": "tensorflow"})
+STATE_SIZE = 2
+_ONE = np.float32(1.0)
+
+
+def _check_flavour(flavour):
+    if flavour not in FLAVOURS:
+        raise ValueError(f"flavour: expected one of {list(FLAVOURS)}, got {flavour!r}")
+
+
+def param_shapes(input_size, hidden_size, flavour="paper"):
+    _check_flavour(flavour)
+    H, H4 = hidden_size, 4 * hidden_size
+    shapes = {"W": (input_size, H4), "U": (H, H4)}
+    if flavour == "paper":
+        shapes.update(b=(H4,), gain_x=(H4,), gain_h=(H4,))
+    else:
+        shapes.update(gain=(H4,), shift=(H4,))
+    shapes.update(gain_c=(H,), shift_c=(H,))
+    return shapes
+
+
+def init(input_size, hidden_size, *, rng, dtype=np.float32, flavour="paper", forget_bias=1.0):
+    """Glorot-uniform W, orthogonal U, gains 1, shifts and biases 0 except
+    ``forget_bias`` in the f block (of ``b`` in the paper flavour, of ``shift`` in
+    the tensorflow flavour)."""
+    shapes = param_shapes(input_size, hidden_size, flavour)
+    H = hidden_size
+    params = {"W": gate_blocks(lambda: glorot_uniform(rng, input_size, H, dtype), 4),
+              "U": gate_blocks(lambda: orthogonal(rng, H, dtype), 4)}
+    for key, shape in shapes.items():
+        if key not in params:
+            params[key] = (np.ones if key.startswith("gain") else np.zeros)(shape, dtype=dtype)
+    params["b" if flavour == "paper" else "shift"][H:2 * H] = forget_bias
+    return params
+
+
+@njit(cache=True, error_model="numpy")
+def _gates_and_cell(a, c_prev, ifog, c_pre):
+    """The LSTM's elementwise part: ifog from pre-activations a (B, 4H), and
+    c_pre = f * c_prev + i * g."""
+    B, H = c_prev.shape
+    for n in range(B):
+        for j in range(3 * H):
+            ifog[n, j] = sigmoid(a[n, j])
+        for j in range(3 * H, 4 * H):
+            ifog[n, j] = tanh(a[n, j])
+        for j in range(H):
+            c_pre[n, j] = ifog[n, H + j] * c_prev[n, j] + ifog[n, j] * ifog[n, 3 * H + j]
+
+
+@njit(cache=True, error_model="numpy")
+def _gate_gradients(dc, dh, c_prev, ifog, tanh_c, da, dc_prev):
+    """dL/da from dL/dc_t (before any LN of c) and dL/dh_t; dc_prev = dc * f."""
+    B, H = dc.shape
+    for n in range(B):
+        for j in range(H):
+            i, f = ifog[n, j], ifog[n, H + j]
+            o, g = ifog[n, 2 * H + j], ifog[n, 3 * H + j]
+            da[n, j] = dc[n, j] * g * i * (_ONE - i)
+            da[n, H + j] = dc[n, j] * c_prev[n, j] * f * (_ONE - f)
+            da[n, 2 * H + j] = dh[n, j] * tanh_c[n, j] * o * (_ONE - o)
+            da[n, 3 * H + j] = dc[n, j] * i * (_ONE - g * g)
+            dc_prev[n, j] = dc[n, j] * f
+
+
+@njit(cache=True, error_model="numpy")
+def step_forward(lx_t, h_prev, c_prev, U, b, gain_h, gain_c, shift_c, eps):
+    """Paper flavour, one timestep. lx_t: (B, 4H) = LN(x_t W; gain_x).
+    Returns h, c: (B, H); ifog: (B, 4H); tanh_c: (B, H); xhat_h (B, 4H), inv_std_h
+    (B,) of LN(h U); xhat_c (B, H), inv_std_c (B,) of LN(c_t)."""
+    B, H = h_prev.shape
+    lh, xhat_h, inv_std_h = ln_forward_2d(h_prev @ U, gain_h, np.zeros_like(b), eps)
+    a = lh + lx_t + b
+    ifog = np.empty_like(a)
+    c = np.empty_like(c_prev)
+    _gates_and_cell(a, c_prev, ifog, c)
+    lc, xhat_c, inv_std_c = ln_forward_2d(c, gain_c, shift_c, eps)
+    tanh_c = np.empty_like(lc)
+    h = np.empty_like(lc)
+    for n in range(B):
+        for j in range(H):
+            tanh_c[n, j] = tanh(lc[n, j])
+            h[n, j] = ifog[n, 2 * H + j] * tanh_c[n, j]
+    return h, c, ifog, tanh_c, xhat_h, inv_std_h, xhat_c, inv_std_c
+
+
+@njit(cache=True, error_model="numpy")
+def step_backward(dh, dc_next, c_prev, ifog, tanh_c, xhat_h, inv_std_h, xhat_c, inv_std_c,
+                  gain_h, gain_c, UT):
+    """Paper flavour, one timestep backwards. Returns da: (B, 4H) = dL/da_t,
+    dh_prev, dc_prev: (B, H), and the gradients of gain_h, gain_c, shift_c."""
+    B, H = dh.shape
+    dlc = np.empty_like(dh)
+    for n in range(B):
+        for j in range(H):
+            tc = tanh_c[n, j]
+            dlc[n, j] = dh[n, j] * ifog[n, 2 * H + j] * (_ONE - tc * tc)
+    dc, dgain_c, dshift_c = ln_backward_2d(dlc, xhat_c, inv_std_c, gain_c)
+    dc += dc_next                       # c_t also feeds step t+1 directly
+    da = np.empty_like(ifog)
+    dc_prev = np.empty_like(dh)
+    _gate_gradients(dc, dh, c_prev, ifog, tanh_c, da, dc_prev)
+    dhu, dgain_h, _ = ln_backward_2d(da, xhat_h, inv_std_h, gain_h)
+    return da, dhu @ UT, dc_prev, dhu, dgain_h, dgain_c, dshift_c
+
+
+@njit(cache=True, error_model="numpy")
+def step_forward_tf(xw_t, h_prev, c_prev, U, gain, shift, gain_c, shift_c, eps):
+    """TensorFlow flavour, one timestep. xw_t: (B, 4H) = x_t W.
+    Returns h, c: (B, H) with c = LN(...) the stored state; ifog; tanh_c; xhat_z
+    (B, 4H), inv_std_z (4B,) of the per-gate LN (rows are (example, gate));
+    xhat_c, inv_std_c of LN(c)."""
+    B, H = h_prev.shape
+    z = xw_t + h_prev @ U
+    ones, zeros = np.ones(H, dtype=z.dtype), np.zeros(H, dtype=z.dtype)
+    # each (example, gate) block of H units is one row of the normalization
+    xhat_rows, _, inv_std_z = ln_forward_2d(z.reshape(4 * B, H), ones, zeros, eps)
+    xhat_z = xhat_rows.reshape(B, 4 * H)
+    a = xhat_z * gain + shift
+    ifog = np.empty_like(a)
+    c_pre = np.empty_like(c_prev)
+    _gates_and_cell(a, c_prev, ifog, c_pre)
+    c, xhat_c, inv_std_c = ln_forward_2d(c_pre, gain_c, shift_c, eps)
+    tanh_c = np.empty_like(c)
+    h = np.empty_like(c)
+    for n in range(B):
+        for j in range(H):
+            tanh_c[n, j] = tanh(c[n, j])
+            h[n, j] = ifog[n, 2 * H + j] * tanh_c[n, j]
+    return h, c, ifog, tanh_c, xhat_z, inv_std_z, xhat_c, inv_std_c
+
+
+@njit(cache=True, error_model="numpy")
+def step_backward_tf(dh, dc_next, c_prev, ifog, tanh_c, xhat_z, inv_std_z, xhat_c, inv_std_c,
+                     gain, gain_c, UT):
+    """TensorFlow flavour, one timestep backwards. Returns dz: (B, 4H) = dL/dz_t,
+    dh_prev, dc_prev: (B, H), and the gradients of gain, shift, gain_c, shift_c."""
+    B, H = dh.shape
+    dc = np.empty_like(dh)
+    for n in range(B):
+        for j in range(H):
+            tc = tanh_c[n, j]
+            # the stored c_t = LN(c_pre) feeds the tanh and step t+1
+            dc[n, j] = dc_next[n, j] + dh[n, j] * ifog[n, 2 * H + j] * (_ONE - tc * tc)
+    dc_pre, dgain_c, dshift_c = ln_backward_2d(dc, xhat_c, inv_std_c, gain_c)
+    da = np.empty_like(ifog)
+    dc_prev = np.empty_like(dh)
+    _gate_gradients(dc_pre, dh, c_prev, ifog, tanh_c, da, dc_prev)
+    dgain = (da * xhat_z).sum(axis=0)
+    dshift = da.sum(axis=0)
+    ones = np.ones(H, dtype=dh.dtype)
+    dz_rows, _, _ = ln_backward_2d((da * gain).reshape(4 * B, H), xhat_z.reshape(4 * B, H),
+                                   inv_std_z, ones)
+    dz = dz_rows.reshape(B, 4 * H)
+    return dz, dz @ UT, dc_prev, dgain, dshift, dgain_c, dshift_c
+
+
+@njit(cache=True)
+def forward_loop(xin, h0, c0, U, b, gain_h, gain_c, shift_c, eps, gain, shift, tf_flavour):
+    """xin: (T, B, 4H): LN(x_t W; gain_x) for the paper flavour, x_t W for the
+    tensorflow flavour. Returns the per-step arrays the cache keeps; ``xhat_a``,
+    ``inv_std_a`` belong to LN(h U) (paper, inv_std (T, B)) or to the per-gate LN of
+    z (tensorflow, inv_std (T, 4B))."""
+    T, B, H = xin.shape[0], h0.shape[0], h0.shape[1]
+    dt = xin.dtype
+    hs = np.empty((T + 1, B, H), dtype=dt)
+    cs = np.empty((T + 1, B, H), dtype=dt)
+    ifog = np.empty(xin.shape, dtype=dt)
+    tanh_c = np.empty((T, B, H), dtype=dt)
+    xhat_a = np.empty(xin.shape, dtype=dt)
+    inv_std_a = np.empty((T, 4 * B if tf_flavour else B), dtype=dt)
+    xhat_c = np.empty((T, B, H), dtype=dt)
+    inv_std_c = np.empty((T, B), dtype=dt)
+    hs[0] = h0
+    cs[0] = c0
+    for t in range(T):
+        if tf_flavour:
+            out = step_forward_tf(xin[t], hs[t], cs[t], U, gain, shift, gain_c, shift_c, eps)
+        else:
+            out = step_forward(xin[t], hs[t], cs[t], U, b, gain_h, gain_c, shift_c, eps)
+        (hs[t + 1], cs[t + 1], ifog[t], tanh_c[t], xhat_a[t], inv_std_a[t], xhat_c[t],
+         inv_std_c[t]) = out
+    return hs, cs, ifog, tanh_c, xhat_a, inv_std_a, xhat_c, inv_std_c
+
+
+@njit(cache=True)
+def backward_loop(dhs, dh_T, dc_T, cs, ifog, tanh_c, xhat_a, inv_std_a, xhat_c, inv_std_c,
+                  gain_h, gain, gain_c, UT, tf_flavour):
+    """dhs: (T, B, H). Returns das: (T, B, 4H) (dL/d(h U) for the paper flavour's
+    recurrent branch is returned separately as dhus), dh0, dc0 and the gain/shift
+    gradients summed over time."""
+    T, B, H = dhs.shape
+    dt = dhs.dtype
+    das = np.empty(ifog.shape, dtype=dt)
+    dhus = np.empty(ifog.shape, dtype=dt)
+    dgain_a = np.zeros(4 * H, dtype=dt)
+    dshift_a = np.zeros(4 * H, dtype=dt)
+    dgain_c = np.zeros(H, dtype=dt)
+    dshift_c = np.zeros(H, dtype=dt)
+    dh_next, dc_next = dh_T, dc_T
+    for t in range(T - 1, -1, -1):
+        dh = dhs[t] + dh_next
+        if tf_flavour:
+            dz, dh_next, dc_next, dg, ds, dgc, dsc = step_backward_tf(
+                dh, dc_next, cs[t], ifog[t], tanh_c[t], xhat_a[t], inv_std_a[t], xhat_c[t],
+                inv_std_c[t], gain, gain_c, UT)
+            das[t] = dz
+            dhus[t] = dz
+            dshift_a += ds
+        else:
+            da, dh_next, dc_next, dhu, dg, dgc, dsc = step_backward(
+                dh, dc_next, cs[t], ifog[t], tanh_c[t], xhat_a[t], inv_std_a[t], xhat_c[t],
+                inv_std_c[t], gain_h, gain_c, UT)
+            das[t] = da
+            dhus[t] = dhu
+        dgain_a += dg
+        dgain_c += dgc
+        dshift_c += dsc
+    return das, dhus, dh_next, dc_next, dgain_a, dshift_a, dgain_c, dshift_c
+
+
+def _unpack_state(state, name="state"):
+    if not (isinstance(state, tuple) and len(state) == 2):
+        raise TypeError(f"{name}: expected a tuple (h, c) for an LSTM, got {type(state).__name__}")
+    return state
+
+
+def forward(params, x, state=None, *, training=True, rng=None, flavour="paper", eps=1e-5,
+            **options):
+    """x: (batch, time, input) -> hs: (batch, time, hidden), cache.
+    Layer norm has no train/eval difference; ``training`` and ``rng`` are accepted
+    for the common contract."""
+    check_options("lnlstm.forward", options, ())
+    _check_flavour(flavour)
+    I, H = check_matrix(params, "W").shape[0], check_matrix(params, "U").shape[0]
+    dtype = check_params(params, param_shapes(I, H, flavour))
+    check_sequence(x, I, dtype)
+    B, T = x.shape[:2]
+    h0, c0 = (None, None) if state is None else _unpack_state(state)
+    h0 = check_state("state h0", h0, B, H, dtype)
+    c0 = check_state("state c0", c0, B, H, dtype)
+    eps = dtype.type(eps)
+    tf_flavour = flavour == "tensorflow"
+    xw = np.ascontiguousarray(x.transpose(1, 0, 2)).reshape(T * B, I) @ params["W"]
+    cache = {"x": x, "flavour": flavour, "has_state": state is not None}
+    dummy = np.zeros(4 * H, dtype)
+    if tf_flavour:
+        xin = xw.reshape(T, B, 4 * H)
+        b, gain_h, gain, shift = dummy, dummy, params["gain"], params["shift"]
+    else:
+        # LN(x_t W) does not depend on h: every row of every timestep at once.
+        lx, cache["xhat_x"], cache["inv_std_x"] = ln_forward_2d(xw, params["gain_x"], dummy, eps)
+        xin = lx.reshape(T, B, 4 * H)
+        b, gain_h, gain, shift = params["b"], params["gain_h"], dummy, dummy
+    (hs, cs, ifog, tanh_c, xhat_a, inv_std_a, xhat_c, inv_std_c) = forward_loop(
+        xin, h0, c0, np.ascontiguousarray(params["U"]), b, gain_h, params["gain_c"],
+        params["shift_c"], eps, gain, shift, tf_flavour)
+    cache.update(hs=hs, cs=cs, ifog=ifog, tanh_c=tanh_c, xhat_a=xhat_a, inv_std_a=inv_std_a,
+                 xhat_c=xhat_c, inv_std_c=inv_std_c, state=(hs[-1], cs[-1]))
+    return batch_major(hs), cache
+
+
+def backward(params, dhs, cache, dstate=None):
+    """dhs: (batch, time, hidden) -> (dx: (batch, time, input), grads).
+    ``dstate``, optional: ``(dh_T, dc_T)``, the gradient of ``cache["state"]``."""
+    x, hs = cache["x"], cache["hs"]
+    T, B, H = hs.shape[0] - 1, hs.shape[1], hs.shape[2]
+    I, dtype = x.shape[2], x.dtype
+    dhs = check_upstream(dhs, (B, T, H), dtype)
+    dh_T, dc_T = (None, None) if dstate is None else _unpack_state(dstate, "dstate")
+    dh_T = check_state("dstate dh_T", dh_T, B, H, dtype)
+    dc_T = check_state("dstate dc_T", dc_T, B, H, dtype)
+    tf_flavour = cache["flavour"] == "tensorflow"
+    dummy = np.zeros(4 * H, dtype)
+    das, dhus, dh0, dc0, dgain_a, dshift_a, dgain_c, dshift_c = backward_loop(
+        np.ascontiguousarray(dhs.transpose(1, 0, 2)), dh_T, dc_T, cache["cs"], cache["ifog"],
+        cache["tanh_c"], cache["xhat_a"], cache["inv_std_a"], cache["xhat_c"],
+        cache["inv_std_c"], params.get("gain_h", dummy), params.get("gain", dummy),
+        params["gain_c"], np.ascontiguousarray(params["U"].T), tf_flavour)
+    flat = das.reshape(T * B, 4 * H)
+    grads = {"gain_c": dgain_c, "shift_c": dshift_c}
+    if tf_flavour:
+        dxw = flat                       # z = x W + h U: the same gradient reaches both
+        grads.update(gain=dgain_a, shift=dshift_a)
+    else:
+        dxw, grads["gain_x"], _ = ln_backward_2d(flat, cache["xhat_x"], cache["inv_std_x"],
+                                                 params["gain_x"])
+        grads.update(b=flat.sum(axis=0), gain_h=dgain_a)
+    x_tm = np.ascontiguousarray(x.transpose(1, 0, 2)).reshape(T * B, I)
+    grads["W"] = x_tm.T @ dxw
+    grads["U"] = hs[:-1].reshape(T * B, H).T @ dhus.reshape(T * B, 4 * H)
+    if cache["has_state"]:
+        grads["h0"], grads["c0"] = dh0, dc0
+    dx = (dxw @ params["W"].T).reshape(T, B, I).transpose(1, 0, 2)
+    return np.ascontiguousarray(dx), grads

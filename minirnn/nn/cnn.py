@@ -1,0 +1,185 @@
+r"""Source 002's convolutional network for MNIST, with or without batch norm.
+
+    x: (N, 1, 28, 28)
+    -> Conv2D(32, 3x3, valid) -> [BatchNorm per channel] -> ReLU -> MaxPool 2x2   (N, 32, 13, 13)
+    -> Conv2D(64, 3x3, valid) -> [BatchNorm per channel] -> ReLU -> MaxPool 2x2   (N, 64, 5, 5)
+    -> Flatten (N, 1600) -> Dense(10) -> logits; softmax and a cost on top
+
+The convolutions keep their bias even before batch norm, as ``tf.layers.Conv2D``
+does by default: batch norm subtracts each channel's batch mean, so in training
+mode that bias cancels and its gradient is exactly zero (in evaluation mode it
+shifts the output like any bias).
+
+Two costs (``cost=``):
+
+``"stable"``
+    softmax cross-entropy from the logits through log-sum-exp
+    (``functional.softmax_cross_entropy_forward``); finite for any logits.
+``"clipped"``
+    source 002's cost on the softmax *probabilities* ``p``,
+    ``-mean(sum(t * log(clip(p, 1e-10, 1))))`` with one-hot ``t``:
+
+    $$L = -\frac{1}{N} \sum_n \log \operatorname{clip}(p_{n y_n}, 10^{-10}, 1),$$
+
+    $$\frac{\partial L}{\partial p_{nk}} = -\frac{[k = y_n]}{N\, p_{n y_n}}
+    \ \text{ if } 10^{-10} \le p_{n y_n} \le 1, \qquad 0 \ \text{ if it was clipped}.$$
+
+    Through the softmax, $dz = p \odot (dp - \langle dp, p \rangle)$, an unclipped
+    example gets the usual $(p_n - \mathrm{onehot}(y_n))/N$ and a clipped one gets
+    **nothing**: an example whose correct class has probability below $10^{-10}$
+    (the most confidently wrong ones) cannot move the weights at all, and its
+    cost sits at $-\log 10^{-10} \approx 23.03$.
+
+The boundaries follow ``tf.clip_by_value``'s gradient: it passes where
+``low <= p <= high`` and is zero where ``p < low`` or ``p > high``.
+"""
+import numpy as np
+
+from .. import functional as F
+from .conv import Conv2D, Flatten, MaxPool2D, ReLU
+from .layers import Dense, Sequential
+
+CLIP_LOW, CLIP_HIGH = 1e-10, 1.0
+COSTS = ("stable", "clipped")
+
+
+def softmax_forward(z):
+    """z: (N, K) -> (p: (N, K) = softmax of each row, cache). Stable: the row max is
+    subtracted first, so ``exp`` never overflows (tiny probabilities underflow to 0)."""
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    p = e / e.sum(axis=1, keepdims=True)
+    return p, p
+
+
+def softmax_backward(dp, cache):
+    """dp: (N, K) -> dz = p * (dp - sum_k dp_k p_k), the softmax Jacobian
+    diag(p) - p p^T applied to each row."""
+    p = cache
+    return p * (dp - (dp * p).sum(axis=1, keepdims=True))
+
+
+def clipped_cross_entropy_forward(p, labels, low=CLIP_LOW, high=CLIP_HIGH):
+    """p: (N, K) probabilities, labels: (N,) ints -> (-mean log clip(p[n, y_n]), cache).
+
+    The mean of ``-sum_k t_nk log clip(p_nk)`` with one-hot ``t``: only the
+    correct class's probability of each example enters."""
+    p, labels = np.asarray(p), np.asarray(labels)
+    if p.ndim != 2:
+        raise ValueError(f"p: expected shape (N, K), got {p.shape}")
+    if labels.shape != (p.shape[0],):
+        raise ValueError(f"labels: expected shape ({p.shape[0]},) to match p {p.shape}, "
+                         f"got {labels.shape}")
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise TypeError(f"labels: expected an integer dtype, got {labels.dtype}")
+    if labels.size and (labels.min() < 0 or labels.max() >= p.shape[1]):
+        raise ValueError(f"labels: expected values in [0, {p.shape[1]}), "
+                         f"got min {labels.min()} and max {labels.max()}")
+    n = p.shape[0]
+    p_true = p[np.arange(n), labels]
+    loss = -np.log(np.clip(p_true, low, high)).mean()
+    return p.dtype.type(loss), (p_true, labels, p.shape, low, high)
+
+
+def clipped_cross_entropy_backward(dloss, cache):
+    """dloss: scalar -> dp: (N, K), -dloss / (N p[n, y_n]) at the correct class where
+    p was not clipped, 0 everywhere else (the clip's gradient is 0 where it clips)."""
+    p_true, labels, shape, low, high = cache
+    n = shape[0]
+    dp = np.zeros(shape, dtype=p_true.dtype)
+    inside = (p_true >= low) & (p_true <= high)
+    safe = np.where(inside, p_true, 1)                      # no division by a clipped 0
+    dp[np.arange(n), labels] = np.where(inside, -dloss / (n * safe), 0)
+    return dp
+
+
+class CNNClassifier(Sequential):
+    """Source 002's CNN: two Conv -> [BatchNorm] -> ReLU -> MaxPool blocks, Flatten,
+    Dense. x: (N, in_channels, image_size, image_size), any real dtype (cast to
+    ``dtype``; raw uint8 pixels are fine) -> logits (N, n_classes).
+
+    Keyword arguments:
+      batchnorm     put a per-channel BatchNorm after each convolution
+      rng           np.random.Generator for the Glorot-uniform weights
+      dtype         np.float32 to train, np.float64 for gradient checks
+      cost          "stable" (log-sum-exp softmax cross-entropy) or "clipped"
+                    (source 002's cost; see the module notes)
+      bn_convention the BatchNorm's defaults (momentum, eps), "tensorflow" as in
+                    source 002 (momentum 0.99, eps 1e-3) or "pytorch"
+      in_channels, image_size, filters, kernel_size, pool, n_classes
+                    the architecture; the defaults are source 002's (filters
+                    (32, 64), 3x3 kernels, 2x2 pools, 28x28 single-channel input)
+    """
+
+    def __init__(self, *, batchnorm=True, rng, dtype=np.float32, cost="stable",
+                 bn_convention="tensorflow", in_channels=1, image_size=28, filters=(32, 64),
+                 kernel_size=3, pool=2, n_classes=10):
+        if cost not in COSTS:
+            raise ValueError(f"cost: expected one of {COSTS}, got {cost!r}")
+        layers, channels, size = [], in_channels, image_size
+        for n_filters in filters:
+            layers.append(Conv2D(channels, n_filters, kernel_size, rng=rng, dtype=dtype))
+            if batchnorm:
+                from .normalization import BatchNorm
+                layers.append(BatchNorm(n_filters, convention=bn_convention, dtype=dtype))
+            layers += [ReLU(), MaxPool2D(pool)]
+            channels, size = n_filters, (size - kernel_size + 1) // pool
+            if size < 1:
+                raise ValueError(f"image_size: {image_size} is too small for "
+                                 f"{len(filters)} blocks of {kernel_size}x{kernel_size} "
+                                 f"convolution and {pool}x{pool} pooling")
+        layers += [Flatten(), Dense(channels * size * size, n_classes, rng=rng, dtype=dtype)]
+        super().__init__(*layers)
+        self.dtype = np.dtype(dtype)
+        self.cost = cost
+        self.batchnorm = batchnorm
+        self.input_shape = (in_channels, image_size, image_size)
+        self.n_classes = n_classes
+
+    @property
+    def buffers(self):
+        """State that is not trained but must be saved with the parameters: each
+        batch norm's running statistics, keyed ``"<layer>.running_mean"`` and
+        ``"<layer>.running_var"`` like ``params`` (the layers' own arrays; empty
+        without batch norm). A checkpoint that keeps only ``params`` loses them,
+        and ``eval()`` mode would then normalize with mean 0 and variance 1."""
+        out = {}
+        for i, layer in enumerate(self.layers):
+            for name in ("running_mean", "running_var"):
+                if hasattr(layer, name):
+                    out[f"{i}.{name}"] = getattr(layer, name)
+        return out
+
+    def forward(self, x):
+        x = np.asarray(x)
+        if x.ndim != 4 or x.shape[1:] != self.input_shape:
+            raise ValueError(f"x: expected shape (N, {', '.join(map(str, self.input_shape))})"
+                             f" = (batch, channels, height, width), got {x.shape}"
+                             + ("; add the channel axis with x[:, None]"
+                                if x.shape[1:] == self.input_shape[1:] else ""))
+        return super().forward(x.astype(self.dtype, copy=False))
+
+    def predict(self, x):
+        """Logits (N, n_classes), in whatever mode the model is in (call ``eval()``
+        first to use batch norm's population statistics)."""
+        return self.forward(x)
+
+    def cost_forward(self, logits, labels):
+        """(cost, cache) of the configured cost on logits; ``cost_backward`` -> dlogits."""
+        if self.cost == "stable":
+            return F.softmax_cross_entropy_forward(logits, labels)
+        p, softmax_cache = softmax_forward(logits)
+        loss, ce_cache = clipped_cross_entropy_forward(p, labels)
+        return loss, (softmax_cache, ce_cache)
+
+    def cost_backward(self, dloss, cache):
+        if self.cost == "stable":
+            return F.softmax_cross_entropy_backward(dloss, cache)
+        softmax_cache, ce_cache = cache
+        return softmax_backward(clipped_cross_entropy_backward(dloss, ce_cache), softmax_cache)
+
+    def loss_and_backward(self, x, labels):
+        """Returns (mean cost, logits: (N, n_classes)); gradients land in self.grads."""
+        logits = self.forward(x)
+        loss, cache = self.cost_forward(logits, labels)
+        self.backward(self.cost_backward(1.0, cache))
+        return loss, logits
