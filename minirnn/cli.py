@@ -41,6 +41,7 @@ def cmd_train(args):
             config = TrainConfig(
                 task=args.task, cell=args.cell, cell_options=options, hidden=args.hidden,
                 layers=args.layers, dropout=args.dropout, batch_size=args.batch_size,
+                output_batchnorm=args.output_batchnorm,
                 optimizer=args.optimizer, lr=args.lr, clip=args.clip,
                 epochs=args.epochs or 1, seed=args.seed, limit=args.limit,
                 log_every=args.log_every, blas_threads=args.blas_threads,
@@ -125,6 +126,9 @@ def build_parser():
     p.add_argument("--layers", type=int, default=1, help="stacked recurrent layers")
     p.add_argument("--dropout", type=float, default=0.0,
                    help="plain dropout on each recurrent layer's outputs")
+    p.add_argument("--output-batchnorm", action="store_true",
+                   help="batch norm on each recurrent layer's outputs (source 001: momentum "
+                        "0.4, TensorFlow's convention), before --dropout")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--optimizer", choices=["sgd", "momentum", "nesterov", "adam", "rmsprop"],
                    default="adam")

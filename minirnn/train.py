@@ -47,6 +47,7 @@ class TrainConfig:
     hidden: int = 100
     layers: int = 1
     dropout: float = 0.0
+    output_batchnorm: bool = False      # batch norm on recurrent outputs (source 001)
     batch_size: int = 64
     optimizer: str = "adam"
     lr: float = 0.01
@@ -85,7 +86,8 @@ class TrainConfig:
         """A short name for plots: the cell, its options, and what differs from the defaults."""
         default = TrainConfig(task=self.task)
         parts = [self.cell] + [f"{k}={v}" for k, v in sorted(self.cell_options.items())]
-        for name in ("hidden", "layers", "dropout", "optimizer", "lr", "clip", "batch_size"):
+        for name in ("hidden", "layers", "dropout", "output_batchnorm", "optimizer", "lr", "clip",
+                     "batch_size"):
             if getattr(self, name) != getattr(default, name):
                 parts.append(f"{name}={getattr(self, name)}")
         return " ".join(parts)
@@ -98,7 +100,8 @@ class TrainingDiverged(RuntimeError):
 def build_model(config, task, rng):
     cls = SequenceClassifier if task.kind == "classification" else SequenceRegressor
     return cls(config.cell, task.input_size, config.hidden, task.n_outputs,
-               layers=config.layers, rng=rng, dropout=config.dropout, **config.cell_options)
+               layers=config.layers, rng=rng, dropout=config.dropout,
+               output_batchnorm=config.output_batchnorm, **config.cell_options)
 
 
 def evaluate(model, split, kind):

@@ -109,3 +109,20 @@ def test_recurrent_rejects_unknown_cell_options():
         Recurrent("lstm", 2, 3, rng=np.random.default_rng(0), reset_after=True)
     with pytest.raises(ValueError, match="unknown cell 'lsmt'"):
         Recurrent("lsmt", 2, 3, rng=np.random.default_rng(0))
+
+
+@given(seed=st.integers(0, 2**31 - 1), time=st.integers(2, 4))
+def test_source_001_model_batchnorm_on_outputs_gradients(seed, time):
+    """rnn -> batch norm on the outputs (momentum 0.4) -> dense at every step."""
+    rng = np.random.default_rng(seed)
+    model = SequenceRegressor("rnn", 1, 3, 1, rng=rng, dtype=np.float64, output_batchnorm=True)
+    assert [type(layer).__name__ for layer in model.layers] == ["Recurrent", "BatchNorm", "Dense"]
+    for p in model.params.values():
+        p += 0.2 * rng.standard_normal(p.shape)
+    x, y = rng.standard_normal((3, time, 1)), rng.standard_normal((3, time, 1))
+    errors = numeric_model_check(model, x, y, rng)
+    assert {"1.gamma", "1.beta"} <= set(errors)
+    assert max(errors.values()) < gradcheck.TOLERANCE, errors
+    # the running statistics moved towards the batch's, and checkpoints carry them
+    assert set(model.buffers()) == {"1.running_mean", "1.running_var"}
+    assert not np.allclose(model.buffers()["1.running_var"], 1.0)

@@ -9,15 +9,20 @@ import numpy as np
 
 from .. import functional as F
 from .layers import Dense, Dropout, Recurrent, Sequential
+from .normalization import BatchNorm
 
 
 def _recurrent_stack(cell, input_size, hidden_size, layers, return_last, rng, dtype,
-                     dropout, cell_options):
+                     dropout, output_batchnorm, cell_options):
     stack, size = [], input_size
     for k in range(layers):
         last = k == layers - 1
         stack.append(Recurrent(cell, size, hidden_size, return_sequences=not (last and return_last),
                                rng=rng, dtype=dtype, **cell_options))
+        if output_batchnorm:
+            # source 001: tf.layers.batch_normalization(outputs, momentum=0.4)
+            stack.append(BatchNorm(hidden_size, momentum=0.4, convention="tensorflow",
+                                   dtype=dtype))
         if dropout:
             stack.append(Dropout(dropout, rng=rng))
         size = hidden_size
@@ -30,13 +35,15 @@ class SequenceClassifier(Sequential):
     x: (B, T, input) -> recurrent layers -> h_T: (B, hidden) -> Dense -> logits
     (B, classes); loss: softmax cross-entropy, averaged over the batch.
     ``dropout`` > 0 puts a plain (non-recurrent) Dropout after each recurrent
-    layer, on its outputs, as in Zaremba et al. (2014).
+    layer, on its outputs, as in Zaremba et al. (2014). ``output_batchnorm``
+    puts batch norm on each recurrent layer's outputs, before that dropout, with
+    source 001's settings (TensorFlow's convention, momentum 0.4).
     """
 
     def __init__(self, cell, input_size, hidden_size, n_classes, *, layers=1, rng,
-                 dtype=np.float32, dropout=0.0, **cell_options):
+                 dtype=np.float32, dropout=0.0, output_batchnorm=False, **cell_options):
         super().__init__(*_recurrent_stack(cell, input_size, hidden_size, layers, True, rng,
-                                           dtype, dropout, cell_options),
+                                           dtype, dropout, output_batchnorm, cell_options),
                          Dense(hidden_size, n_classes, rng=rng, dtype=dtype))
 
     def predict(self, x):
@@ -53,12 +60,14 @@ class SequenceClassifier(Sequential):
 class SequenceRegressor(Sequential):
     """Many-to-many regression: an output at every step through one dense layer
     shared over time. x: (B, T, input) -> hs: (B, T, hidden) -> y: (B, T, outputs);
-    loss: mean squared error over every element."""
+    loss: mean squared error over every element. ``dropout`` and
+    ``output_batchnorm`` as in ``SequenceClassifier``: source 001's model is
+    ``SequenceRegressor("rnn", 1, H, 1, output_batchnorm=True, dropout=p)``."""
 
     def __init__(self, cell, input_size, hidden_size, n_outputs, *, layers=1, rng,
-                 dtype=np.float32, dropout=0.0, **cell_options):
+                 dtype=np.float32, dropout=0.0, output_batchnorm=False, **cell_options):
         super().__init__(*_recurrent_stack(cell, input_size, hidden_size, layers, False, rng,
-                                           dtype, dropout, cell_options),
+                                           dtype, dropout, output_batchnorm, cell_options),
                          Dense(hidden_size, n_outputs, rng=rng, dtype=dtype))
 
     def predict(self, x):
