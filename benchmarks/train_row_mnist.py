@@ -21,29 +21,35 @@ RUNS = [("lstm", "lstm", {}, {}), ("rnn", "rnn", {}, {}), ("gru", "gru", {}, {})
         ("rnn-lr0.001-clip1", "rnn", {}, {"lr": 0.001, "clip": 1.0})]
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--out", default="benchmarks/results/row_mnist")
-    args = parser.parse_args()
-    out = Path(args.out)
+def run_suite(runs, out, epochs, title):
+    """Train each (name, cell, cell options, settings) run for ``epochs`` on row-MNIST,
+    print a markdown table and draw all curves into ``out/curves.png``."""
+    out = Path(out)
     rows, dirs = [], []
-    for name, cell, options, settings in RUNS:
-        config = TrainConfig(cell=cell, cell_options=options, epochs=args.epochs, **settings)
+    for name, cell, options, settings in runs:
+        config = TrainConfig(cell=cell, cell_options=options, epochs=epochs, **settings)
         run_dir = out / name
         summary = train(config, run_dir, progress=False, print_fn=lambda *a: None)
         flags = "".join(f" --cell-option {k}={str(v).lower()}" for k, v in options.items())
         flags += "".join(f" --{k} {v}" for k, v in settings.items())
         rows.append((config.label(), summary["test_accuracy"], summary["seconds_per_epoch"],
-                     f"python -m minirnn train --cell {cell}{flags} --epochs {args.epochs}"))
+                     f"python -m minirnn train --cell {cell}{flags} --epochs {epochs}"))
         dirs.append(run_dir)
         print(f"{name}: test accuracy {summary['test_accuracy']:.4f}", flush=True)
-    png = plot_runs(dirs, out / "curves.png", title=f"row-MNIST, 100 units, batch 64, "
-                    f"Adam lr 0.01, {args.epochs} epochs")
-    print(f"\n| cell | test accuracy | s / epoch | command |\n|---|---|---|---|")
-    for cell, acc, sec, cmd in rows:
-        print(f"| {cell} | {100 * acc:.2f}% | {sec:.1f} | `{cmd}` |")
+    png = plot_runs(dirs, out / "curves.png", title=title)
+    print("\n| run | test accuracy | s / epoch | command |\n|---|---|---|---|")
+    for label, acc, sec, cmd in rows:
+        print(f"| {label} | {100 * acc:.2f}% | {sec:.1f} | `{cmd}` |")
     print(f"\ncurves: {png}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--out", default="benchmarks/results/row_mnist")
+    args = parser.parse_args()
+    run_suite(RUNS, args.out, args.epochs, f"row-MNIST, 100 units, batch 64, "
+              f"{args.epochs} epochs")
 
 
 if __name__ == "__main__":

@@ -56,7 +56,6 @@ def time_cell(name, *, batch=64, time_steps=28, input_size=28, hidden=100,
     """One record: sizes, ``first_call_ms``, ``forward_ms``, ``forward_backward_ms``,
     ``train_step_ms`` (unless ``train_step=False``) and ``sequences_per_s`` of a
     training step (or of forward+backward)."""
-    from .functional import softmax_cross_entropy_backward, softmax_cross_entropy_forward
     from .nn import SequenceClassifier
     from .optim import Adam
     cell = get_cell(name)

@@ -42,11 +42,12 @@ tanh(cbn); ``ifog`` the activated gates.
 import numpy as np
 from numba import njit
 
-from ..functional.activations import sigmoid, tanh
+from ..functional.activations import tanh
 from ..functional.batchnorm import (bn_backward_2d, bn_eval_backward_2d, bn_eval_forward_2d,
                                     bn_train_2d,
                                     update_running_stats)
 from ..initializers import gate_blocks, glorot_uniform, orthogonal
+from ._lstm_gates import gate_gradients, gates_and_cell
 from ._checks import (check_matrix, check_options, check_params, check_sequence,
                       check_state, check_upstream)
 from ._projection import batch_major
@@ -149,13 +150,7 @@ def step_forward(bx_t, h_prev, c_prev, U, b, gamma_h, gamma_c, beta_c, eps, trai
         m_h, v_h = mean_h, var_h
     ifog = np.empty_like(hu)
     c_pre = np.empty_like(h_prev)
-    for n in range(B):
-        for j in range(3 * H):
-            ifog[n, j] = sigmoid(bh[n, j] + bx_t[n, j] + b[j])
-        for j in range(3 * H, 4 * H):
-            ifog[n, j] = tanh(bh[n, j] + bx_t[n, j] + b[j])
-        for j in range(H):
-            c_pre[n, j] = ifog[n, H + j] * c_prev[n, j] + ifog[n, j] * ifog[n, 3 * H + j]
+    gates_and_cell(bh + bx_t + b, c_prev, ifog, c_pre)
     if training:
         cbn, xhat_c, inv_std_c, m_c, v_c = bn_train_2d(c_pre, gamma_c, beta_c, eps)
     else:
@@ -189,18 +184,12 @@ def step_backward(dh, dc_next, c_prev, ifog, tanh_c, xhat_h, inv_std_h, xhat_c, 
         dc_bn, dgamma_c, dbeta_c = bn_backward_2d(dcbn, xhat_c, inv_std_c, gamma_c)
     else:
         dc_bn, dgamma_c, dbeta_c = bn_eval_backward_2d(dcbn, xhat_c, inv_std_c, gamma_c)
+    # the raw c_t reaches the loss through BN(c_t), and also directly through
+    # step t+1 unless the normalized one is what is carried
+    dc = dc_bn if carry_normalized_c else dc_bn + dc_next
     da = np.empty_like(ifog)
     dc_prev = np.empty_like(dh)
-    for n in range(B):
-        for j in range(H):
-            i, f = ifog[n, j], ifog[n, H + j]
-            o, g = ifog[n, 2 * H + j], ifog[n, 3 * H + j]
-            dc = dc_bn[n, j] if carry_normalized_c else dc_bn[n, j] + dc_next[n, j]
-            da[n, j] = dc * g * i * (_ONE - i)
-            da[n, H + j] = dc * c_prev[n, j] * f * (_ONE - f)
-            da[n, 2 * H + j] = dh[n, j] * tanh_c[n, j] * o * (_ONE - o)
-            da[n, 3 * H + j] = dc * i * (_ONE - g * g)
-            dc_prev[n, j] = dc * f
+    gate_gradients(dc, dh, c_prev, ifog, tanh_c, da, dc_prev)
     if training:
         dhu, dgamma_h, _ = bn_backward_2d(da, xhat_h, inv_std_h, gamma_h)
     else:

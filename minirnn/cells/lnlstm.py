@@ -45,9 +45,10 @@ gain and shift differs).
 import numpy as np
 from numba import njit
 
-from ..functional.activations import sigmoid, tanh
+from ..functional.activations import tanh
 from ..functional.layernorm import ln_backward_2d, ln_forward_2d
 from ..initializers import gate_blocks, glorot_uniform, orthogonal
+from ._lstm_gates import gate_gradients, gates_and_cell
 from ._checks import (check_matrix, check_options, check_params, check_sequence,
                       check_state, check_upstream)
 from ._projection import batch_major
@@ -93,35 +94,6 @@ def init(input_size, hidden_size, *, rng, dtype=np.float32, flavour="paper", for
 
 
 @njit(cache=True, error_model="numpy")
-def _gates_and_cell(a, c_prev, ifog, c_pre):
-    """The LSTM's elementwise part: ifog from pre-activations a (B, 4H), and
-    c_pre = f * c_prev + i * g."""
-    B, H = c_prev.shape
-    for n in range(B):
-        for j in range(3 * H):
-            ifog[n, j] = sigmoid(a[n, j])
-        for j in range(3 * H, 4 * H):
-            ifog[n, j] = tanh(a[n, j])
-        for j in range(H):
-            c_pre[n, j] = ifog[n, H + j] * c_prev[n, j] + ifog[n, j] * ifog[n, 3 * H + j]
-
-
-@njit(cache=True, error_model="numpy")
-def _gate_gradients(dc, dh, c_prev, ifog, tanh_c, da, dc_prev):
-    """dL/da from dL/dc_t (before any LN of c) and dL/dh_t; dc_prev = dc * f."""
-    B, H = dc.shape
-    for n in range(B):
-        for j in range(H):
-            i, f = ifog[n, j], ifog[n, H + j]
-            o, g = ifog[n, 2 * H + j], ifog[n, 3 * H + j]
-            da[n, j] = dc[n, j] * g * i * (_ONE - i)
-            da[n, H + j] = dc[n, j] * c_prev[n, j] * f * (_ONE - f)
-            da[n, 2 * H + j] = dh[n, j] * tanh_c[n, j] * o * (_ONE - o)
-            da[n, 3 * H + j] = dc[n, j] * i * (_ONE - g * g)
-            dc_prev[n, j] = dc[n, j] * f
-
-
-@njit(cache=True, error_model="numpy")
 def step_forward(lx_t, h_prev, c_prev, U, b, gain_h, gain_c, shift_c, eps):
     """Paper flavour, one timestep. lx_t: (B, 4H) = LN(x_t W; gain_x).
     Returns h, c: (B, H); ifog: (B, 4H); tanh_c: (B, H); xhat_h (B, 4H), inv_std_h
@@ -131,7 +103,7 @@ def step_forward(lx_t, h_prev, c_prev, U, b, gain_h, gain_c, shift_c, eps):
     a = lh + lx_t + b
     ifog = np.empty_like(a)
     c = np.empty_like(c_prev)
-    _gates_and_cell(a, c_prev, ifog, c)
+    gates_and_cell(a, c_prev, ifog, c)
     lc, xhat_c, inv_std_c = ln_forward_2d(c, gain_c, shift_c, eps)
     tanh_c = np.empty_like(lc)
     h = np.empty_like(lc)
@@ -157,7 +129,7 @@ def step_backward(dh, dc_next, c_prev, ifog, tanh_c, xhat_h, inv_std_h, xhat_c, 
     dc += dc_next                       # c_t also feeds step t+1 directly
     da = np.empty_like(ifog)
     dc_prev = np.empty_like(dh)
-    _gate_gradients(dc, dh, c_prev, ifog, tanh_c, da, dc_prev)
+    gate_gradients(dc, dh, c_prev, ifog, tanh_c, da, dc_prev)
     dhu, dgain_h, _ = ln_backward_2d(da, xhat_h, inv_std_h, gain_h)
     return da, dhu @ UT, dc_prev, dhu, dgain_h, dgain_c, dshift_c
 
@@ -177,7 +149,7 @@ def step_forward_tf(xw_t, h_prev, c_prev, U, gain, shift, gain_c, shift_c, eps):
     a = xhat_z * gain + shift
     ifog = np.empty_like(a)
     c_pre = np.empty_like(c_prev)
-    _gates_and_cell(a, c_prev, ifog, c_pre)
+    gates_and_cell(a, c_prev, ifog, c_pre)
     c, xhat_c, inv_std_c = ln_forward_2d(c_pre, gain_c, shift_c, eps)
     tanh_c = np.empty_like(c)
     h = np.empty_like(c)
@@ -203,7 +175,7 @@ def step_backward_tf(dh, dc_next, c_prev, ifog, tanh_c, xhat_z, inv_std_z, xhat_
     dc_pre, dgain_c, dshift_c = ln_backward_2d(dc, xhat_c, inv_std_c, gain_c)
     da = np.empty_like(ifog)
     dc_prev = np.empty_like(dh)
-    _gate_gradients(dc_pre, dh, c_prev, ifog, tanh_c, da, dc_prev)
+    gate_gradients(dc_pre, dh, c_prev, ifog, tanh_c, da, dc_prev)
     dgain = (da * xhat_z).sum(axis=0)
     dshift = da.sum(axis=0)
     ones = np.ones(H, dtype=dh.dtype)

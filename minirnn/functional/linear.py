@@ -8,7 +8,6 @@ Backward, with $\\delta = \\partial L / \\partial y$:
 $\\partial L/\\partial x = \\delta W^\\top$, $\\partial L/\\partial W = x^\\top \\delta$,
 $\\partial L/\\partial b = \\sum \\delta$ over every leading axis.
 """
-import numpy as np
 
 
 def affine_forward(x, W, b):
