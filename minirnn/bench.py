@@ -18,7 +18,8 @@ import numpy as np
 from .cells import CELLS, get_cell
 from .gradcheck import split_options
 
-GATES = {"rnn": 1, "lstm": 4, "gru": 3, "bnlstm": 4, "lnlstm": 4, "lngru": 3}
+GATES = {"rnn": 1, "lstm": 4, "gru": 3, "bnlstm": 4, "lnlstm": 4, "lngru": 3,
+         "vcrnn": 1, "vcgru": 3, "vclstm": 4}
 # The option combinations worth timing separately (default: the cell's defaults).
 BENCH_CASES = {"gru": ({"reset_after": False}, {"reset_after": True}),
                "lnlstm": ({"flavour": "paper"}, {"flavour": "tensorflow"})}

@@ -25,6 +25,15 @@ def _option_value(text):
         return key, value
 
 
+def _schedule(values):
+    """['1', '20', '2000', 'linear'] -> [1.0, 20.0, 2000, 'linear']."""
+    if values is None:
+        return None
+    if len(values) not in (3, 4):
+        raise SystemExit("error: --sharpness-schedule takes START END STEPS [linear|exponential]")
+    return [float(values[0]), float(values[1]), int(values[2]), *values[3:]]
+
+
 def cmd_train(args):
     from .train import CONFIG, TrainConfig, TrainingDiverged, train
     if args.resume:
@@ -45,7 +54,8 @@ def cmd_train(args):
                 optimizer=args.optimizer, lr=args.lr, clip=args.clip,
                 epochs=args.epochs or 1, seed=args.seed, limit=args.limit,
                 log_every=args.log_every, blas_threads=args.blas_threads,
-                max_steps=args.max_steps, eval_every=args.eval_every, eval_limit=args.eval_limit)
+                max_steps=args.max_steps, eval_every=args.eval_every, eval_limit=args.eval_limit,
+                sharpness_schedule=_schedule(args.sharpness_schedule))
         except ValueError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
@@ -141,6 +151,10 @@ def build_parser():
                    help="use the first N examples of each split (quick runs)")
     p.add_argument("--log-every", type=int, default=20, help="steps between metrics records")
     p.add_argument("--max-steps", type=int, default=None, help="stop after N steps in all")
+    p.add_argument("--sharpness-schedule", nargs="+", default=None,
+                   metavar="START END STEPS [KIND]",
+                   help="variable-computation cells: raise the mask sharpness lambda from "
+                        "START to END over STEPS steps, linear or exponential")
     p.add_argument("--eval-every", type=int, default=None, metavar="N",
                    help="also evaluate on validation data every N steps")
     p.add_argument("--eval-limit", type=int, default=None, metavar="N",

@@ -124,7 +124,12 @@ def check_cell(cell, *, batch=2, time=3, input_size=3, hidden_size=4, seed=0,
     hs, cache = run()
     R = rng.standard_normal(hs.shape)
     dx, grads = cell.backward(params, R, cache)
-    loss = lambda: float(np.sum(run()[0] * R))
+
+    def loss():
+        # A cell may add a penalty to the loss (cache["penalty"], e.g. the VC cells'
+        # computation penalty); its backward includes that penalty's gradient.
+        out, c = run()
+        return float(np.sum(out * R)) + float(c.get("penalty", 0.0))
 
     errors = {"x": relative_error(dx, numeric_gradient(loss, x, h))}
     for name in params:

@@ -60,6 +60,7 @@ class TrainConfig:
     max_steps: int = None       # stop after this many steps in all (then evaluate and test)
     eval_every: int = None      # also evaluate on validation data every N steps
     eval_limit: int = None      # ... on its first N examples (the end of an epoch uses all)
+    sharpness_schedule: list = None   # VC cells: [start, end, steps, "linear"|"exponential"]
 
     def __post_init__(self):
         if self.task not in TASKS:
@@ -74,6 +75,10 @@ class TrainConfig:
         for name in ("max_steps", "eval_every", "eval_limit"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"{name}: expected a positive integer, got {getattr(self, name)}")
+        if self.sharpness_schedule is not None:
+            from .cells._vc_mask import sharpness_at
+            start, end, steps, *kind = self.sharpness_schedule
+            sharpness_at(0, start, end, steps, *kind)        # raises on bad values
         if self.limit is not None and self.limit < 1:
             raise ValueError(f"limit: expected a positive number of examples, got {self.limit}")
 
@@ -102,6 +107,17 @@ def build_model(config, task, rng):
     return cls(config.cell, task.input_size, config.hidden, task.n_outputs,
                layers=config.layers, rng=rng, dropout=config.dropout,
                output_batchnorm=config.output_batchnorm, **config.cell_options)
+
+
+def set_sharpness(model, schedule, step):
+    """Give every variable-computation layer the sharpness lambda of ``step``."""
+    from .cells._vc_mask import sharpness_at
+    from .nn import Recurrent
+    start, end, steps, *kind = schedule
+    value = sharpness_at(step, start, end, steps, *kind)
+    for layer in model.layers:
+        if isinstance(layer, Recurrent) and "sharpness" in layer.cell.FORWARD_OPTIONS:
+            layer.set_option("sharpness", value)
 
 
 def evaluate(model, split, kind):
@@ -240,6 +256,8 @@ def _train(config, out, resume, progress, stop_after_steps, data_root, print_fn)
                              f"--resume {out}")
                     return {"interrupted": True, "step": step, "run_dir": str(out)}
                 t0 = time.perf_counter()
+                if config.sharpness_schedule is not None:
+                    set_sharpness(model, config.sharpness_schedule, step)
                 idx = order[batch_index * config.batch_size:(batch_index + 1) * config.batch_size]
                 xb, yb = x_train[idx], y_train[idx]
                 loss, out_b = model.loss_and_backward(xb, yb)
@@ -334,4 +352,6 @@ def load_trained_model(run_dir, data_root=None):
     for key, value in params.items():
         model.params[key][...] = value
     model.load_buffers(meta["buffers"])
+    if config.sharpness_schedule is not None:
+        set_sharpness(model, config.sharpness_schedule, meta["step"])
     return config, task, model

@@ -6,10 +6,10 @@
 
 ``CELLS`` maps the names used on the command line to the modules.
 """
-from . import bnlstm, gru, lngru, lnlstm, lstm, rnn
+from . import bnlstm, gru, lngru, lnlstm, lstm, rnn, vcgru, vclstm, vcrnn
 
 CELLS = {"rnn": rnn, "lstm": lstm, "gru": gru, "bnlstm": bnlstm, "lnlstm": lnlstm,
-         "lngru": lngru}
+         "lngru": lngru, "vcrnn": vcrnn, "vcgru": vcgru, "vclstm": vclstm}
 
 
 def get_cell(name):

@@ -1,0 +1,244 @@
+"""Variable-computation GRU (VCGRU, Jernite et al. 2016).
+
+The inner cell is ``gru`` with ``reset_after=False`` (Cho et al. 2014, TensorFlow's
+``GRUCell``: the reset gate acts on the state before ``U_n``), gates z, r, n in
+that order, ``z = 1`` keeping the old state. One timestep
+(``tutorials/06_variable_computation.md``; scheduler, masks, modes and penalty
+in ``_vc_mask.py``)::
+
+    m_t   = sigma(x_t w_x + h_{t-1} w_h + b_m)                      (B,)
+    e_t   = Thres_eps(sigma(lambda (m_t H - i))),  i = 0..H-1        (B, H)
+    e^x_t = Thres_eps(sigma(lambda (m_t I - k))),  k = 0..I-1        (B, I)
+    xbar = e^x_t * x_t          hbar = e_t * h_{t-1}
+    z = sigma(xbar W_z + hbar U_z + b_z)      r = sigma(xbar W_r + hbar U_r + b_r)
+    n = tanh(xbar W_n + (r * hbar) U_n + b_n)
+    h~ = z * hbar + (1 - z) * n                                  the GRU on (xbar, hbar)
+    h_t = e_t * h~ + (1 - e_t) * h_{t-1}
+
+Parameters: ``W: (input, 3H)``, ``U: (H, 3H)``, ``b: (3H,)`` (those of
+``gru`` with ``reset_after=False``), and the scheduler's ``w_x: (input,)``,
+``w_h: (H,)``, ``b_m: (1,)`` (``init(..., scheduler_bias=0.0)``). State ``h0``;
+``cache["state"] == h_T``. Forward options, ``cache["penalty"]``,
+``cache["metrics"]`` and what is hoisted: as in ``vcrnn``.
+
+Backward, one step (``dh`` = total dL/dh_t)::
+
+    dh~ = dh * e
+    da_n = dh~ (1 - z)(1 - n^2)       da_z = dh~ (hbar - n) z (1 - z)
+    d(r hbar) = da_n U_n^T            da_r = d(r hbar) * hbar * r (1 - r)
+    dhbar = dh~ z + d(r hbar) r + [da_z, da_r] [U_z, U_r]^T
+    dh_{t-1} = dh (1 - e) + dhbar e + dz w_h
+    de = dh (h~ - h_{t-1}) + dhbar h_{t-1}
+    (then dm, dz, dx_t as in ``vcrnn``)
+"""
+import numpy as np
+from numba import njit
+
+from ..functional.activations import sigmoid, tanh
+from ..initializers import gate_blocks, glorot_uniform, orthogonal
+from . import _vc_mask as vc
+from ._vc_mask import add_mask_gradient, scheduler, scheduler_backward, unit_mask
+from ._projection import batch_major
+from ._checks import (check_matrix, check_options, check_params, check_sequence,
+                      check_state, check_upstream)
+from .vcrnn import init_scheduler
+
+INIT_OPTIONS = ("scheduler_bias",)
+FORWARD_OPTIONS = vc.FORWARD_OPTIONS
+GRADCHECK_CASES = ({"threshold": "soft"}, {"threshold": "hard"},
+                   {"threshold": "soft", "sharpness": 3.0},
+                   {"threshold": "soft", "alpha": 0.5, "m_target": 0.3},
+                   {"threshold": "hard", "alpha": 0.5, "m_target": 0.3, "penalty": "l2"})
+STATE_SIZE = 1
+GATES = 3
+_ONE = np.float32(1.0)
+
+
+def param_shapes(input_size, hidden_size, **options):
+    """Shapes by name; no option changes them (options are accepted for callers
+    that pass a case's options along)."""
+    I, H = input_size, hidden_size
+    return {"W": (I, 3 * H), "U": (H, 3 * H), "b": (3 * H,), "w_x": (I,), "w_h": (H,),
+            "b_m": (1,)}
+
+
+def init(input_size, hidden_size, *, rng, dtype=np.float32, scheduler_bias=0.0):
+    """As ``gru.init`` (Glorot W, orthogonal U per gate, zero b), and the scheduler."""
+    H = hidden_size
+    params = {"W": gate_blocks(lambda: glorot_uniform(rng, input_size, H, dtype), 3),
+              "U": gate_blocks(lambda: orthogonal(rng, H, dtype), 3),
+              "b": np.zeros(3 * H, dtype=dtype)}
+    params.update(init_scheduler(input_size, hidden_size, rng, dtype, scheduler_bias))
+    return params
+
+
+@njit(cache=True, error_model="numpy")
+def step_forward(x_t, xm_t, h_prev, W, U_zr, U_n, b, w_h, mask_h, mask_x, eps, soft):
+    """One timestep. x_t: (B, I); xm_t: (B,) = x_t w_x + b_m; h_prev: (B, H);
+    W: (I, 3H); U_zr: (H, 2H), U_n: (H, H) the column blocks of U; b: (3H,); w_h: (H,);
+    mask_h, mask_x, eps, soft as in ``vcrnn.step_forward``.
+    Returns h: (B, H), m: (B,), e: (B, H), ex: (B, I), zrn: (B, 3H) activated gates,
+    h_tilde: (B, H)."""
+    B, H = h_prev.shape
+    m = scheduler(xm_t, h_prev, w_h)
+    e = unit_mask(m, mask_h[0], mask_h[1], eps, soft)
+    ex = unit_mask(m, mask_x[0], mask_x[1], eps, soft)
+    hbar = e * h_prev
+    xw = (ex * x_t) @ W
+    hu_zr = hbar @ U_zr
+    zrn = np.empty_like(xw)
+    for n in range(B):
+        for j in range(2 * H):
+            zrn[n, j] = sigmoid(xw[n, j] + hu_zr[n, j] + b[j])
+    recurrent = (zrn[:, H:2 * H] * hbar) @ U_n
+    h_tilde, h = np.empty_like(h_prev), np.empty_like(h_prev)
+    for n in range(B):
+        for j in range(H):
+            z = zrn[n, j]
+            cand = tanh(xw[n, 2 * H + j] + recurrent[n, j] + b[2 * H + j])
+            zrn[n, 2 * H + j] = cand
+            h_tilde[n, j] = z * hbar[n, j] + (_ONE - z) * cand
+            h[n, j] = e[n, j] * h_tilde[n, j] + (_ONE - e[n, j]) * h_prev[n, j]
+    return h, m, e, ex, zrn, h_tilde
+
+
+@njit(cache=True, error_model="numpy")
+def step_backward(dh, dm_pen, x_t, h_prev, h_tilde, m, e, zrn, WT, UT_zr, UT_n, w_h,
+                  mask_h, mask_x, eps, soft):
+    """One timestep backwards. dh: (B, H) total dL/dh_t; dm_pen: (B,); WT: (3H, I),
+    UT_zr: (2H, H), UT_n: (H, H) transposed. Returns da: (B, 3H) = dL/d(pre-activations
+    of z, r, n), dxbar: (B, I) (soft; (0, 0) hard), dz: (B,), dh_prev: (B, H)."""
+    B, H = dh.shape
+    hbar = e * h_prev
+    da = np.empty_like(zrn)
+    for n in range(B):
+        for j in range(H):
+            z, cand = zrn[n, j], zrn[n, 2 * H + j]
+            dht = dh[n, j] * e[n, j]                                  # dL/dh~
+            da[n, 2 * H + j] = dht * (_ONE - z) * (_ONE - cand * cand)
+            da[n, j] = dht * (hbar[n, j] - cand) * z * (_ONE - z)
+    d_rh = np.ascontiguousarray(da[:, 2 * H:]) @ UT_n                 # dL/d(r * hbar)
+    for n in range(B):
+        for j in range(H):
+            r = zrn[n, H + j]
+            da[n, H + j] = d_rh[n, j] * hbar[n, j] * r * (_ONE - r)
+    dhbar = np.ascontiguousarray(da[:, :2 * H]) @ UT_zr
+    for n in range(B):
+        for j in range(H):
+            dhbar[n, j] += dh[n, j] * e[n, j] * zrn[n, j] + d_rh[n, j] * zrn[n, H + j]
+    dh_prev = np.empty_like(dh)
+    for n in range(B):
+        for j in range(H):
+            dh_prev[n, j] = dh[n, j] * (_ONE - e[n, j]) + dhbar[n, j] * e[n, j]
+    dm = dm_pen.copy()
+    if soft:
+        de = dh * (h_tilde - h_prev) + dhbar * h_prev
+        dxbar = da @ WT
+        add_mask_gradient(dm, de, m, mask_h[0], mask_h[1], eps)
+        add_mask_gradient(dm, dxbar * x_t, m, mask_x[0], mask_x[1], eps)
+    else:
+        dxbar = np.empty((0, 0), dtype=dh.dtype)
+    dz = scheduler_backward(dm, m, w_h, dh_prev)
+    return da, dxbar, dz, dh_prev
+
+
+@njit(cache=True)
+def forward_loop(x, xm, h0, W, U_zr, U_n, b, w_h, mask_h, mask_x, eps, soft):
+    """x: (T, B, I) time-major; xm: (T, B) -> hs: (T+1, B, H) with hs[0] = h0,
+    m: (T, B), e: (T, B, H), ex: (T, B, I), zrn: (T, B, 3H), h_tilde: (T, B, H)."""
+    T, B, H = x.shape[0], h0.shape[0], h0.shape[1]
+    hs = np.empty((T + 1, B, H), dtype=x.dtype)
+    m = np.empty((T, B), dtype=x.dtype)
+    e = np.empty((T, B, H), dtype=x.dtype)
+    ex = np.empty(x.shape, dtype=x.dtype)
+    zrn = np.empty((T, B, 3 * H), dtype=x.dtype)
+    h_tilde = np.empty((T, B, H), dtype=x.dtype)
+    hs[0] = h0
+    for t in range(T):
+        hs[t + 1], m[t], e[t], ex[t], zrn[t], h_tilde[t] = step_forward(
+            x[t], xm[t], hs[t], W, U_zr, U_n, b, w_h, mask_h, mask_x, eps, soft)
+    return hs, m, e, ex, zrn, h_tilde
+
+
+@njit(cache=True)
+def backward_loop(dhs, dh_T, dm_pen, x, hs, h_tilde, m, e, zrn, WT, UT_zr, UT_n, w_h,
+                  mask_h, mask_x, eps, soft):
+    """dhs: (T, B, H) time-major; dh_T: (B, H) -> das: (T, B, 3H), dxbar: (T, B, I)
+    (soft; (0, B, I) hard), dz: (T, B), dh0: (B, H)."""
+    T, B, I = x.shape
+    das = np.empty_like(zrn)
+    dxbars = np.empty((T if soft else 0, B, I), dtype=dhs.dtype)
+    dzs = np.empty((T, B), dtype=dhs.dtype)
+    dh_next = dh_T
+    for t in range(T - 1, -1, -1):
+        das[t], dxbar, dzs[t], dh_next = step_backward(
+            dhs[t] + dh_next, dm_pen[t], x[t], hs[t], h_tilde[t], m[t], e[t], zrn[t], WT,
+            UT_zr, UT_n, w_h, mask_h, mask_x, eps, soft)
+        if soft:
+            dxbars[t] = dxbar
+    return das, dxbars, dzs, dh_next
+
+
+def forward(params, x, state=None, *, training=True, rng=None, **options):
+    """x: (batch, time, input) -> hs: (batch, time, hidden), cache.
+    ``state`` is h0: (batch, hidden). ``training`` and ``rng``: the common contract."""
+    check_options("vcgru.forward", options, FORWARD_OPTIONS)
+    opts = vc.check_options("vcgru.forward", **{**vc.DEFAULTS, **options})
+    I, H = check_matrix(params, "W").shape[0], check_matrix(params, "U").shape[0]
+    dtype = check_params(params, param_shapes(I, H))
+    check_sequence(x, I, dtype)
+    h0 = check_state("state h0", state, x.shape[0], H, dtype)
+    x_tm = np.ascontiguousarray(x.transpose(1, 0, 2))
+    xm = vc.scheduler_input(x_tm, params["w_x"], params["b_m"])
+    mask_h = vc.mask_constants(opts["sharpness"], H, dtype)
+    mask_x = vc.mask_constants(opts["sharpness"], I, dtype)
+    eps = dtype.type(opts["eps"])
+    U = params["U"]
+    hs, m, e, ex, zrn, h_tilde = forward_loop(
+        x_tm, xm, h0, np.ascontiguousarray(params["W"]), np.ascontiguousarray(U[:, :2 * H]),
+        np.ascontiguousarray(U[:, 2 * H:]), params["b"], np.ascontiguousarray(params["w_h"]),
+        mask_h, mask_x, eps, opts["soft"])
+    penalty, dm_pen = vc.penalty_and_gradient(m, opts["alpha"], opts["m_target"],
+                                              opts["penalty"])
+    cache = {"x": x, "x_tm": x_tm, "hs": hs, "m": m, "e": e, "ex": ex, "zrn": zrn,
+             "h_tilde": h_tilde, "mask_h": mask_h, "mask_x": mask_x, "eps": eps,
+             "options": opts, "dm_penalty": dm_pen, "penalty": penalty,
+             "metrics": vc.metrics(m, e), "has_state": state is not None, "state": hs[-1]}
+    return batch_major(hs), cache
+
+
+def backward(params, dhs, cache, dstate=None):
+    """dhs: (batch, time, hidden) -> (dx, grads), the gradient of ``L + cache["penalty"]``.
+    ``dstate``, optional: dL/dh_T. ``grads`` holds ``"h0"`` when a state was passed."""
+    x_tm, hs, e, zrn = cache["x_tm"], cache["hs"], cache["e"], cache["zrn"]
+    T, B, H = hs.shape[0] - 1, hs.shape[1], hs.shape[2]
+    dtype = x_tm.dtype
+    dhs = check_upstream(dhs, (B, T, H), dtype)
+    dh_T = check_state("dstate", dstate, B, H, dtype).copy()
+    soft = cache["options"]["soft"]
+    U = params["U"]
+    das, dxbar, dz, dh0 = backward_loop(
+        np.ascontiguousarray(dhs.transpose(1, 0, 2)), dh_T, cache["dm_penalty"], x_tm, hs,
+        cache["h_tilde"], cache["m"], e, zrn, np.ascontiguousarray(params["W"].T),
+        np.ascontiguousarray(U[:, :2 * H].T), np.ascontiguousarray(U[:, 2 * H:].T),
+        np.ascontiguousarray(params["w_h"]), cache["mask_h"], cache["mask_x"], cache["eps"],
+        soft)
+    dx, dW, db, dw_x, db_m = vc.input_side_gradients(
+        x_tm, cache["ex"], das, dxbar if soft else None, dz, params["W"], params["w_x"])
+    h_prev = hs[:-1].reshape(T * B, H)
+    hbar = (e * hs[:-1]).reshape(T * B, H)
+    da = das.reshape(T * B, 3 * H)
+    r = zrn[:, :, H:2 * H].reshape(T * B, H)
+    dU = np.empty_like(U)
+    dU[:, :2 * H] = hbar.T @ da[:, :2 * H]
+    dU[:, 2 * H:] = (r * hbar).T @ da[:, 2 * H:]
+    grads = {"W": dW, "U": dU, "b": db, "w_x": dw_x, "w_h": h_prev.T @ dz.reshape(T * B),
+             "b_m": db_m}
+    if cache["has_state"]:
+        grads["h0"] = dh0
+    return dx, grads
+
+
+def macs(cache):
+    """Multiply-adds the forward's steps needed given their masks (``_vc_mask.count_macs``)."""
+    return vc.count_macs(cache["e"], cache["ex"], GATES)

@@ -1,0 +1,229 @@
+"""Variable-computation RNN (VCRNN, Jernite et al. 2016): a vanilla RNN that updates
+only the first units of its state, as many as a scheduler decides, at each step.
+
+One timestep (``tutorials/06_variable_computation.md`` derives it; the scheduler,
+the masks, the threshold modes and the penalty are in ``_vc_mask.py``)::
+
+    m_t   = sigma(x_t w_x + h_{t-1} w_h + b_m)                      (B,)
+    e_t   = Thres_eps(sigma(lambda (m_t H - i))),  i = 0..H-1        (B, H)
+    e^x_t = Thres_eps(sigma(lambda (m_t I - k))),  k = 0..I-1        (B, I)
+    xbar  = e^x_t * x_t          hbar = e_t * h_{t-1}
+    h~    = tanh(xbar W + hbar U + b)                                the vanilla RNN
+    h_t   = e_t * h~ + (1 - e_t) * h_{t-1}
+
+Parameters: ``W: (input, hidden)``, ``U: (hidden, hidden)``, ``b: (hidden,)`` (those
+of ``rnn``), and the scheduler's ``w_x: (input,)``, ``w_h: (hidden,)``,
+``b_m: (1,)``. State: ``h0: (batch, hidden)``, zeros when omitted;
+``cache["state"] == h_T``.
+
+Forward options (``FORWARD_OPTIONS``, defaults in ``_vc_mask.DEFAULTS``):
+``sharpness=1.0`` (lambda), ``eps=0.1``, ``threshold="soft"`` or ``"hard"``,
+``alpha=0.0``, ``m_target=0.5``, ``penalty="l1"`` or ``"l2"``. ``cache["penalty"]``
+holds ``alpha * sum_t mean_n |m_t - m_target|`` (squared for l2), whose gradient
+``backward`` includes; ``cache["metrics"]`` holds ``mean_m`` and
+``update_fraction``. Init option: ``scheduler_bias=0.0``, the initial ``b_m``
+(0 gives m_t near 1/2: about half the units updated at the start).
+
+What is hoisted out of the loop: ``x_t w_x + b_m`` for every t (one product).
+``x_t W`` is not: the input mask ``e^x_t`` depends on ``m_t``, hence on
+``h_{t-1}``, so ``xbar W`` is one (B, I) x (I, H) product per step (small next
+to ``hbar U`` when I < H). After the loop: ``dW = sum_t xbar_t^T da_t``,
+``dU = sum_t hbar_t^T da_t``, the scheduler's ``dw_x``, ``dw_h`` and, in the hard
+mode, ``dxbar = da W^T`` (in the soft mode the loop needs it for dL/dm).
+
+Backward, one step (``dh`` = total dL/dh_t)::
+
+    dh~ = dh * e                  da = dh~ * (1 - h~^2)
+    dhbar = da U^T                dxbar = da W^T
+    dh_{t-1} = dh * (1 - e) + dhbar * e + dz w_h
+    de = dh * (h~ - h_{t-1}) + dhbar * h_{t-1}          de^x = dxbar * x_t
+    dm = sum_i de_i de_i/dm + sum_k de^x_k de^x_k/dm + dpenalty/dm   (soft)
+    dm = dpenalty/dm                                                 (hard)
+    dz = dm * m (1 - m)           dx_t = dxbar * e^x + dz w_x
+"""
+import numpy as np
+from numba import njit
+
+from ..functional.activations import tanh
+from ..initializers import glorot_uniform, orthogonal
+from . import _vc_mask as vc
+from ._vc_mask import add_mask_gradient, scheduler, scheduler_backward, unit_mask
+from ._projection import batch_major
+from ._checks import (check_matrix, check_options, check_params, check_sequence,
+                      check_state, check_upstream)
+
+INIT_OPTIONS = ("scheduler_bias",)
+FORWARD_OPTIONS = vc.FORWARD_OPTIONS
+GRADCHECK_CASES = ({"threshold": "soft"}, {"threshold": "hard"},
+                   {"threshold": "soft", "sharpness": 3.0},
+                   {"threshold": "soft", "alpha": 0.5, "m_target": 0.3},
+                   {"threshold": "hard", "alpha": 0.5, "m_target": 0.3, "penalty": "l2"})
+STATE_SIZE = 1
+GATES = 1
+_ONE = np.float32(1.0)
+
+
+def param_shapes(input_size, hidden_size, **options):
+    """Shapes by name; no option changes them (options are accepted for callers
+    that pass a case's options along)."""
+    I, H = input_size, hidden_size
+    return {"W": (I, H), "U": (H, H), "b": (H,), "w_x": (I,), "w_h": (H,), "b_m": (1,)}
+
+
+def init_scheduler(input_size, hidden_size, rng, dtype, scheduler_bias):
+    """w = [w_x; w_h] Glorot-uniform as one (I + H, 1) layer, b_m = scheduler_bias."""
+    w = glorot_uniform(rng, input_size + hidden_size, 1, dtype)[:, 0]
+    return {"w_x": w[:input_size].copy(), "w_h": w[input_size:].copy(),
+            "b_m": np.full(1, scheduler_bias, dtype=dtype)}
+
+
+def init(input_size, hidden_size, *, rng, dtype=np.float32, scheduler_bias=0.0):
+    """Glorot-uniform W, orthogonal U, b = 0 (as ``rnn``), and the scheduler."""
+    params = {"W": glorot_uniform(rng, input_size, hidden_size, dtype),
+              "U": orthogonal(rng, hidden_size, dtype),
+              "b": np.zeros(hidden_size, dtype=dtype)}
+    params.update(init_scheduler(input_size, hidden_size, rng, dtype, scheduler_bias))
+    return params
+
+
+@njit(cache=True, error_model="numpy")
+def step_forward(x_t, xm_t, h_prev, W, U, b, w_h, mask_h, mask_x, eps, soft):
+    """One timestep. x_t: (B, I); xm_t: (B,) = x_t w_x + b_m; h_prev: (B, H);
+    W: (I, H); U: (H, H); b: (H,); w_h: (H,); mask_h = (lambda H, lambda [0..H-1])
+    and mask_x = (lambda I, lambda [0..I-1]) (``_vc_mask.mask_constants``).
+    Returns h: (B, H), m: (B,), e: (B, H), ex: (B, I), h_tilde: (B, H)."""
+    m = scheduler(xm_t, h_prev, w_h)
+    e = unit_mask(m, mask_h[0], mask_h[1], eps, soft)
+    ex = unit_mask(m, mask_x[0], mask_x[1], eps, soft)
+    a = (ex * x_t) @ W + (e * h_prev) @ U
+    h_tilde, h = np.empty_like(h_prev), np.empty_like(h_prev)
+    for n in range(h.shape[0]):
+        for j in range(h.shape[1]):
+            h_tilde[n, j] = tanh(a[n, j] + b[j])
+            h[n, j] = e[n, j] * h_tilde[n, j] + (_ONE - e[n, j]) * h_prev[n, j]
+    return h, m, e, ex, h_tilde
+
+
+@njit(cache=True, error_model="numpy")
+def step_backward(dh, dm_pen, x_t, h_prev, h_tilde, m, e, WT, UT, w_h, mask_h, mask_x,
+                  eps, soft):
+    """One timestep backwards. dh: (B, H) total dL/dh_t; dm_pen: (B,) dpenalty/dm_t;
+    WT: (H, I), UT: (H, H) transposed. Returns da: (B, H) = dL/d(pre-activation),
+    dxbar: (B, I) = dL/dxbar (soft mode; (0, 0) in the hard mode, where it is one
+    product after the loop), dz: (B,) = dL/dz of the scheduler, dh_prev: (B, H)."""
+    B, H = dh.shape
+    da = np.empty_like(dh)
+    for n in range(B):
+        for j in range(H):
+            da[n, j] = dh[n, j] * e[n, j] * (_ONE - h_tilde[n, j] * h_tilde[n, j])
+    dhbar = da @ UT
+    dh_prev = np.empty_like(dh)
+    for n in range(B):
+        for j in range(H):
+            dh_prev[n, j] = dh[n, j] * (_ONE - e[n, j]) + dhbar[n, j] * e[n, j]
+    dm = dm_pen.copy()
+    if soft:   # the gradient reaches m through the band of both masks
+        de = dh * (h_tilde - h_prev) + dhbar * h_prev
+        dxbar = da @ WT
+        add_mask_gradient(dm, de, m, mask_h[0], mask_h[1], eps)
+        add_mask_gradient(dm, dxbar * x_t, m, mask_x[0], mask_x[1], eps)
+    else:
+        dxbar = np.empty((0, 0), dtype=dh.dtype)
+    dz = scheduler_backward(dm, m, w_h, dh_prev)
+    return da, dxbar, dz, dh_prev
+
+
+@njit(cache=True)
+def forward_loop(x, xm, h0, W, U, b, w_h, mask_h, mask_x, eps, soft):
+    """x: (T, B, I) time-major; xm: (T, B) -> hs: (T+1, B, H) with hs[0] = h0,
+    m: (T, B), e: (T, B, H), ex: (T, B, I), h_tilde: (T, B, H)."""
+    T, B, H = x.shape[0], h0.shape[0], h0.shape[1]
+    hs = np.empty((T + 1, B, H), dtype=x.dtype)
+    m = np.empty((T, B), dtype=x.dtype)
+    e = np.empty((T, B, H), dtype=x.dtype)
+    ex = np.empty(x.shape, dtype=x.dtype)
+    h_tilde = np.empty((T, B, H), dtype=x.dtype)
+    hs[0] = h0
+    for t in range(T):
+        hs[t + 1], m[t], e[t], ex[t], h_tilde[t] = step_forward(
+            x[t], xm[t], hs[t], W, U, b, w_h, mask_h, mask_x, eps, soft)
+    return hs, m, e, ex, h_tilde
+
+
+@njit(cache=True)
+def backward_loop(dhs, dh_T, dm_pen, x, hs, h_tilde, m, e, WT, UT, w_h, mask_h, mask_x,
+                  eps, soft):
+    """dhs: (T, B, H) time-major; dh_T: (B, H) gradient of the final state;
+    dm_pen: (T, B). Returns das: (T, B, H), dxbar: (T, B, I) (soft; (0, B, I) hard),
+    dz: (T, B), dh0: (B, H)."""
+    T, B, I = x.shape
+    das = np.empty_like(dhs)
+    dxbars = np.empty((T if soft else 0, B, I), dtype=dhs.dtype)
+    dzs = np.empty((T, B), dtype=dhs.dtype)
+    dh_next = dh_T
+    for t in range(T - 1, -1, -1):
+        das[t], dxbar, dzs[t], dh_next = step_backward(
+            dhs[t] + dh_next, dm_pen[t], x[t], hs[t], h_tilde[t], m[t], e[t], WT, UT, w_h,
+            mask_h, mask_x, eps, soft)
+        if soft:
+            dxbars[t] = dxbar
+    return das, dxbars, dzs, dh_next
+
+
+def forward(params, x, state=None, *, training=True, rng=None, **options):
+    """x: (batch, time, input) -> hs: (batch, time, hidden), cache.
+    ``state`` is h0: (batch, hidden). ``training`` and ``rng`` are accepted for the
+    common contract; nothing here is random or differs in evaluation."""
+    check_options("vcrnn.forward", options, FORWARD_OPTIONS)
+    opts = vc.check_options("vcrnn.forward", **{**vc.DEFAULTS, **options})
+    I, H = check_matrix(params, "W").shape[0], check_matrix(params, "U").shape[0]
+    dtype = check_params(params, param_shapes(I, H))
+    check_sequence(x, I, dtype)
+    h0 = check_state("state h0", state, x.shape[0], H, dtype)
+    x_tm = np.ascontiguousarray(x.transpose(1, 0, 2))
+    xm = vc.scheduler_input(x_tm, params["w_x"], params["b_m"])
+    mask_h = vc.mask_constants(opts["sharpness"], H, dtype)
+    mask_x = vc.mask_constants(opts["sharpness"], I, dtype)
+    eps = dtype.type(opts["eps"])
+    hs, m, e, ex, h_tilde = forward_loop(x_tm, xm, h0, np.ascontiguousarray(params["W"]),
+                                         np.ascontiguousarray(params["U"]), params["b"],
+                                         np.ascontiguousarray(params["w_h"]), mask_h, mask_x, eps,
+                                         opts["soft"])
+    penalty, dm_pen = vc.penalty_and_gradient(m, opts["alpha"], opts["m_target"],
+                                              opts["penalty"])
+    cache = {"x": x, "x_tm": x_tm, "hs": hs, "m": m, "e": e, "ex": ex, "h_tilde": h_tilde,
+             "mask_h": mask_h, "mask_x": mask_x, "eps": eps, "options": opts,
+             "dm_penalty": dm_pen, "penalty": penalty, "metrics": vc.metrics(m, e),
+             "has_state": state is not None, "state": hs[-1]}
+    return batch_major(hs), cache
+
+
+def backward(params, dhs, cache, dstate=None):
+    """dhs: (batch, time, hidden) -> (dx: (batch, time, input), grads), the gradient
+    of ``L + cache["penalty"]``. ``dstate``, optional: dL/dh_T for a caller that
+    used ``cache["state"]``. ``grads`` holds ``"h0"`` too when a state was passed."""
+    x_tm, hs, e = cache["x_tm"], cache["hs"], cache["e"]
+    T, B, H = hs.shape[0] - 1, hs.shape[1], hs.shape[2]
+    dtype = x_tm.dtype
+    dhs = check_upstream(dhs, (B, T, H), dtype)
+    dh_T = check_state("dstate", dstate, B, H, dtype).copy()
+    soft = cache["options"]["soft"]
+    das, dxbar, dz, dh0 = backward_loop(
+        np.ascontiguousarray(dhs.transpose(1, 0, 2)), dh_T, cache["dm_penalty"], x_tm, hs,
+        cache["h_tilde"], cache["m"], e, np.ascontiguousarray(params["W"].T),
+        np.ascontiguousarray(params["U"].T), params["w_h"], cache["mask_h"],
+        cache["mask_x"], cache["eps"], soft)
+    dx, dW, db, dw_x, db_m = vc.input_side_gradients(
+        x_tm, cache["ex"], das, dxbar if soft else None, dz, params["W"], params["w_x"])
+    h_prev = hs[:-1].reshape(T * B, H)
+    hbar = (e * hs[:-1]).reshape(T * B, H)
+    grads = {"W": dW, "U": hbar.T @ das.reshape(T * B, H), "b": db, "w_x": dw_x,
+             "w_h": h_prev.T @ dz.reshape(T * B), "b_m": db_m}
+    if cache["has_state"]:
+        grads["h0"] = dh0
+    return dx, grads
+
+
+def macs(cache):
+    """Multiply-adds the forward's steps needed given their masks (``_vc_mask.count_macs``)."""
+    return vc.count_macs(cache["e"], cache["ex"], GATES)
