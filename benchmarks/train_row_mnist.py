@@ -6,9 +6,11 @@ learning rate 0.001 with clipping, through the same
     python benchmarks/train_row_mnist.py [--epochs 3] [--out benchmarks/results/row_mnist]
 
 Prints one row per cell (test accuracy, seconds per epoch, the equivalent
-command) and writes all curves into one PNG next to the run folders.
+command; a run already finished with the same settings is not trained again) and writes all curves into one PNG next to the run folders.
 """
 import argparse
+import json
+from dataclasses import asdict
 from pathlib import Path
 
 from minirnn.plot import plot_runs
@@ -21,6 +23,22 @@ RUNS = [("lstm", "lstm", {}, {}), ("rnn", "rnn", {}, {}), ("gru", "gru", {}, {})
         ("rnn-lr0.001-clip1", "rnn", {}, {"lr": 0.001, "clip": 1.0})]
 
 
+def finished(run_dir, config):
+    """The summary of a run already finished with the same config, else None, so an
+    interrupted suite continues where it stopped."""
+    try:
+        saved = json.loads((run_dir / "config.json").read_text())
+        records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    except (OSError, ValueError):
+        return None
+    test = [r for r in records if r["split"] == "test"]
+    if saved != asdict(config) or not test:
+        return None
+    val = [r for r in records if r["split"] == "val"]
+    seconds = test[-1]["seconds"] / max(len(val), 1)
+    return {"test_accuracy": test[-1]["accuracy"], "seconds_per_epoch": seconds}
+
+
 def run_suite(runs, out, epochs, title):
     """Train each (name, cell, cell options, settings) run for ``epochs`` on row-MNIST,
     print a markdown table and draw all curves into ``out/curves.png``."""
@@ -29,7 +47,9 @@ def run_suite(runs, out, epochs, title):
     for name, cell, options, settings in runs:
         config = TrainConfig(cell=cell, cell_options=options, epochs=epochs, **settings)
         run_dir = out / name
-        summary = train(config, run_dir, progress=False, print_fn=lambda *a: None)
+        summary = finished(run_dir, config)
+        if summary is None:
+            summary = train(config, run_dir, progress=False, print_fn=lambda *a: None)
         flags = "".join(f" --cell-option {k}={str(v).lower()}" for k, v in options.items())
         flags += "".join(f" --{k} {v}" for k, v in settings.items())
         rows.append((config.label(), summary["test_accuracy"], summary["seconds_per_epoch"],

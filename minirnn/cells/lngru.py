@@ -19,7 +19,7 @@ Parameters (gate order z, r, n along the columns of W and U)::
 
     W: (I, 3H)  U: (H, 3H)  gain_zr, shift_zr: (2H,)  gain_xn, shift_xn, gain_hn, shift_hn: (H,)
 
-No biases: the shifts serve. ``eps`` defaults to 1e-3, as in ``lnlstm`` (see
+No biases: the shifts serve. ``eps`` defaults to 1e-2, as in ``lnlstm`` (see
 there why not 1e-5). Gains start at 1, shifts at 0. ``LN(x_t W_n)`` does
 not depend on h, so it is computed for all timesteps before the loop, and so is
 ``x_t W_zr``.
@@ -162,7 +162,7 @@ def backward_loop(dhs, dh_T, hs, zrn, lhn, xhat_zr, inv_std_zr, xhat_hn, inv_std
     return dus, dhns, dlxns, dh_next, dgain_zr, dshift_zr, dgain_hn, dshift_hn
 
 
-def forward(params, x, state=None, *, training=True, rng=None, eps=1e-3, **options):
+def forward(params, x, state=None, *, training=True, rng=None, eps=1e-2, **options):
     """x: (batch, time, input) -> hs: (batch, time, hidden), cache. ``state`` is h0."""
     check_options("lngru.forward", options, ())
     I, H = check_matrix(params, "W").shape[0], check_matrix(params, "U").shape[0]

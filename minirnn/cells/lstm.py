@@ -7,6 +7,17 @@ Equations, for one timestep (the tutorial ``tutorials/02_lstm.md`` derives them)
     c_t = f * c_{t-1} + i * g
     h_t = o * tanh(c_t)
 
+Recurrent dropout (``tutorials/08_recurrent_dropout.md``; options in
+``cells/_dropout.py``) multiplies a mask m into one of three places::
+
+    dropout_where="hidden"   a_t = x_t W + (h_{t-1} * m_h) U + b     Gal & Ghahramani
+    dropout_where="update"   c_t = f * c_{t-1} + i * (g * m_g)       Semeniuta et al.
+    dropout_where="cell"     c_t = m_c * (f * c_{t-1} + i * g)       Moon et al.
+
+and, backwards, the same mask multiplies the local derivative at that place:
+``dh_{t-1} = (da U^T) * m_h``; ``dg = dc_t * i * m_g`` (and ``di = dc_t * g * m_g``);
+``du = dc_t * m_c`` for u = f c_{t-1} + i g, then di, df, dg, dc_{t-1} from du.
+
 Parameters (gate order i, f, o, g along the last axis of each):
 
     W: (input, 4*hidden)   U: (hidden, 4*hidden)   b: (4*hidden,)
@@ -27,13 +38,21 @@ from numba import njit
 
 from ..functional.activations import sigmoid, tanh
 from ..initializers import gate_blocks, glorot_uniform, orthogonal
+from ._dropout import kernel_mask, mask_at, recurrent_masks
 from ._projection import batch_major, input_gradients, input_projection
 from ._checks import (check_matrix, check_options, check_params, check_sequence,
                       check_state, check_upstream)
 
 INIT_OPTIONS = ("forget_bias",)
-FORWARD_OPTIONS = ()
-GRADCHECK_CASES = ({},)
+FORWARD_OPTIONS = ("recurrent_dropout", "dropout_where", "dropout_per", "dropout_shared")
+DROPOUT_PLACEMENTS = ("update", "hidden", "cell")
+GRADCHECK_CASES = (
+    {},
+    {"recurrent_dropout": 0.3, "dropout_where": "update", "dropout_per": "step"},
+    {"recurrent_dropout": 0.3, "dropout_where": "hidden", "dropout_per": "sequence"},
+    {"recurrent_dropout": 0.3, "dropout_where": "cell", "dropout_per": "sequence",
+     "dropout_shared": True},
+)
 STATE_SIZE = 2          # the state is (h, c)
 _ONE = np.float32(1.0)
 
@@ -54,15 +73,20 @@ def init(input_size, hidden_size, *, rng, dtype=np.float32, forget_bias=1.0):
 
 
 @njit(cache=True, error_model="numpy")
-def step_forward(xw_t, h_prev, c_prev, U, h, c, ifog, tanh_c):
+def step_forward(xw_t, h_prev, c_prev, U, h, c, ifog, tanh_c, m_h=None, m_g=None, m_c=None):
     """One timestep. xw_t: (B, 4H) = x_t W + b; h_prev, c_prev: (B, H); U: (H, 4H).
 
     Writes the step's results into the buffers passed in (slices of the loop's
     (T, ...) arrays, so nothing is allocated or copied per step):
-    h, c, tanh_c: (B, H) = h_t, c_t, tanh(c_t); ifog: (B, 4H) activated gates.
+    h, c, tanh_c: (B, H) = h_t, c_t, tanh(c_t); ifog: (B, 4H) activated gates
+    (g before any dropout mask). m_h, m_g, m_c: (B, H) dropout masks on h_{t-1}
+    where it meets U, on g, on c_t; None where there is none (see the module notes).
     """
     B, H = h_prev.shape
-    np.dot(h_prev, U, ifog)             # h_{t-1} U, written where the gates go
+    if m_h is None:
+        np.dot(h_prev, U, ifog)         # h_{t-1} U, written where the gates go
+    else:
+        np.dot(h_prev * m_h, U, ifog)   # (h_{t-1} * m_h) U
     # Loops over contiguous runs of units, so the compiler can use SIMD: first the
     # gates a = x_t W + b + h_{t-1} U through sigmoid (i, f, o) or tanh (g), then
     # the cell and the output.
@@ -73,19 +97,25 @@ def step_forward(xw_t, h_prev, c_prev, U, h, c, ifog, tanh_c):
             ifog[n, j] = tanh(xw_t[n, j] + ifog[n, j])
         for j in range(H):
             i, f, o, g = ifog[n, j], ifog[n, H + j], ifog[n, 2 * H + j], ifog[n, 3 * H + j]
+            if m_g is not None:
+                g = g * m_g[n, j]                           # g * m_g enters the cell
             c[n, j] = f * c_prev[n, j] + i * g
+            if m_c is not None:
+                c[n, j] = m_c[n, j] * c[n, j]               # the carried c_t is masked
             tanh_c[n, j] = tanh(c[n, j])
             h[n, j] = o * tanh_c[n, j]
 
 
 @njit(cache=True, error_model="numpy")
-def step_backward(dh_out, dh, dc, c_prev, ifog, tanh_c, UT, da):
+def step_backward(dh_out, dh, dc, c_prev, ifog, tanh_c, UT, da, m_h=None, m_g=None, m_c=None):
     """One timestep backwards.
 
     dh_out: (B, H) dL/dh_t from the output at t; dh, dc: (B, H) the gradients
     carried from step t+1, dL/dh_t through U and dL/dc_t; UT: (4H, H) = U^T.
     Writes da: (B, 4H) = dL/da_t, and turns the carried gradients into those of
     step t-1: dh <- dL/dh_{t-1} = da U^T, dc <- dL/dc_{t-1} = dL/dc_t * f.
+    m_h, m_g, m_c: the forward step's dropout masks (or None); each multiplies
+    the local derivative where it multiplied the forward value.
     """
     B, H = dh.shape
     for n in range(B):
@@ -96,17 +126,24 @@ def step_backward(dh_out, dh, dc, c_prev, ifog, tanh_c, UT, da):
             dh_t = dh_out[n, j] + dh[n, j]
             # c_t reaches the loss through h_t = o * tanh(c_t) and through c_{t+1}
             dc_t = dc[n, j] + dh_t * o * (_ONE - tc * tc)
-            da[n, j] = dc_t * g * i * (_ONE - i)                  # i = sigma(a_i)
+            if m_c is not None:     # c_t = m_c * u with u = f c_{t-1} + i g: du = dc_t * m_c
+                dc_t = dc_t * m_c[n, j]
+            g_in = g if m_g is None else g * m_g[n, j]           # what entered the cell
+            dg = dc_t * i if m_g is None else dc_t * i * m_g[n, j]
+            da[n, j] = dc_t * g_in * i * (_ONE - i)               # i = sigma(a_i)
             da[n, H + j] = dc_t * c_prev[n, j] * f * (_ONE - f)   # f = sigma(a_f)
             da[n, 2 * H + j] = dh_t * tc * o * (_ONE - o)         # o = sigma(a_o)
-            da[n, 3 * H + j] = dc_t * i * (_ONE - g * g)          # g = tanh(a_g)
+            da[n, 3 * H + j] = dg * (_ONE - g * g)                # g = tanh(a_g)
             dc[n, j] = dc_t * f
     np.dot(da, UT, dh)
+    if m_h is not None:     # forward used h_{t-1} * m_h
+        dh *= m_h
 
 
 @njit(cache=True)
-def forward_loop(xw, h0, c0, U):
-    """xw: (T, B, 4H) time-major; h0, c0: (B, H).
+def forward_loop(xw, h0, c0, U, M_h=None, M_g=None, M_c=None):
+    """xw: (T, B, 4H) time-major; h0, c0: (B, H); M_h, M_g, M_c: dropout masks
+    (T or 1, B, H), or None.
     Returns hs, cs: (T+1, B, H) with the initial state at index 0; ifog: (T, B, 4H);
     tanh_c: (T, B, H)."""
     T, B, H = xw.shape[0], h0.shape[0], h0.shape[1]
@@ -117,19 +154,21 @@ def forward_loop(xw, h0, c0, U):
     hs[0] = h0
     cs[0] = c0
     for t in range(T):
-        step_forward(xw[t], hs[t], cs[t], U, hs[t + 1], cs[t + 1], ifog[t], tanh_c[t])
+        step_forward(xw[t], hs[t], cs[t], U, hs[t + 1], cs[t + 1], ifog[t], tanh_c[t],
+                     mask_at(M_h, t), mask_at(M_g, t), mask_at(M_c, t))
     return hs, cs, ifog, tanh_c
 
 
 @njit(cache=True)
-def backward_loop(dhs, dh_T, dc_T, cs, ifog, tanh_c, UT):
+def backward_loop(dhs, dh_T, dc_T, cs, ifog, tanh_c, UT, M_h=None, M_g=None, M_c=None):
     """dhs: (T, B, H) time-major upstream gradient; dh_T, dc_T: (B, H) gradients of
-    the final state (copied: the loop carries its own). Returns das: (T, B, 4H)
-    and the gradients of the initial state dh0, dc0: (B, H)."""
+    the final state (copied: the loop carries its own); M_*: the forward's masks.
+    Returns das: (T, B, 4H) and the gradients of the initial state dh0, dc0: (B, H)."""
     das = np.empty(ifog.shape, dtype=dhs.dtype)
     dh, dc = dh_T.copy(), dc_T.copy()
     for t in range(dhs.shape[0] - 1, -1, -1):
-        step_backward(dhs[t], dh, dc, cs[t], ifog[t], tanh_c[t], UT, das[t])
+        step_backward(dhs[t], dh, dc, cs[t], ifog[t], tanh_c[t], UT, das[t],
+                      mask_at(M_h, t), mask_at(M_g, t), mask_at(M_c, t))
     return das, dh, dc
 
 
@@ -138,26 +177,38 @@ def _sizes(params):
     return W.shape[0], U.shape[0]
 
 
-def forward(params, x, state=None, *, training=True, rng=None, **options):
+def forward(params, x, state=None, *, training=True, rng=None, recurrent_dropout=0.0,
+            dropout_where="update", dropout_per="sequence", dropout_shared=False, **options):
     """x: (batch, time, input) -> hs: (batch, time, hidden), cache.
 
-    ``training`` and ``rng`` are accepted for the common cell contract; the plain
-    LSTM has nothing random and no train/eval difference.
+    Recurrent dropout (off by default): ``recurrent_dropout`` is the rate p,
+    ``dropout_where`` one of "update" (g), "hidden" (h_{t-1} before U), "cell"
+    (c_t); ``dropout_per`` "sequence" or "step"; ``dropout_shared`` one mask for
+    the whole batch. Masks are drawn from ``rng`` when ``training`` (an error if it
+    is None) and kept in ``cache["masks"]``; ``training=False`` drops nothing.
     """
     check_options("lstm.forward", options, FORWARD_OPTIONS)
     I, H = _sizes(params)
     dtype = check_params(params, param_shapes(I, H))
     check_sequence(x, I, dtype)
-    B = x.shape[0]
+    B, T = x.shape[0], x.shape[1]
+    masks = recurrent_masks("lstm", DROPOUT_PLACEMENTS, rate=recurrent_dropout, where=dropout_where,
+                            per=dropout_per, shared=dropout_shared, training=training, rng=rng,
+                            time=T, batch=B, hidden=H, dtype=dtype)
     h0, c0 = (None, None) if state is None else _unpack_state(state)
     h0 = check_state("state h0", h0, B, H, dtype)
     c0 = check_state("state c0", c0, B, H, dtype)
     U = np.ascontiguousarray(params["U"])
     xw = input_projection(x, params["W"], params["b"])
-    hs, cs, ifog, tanh_c = forward_loop(xw, h0, c0, U)
-    cache = {"x": x, "hs": hs, "cs": cs, "ifog": ifog, "tanh_c": tanh_c,
+    hs, cs, ifog, tanh_c = forward_loop(xw, h0, c0, U, *_kernel_masks(masks, B))
+    cache = {"x": x, "hs": hs, "cs": cs, "ifog": ifog, "tanh_c": tanh_c, "masks": masks,
              "has_state": state is not None, "state": (hs[-1], cs[-1])}
     return batch_major(hs), cache
+
+
+def _kernel_masks(masks, B):
+    """(M_h, M_g, M_c) for the loops: each (T or 1, B, H) or None."""
+    return tuple(kernel_mask(masks, where, B) for where in ("hidden", "update", "cell"))
 
 
 def _unpack_state(state, name="state"):
@@ -182,11 +233,15 @@ def backward(params, dhs, cache, dstate=None):
     dh_T = check_state("dstate dh_T", dh_T, B, H, x.dtype)
     dc_T = check_state("dstate dc_T", dc_T, B, H, x.dtype)
     UT = np.ascontiguousarray(params["U"].T)
+    M_h, M_g, M_c = _kernel_masks(cache["masks"], B)
     das, dh0, dc0 = backward_loop(np.ascontiguousarray(dhs.transpose(1, 0, 2)), dh_T, dc_T,
-                                  cache["cs"], cache["ifog"], cache["tanh_c"], UT)
-    # Weight gradients do not depend on the loop order: one product each.
+                                  cache["cs"], cache["ifog"], cache["tanh_c"], UT,
+                                  M_h, M_g, M_c)
+    # Weight gradients do not depend on the loop order: one product each. U met
+    # h_{t-1} * m_h under "hidden" dropout.
+    h_prev = hs[:-1] if M_h is None else hs[:-1] * M_h
     dx, dW, db = input_gradients(x, das, params["W"])
-    grads = {"W": dW, "U": hs[:-1].reshape(T * B, H).T @ das.reshape(T * B, 4 * H), "b": db}
+    grads = {"W": dW, "U": h_prev.reshape(T * B, H).T @ das.reshape(T * B, 4 * H), "b": db}
     if cache["has_state"]:
         grads["h0"], grads["c0"] = dh0, dc0
     return dx, grads

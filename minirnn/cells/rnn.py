@@ -9,6 +9,12 @@ Parameters: ``W: (input, hidden)``, ``U: (hidden, hidden)``, ``b: (hidden,)``.
 State: ``h0: (batch, hidden)``, zeros when omitted; the final state is
 ``cache["state"] == h_T``.
 
+Recurrent dropout (``tutorials/08_recurrent_dropout.md``; options in
+``cells/_dropout.py``): the RNN has one place for a mask, h_{t-1} where it meets
+U (Gal & Ghahramani), ``a_t = x_t W + (h_{t-1} * m_h) U + b``, so backwards
+``dh_{t-1} = (da U^T) * m_h`` and ``dU = sum_t (h_{t-1} * m_h)^T da_t``.
+("update" and "cell" belong to the gated cells and are an error here.)
+
 Backpropagation through time: with ``dh`` the total dL/dh_t (from the output at
 t plus what step t+1 sends back), ``da = dh * (1 - h_t^2)`` and
 ``dh_{t-1} = da U^T``; ``dW``, ``dU``, ``db`` sum ``x_t^T da``, ``h_{t-1}^T da``
@@ -19,13 +25,20 @@ from numba import njit
 
 from ..functional.activations import tanh
 from ..initializers import glorot_uniform, orthogonal
+from ._dropout import kernel_mask, mask_at, recurrent_masks
 from ._projection import batch_major, input_gradients, input_projection
 from ._checks import (check_matrix, check_options, check_params, check_sequence,
                       check_state, check_upstream)
 
 INIT_OPTIONS = ()
-FORWARD_OPTIONS = ()
-GRADCHECK_CASES = ({},)
+FORWARD_OPTIONS = ("recurrent_dropout", "dropout_where", "dropout_per", "dropout_shared")
+DROPOUT_PLACEMENTS = ("hidden",)
+GRADCHECK_CASES = (
+    {},
+    {"recurrent_dropout": 0.3, "dropout_where": "hidden", "dropout_per": "step"},
+    {"recurrent_dropout": 0.3, "dropout_where": "hidden", "dropout_per": "sequence",
+     "dropout_shared": True},
+)
 STATE_SIZE = 1
 _ONE = np.float32(1.0)
 
@@ -43,9 +56,13 @@ def init(input_size, hidden_size, *, rng, dtype=np.float32):
 
 
 @njit(cache=True, error_model="numpy")
-def step_forward(xw_t, h_prev, U):
-    """xw_t: (B, H) = x_t W + b; h_prev: (B, H); U: (H, H) -> h: (B, H)."""
-    a = xw_t + h_prev @ U
+def step_forward(xw_t, h_prev, U, m_h=None):
+    """xw_t: (B, H) = x_t W + b; h_prev: (B, H); U: (H, H); m_h: (B, H) dropout
+    mask on h_{t-1} or None -> h: (B, H)."""
+    if m_h is None:
+        a = xw_t + h_prev @ U
+    else:
+        a = xw_t + (h_prev * m_h) @ U
     h = np.empty_like(a)
     for n in range(a.shape[0]):
         for j in range(a.shape[1]):
@@ -54,47 +71,64 @@ def step_forward(xw_t, h_prev, U):
 
 
 @njit(cache=True)
-def step_backward(dh, h, UT):
-    """dh: (B, H) total dL/dh_t; h: (B, H) = h_t; UT: (H, H) = U transposed.
+def step_backward(dh, h, UT, m_h=None):
+    """dh: (B, H) total dL/dh_t; h: (B, H) = h_t; UT: (H, H) = U transposed;
+    m_h: the forward's mask on h_{t-1} or None.
     Returns da: (B, H) = dL/da_t and dh_prev = dL/dh_{t-1}."""
     da = dh * (_ONE - h * h)
-    return da, da @ UT
+    if m_h is None:
+        return da, da @ UT
+    return da, (da @ UT) * m_h
 
 
 @njit(cache=True)
-def forward_loop(xw, h0, U):
-    """xw: (T, B, H) time-major; h0: (B, H) -> hs: (T+1, B, H), hs[0] = h0."""
+def forward_loop(xw, h0, U, M_h=None):
+    """xw: (T, B, H) time-major; h0: (B, H); M_h: dropout mask (T or 1, B, H) or
+    None -> hs: (T+1, B, H), hs[0] = h0."""
     T, B, H = xw.shape
     hs = np.empty((T + 1, B, H), dtype=xw.dtype)
     hs[0] = h0
     for t in range(T):
-        hs[t + 1] = step_forward(xw[t], hs[t], U)
+        hs[t + 1] = step_forward(xw[t], hs[t], U, mask_at(M_h, t))
     return hs
 
 
 @njit(cache=True)
-def backward_loop(dhs, dh_T, hs, UT):
-    """dhs: (T, B, H) time-major; dh_T: (B, H) gradient of the final state
-    -> das: (T, B, H), dh0: (B, H)."""
+def backward_loop(dhs, dh_T, hs, UT, M_h=None):
+    """dhs: (T, B, H) time-major; dh_T: (B, H) gradient of the final state;
+    M_h: the forward's mask -> das: (T, B, H), dh0: (B, H)."""
     T = dhs.shape[0]
     das = np.empty_like(dhs)
     dh_next = dh_T
     for t in range(T - 1, -1, -1):
-        das[t], dh_next = step_backward(dhs[t] + dh_next, hs[t + 1], UT)
+        das[t], dh_next = step_backward(dhs[t] + dh_next, hs[t + 1], UT, mask_at(M_h, t))
     return das, dh_next
 
 
-def forward(params, x, state=None, *, training=True, rng=None, **options):
+def forward(params, x, state=None, *, training=True, rng=None, recurrent_dropout=0.0,
+            dropout_where="hidden", dropout_per="sequence", dropout_shared=False, **options):
     """x: (batch, time, input) -> hs: (batch, time, hidden), cache.
-    ``state`` is h0: (batch, hidden)."""
+    ``state`` is h0: (batch, hidden).
+
+    Recurrent dropout (off by default): ``recurrent_dropout`` is the rate p on h_{t-1}
+    where it meets U (``dropout_where="hidden"``, the only placement of the
+    RNN); ``dropout_per`` "sequence" or "step"; ``dropout_shared`` one mask for
+    the whole batch. Masks come from ``rng`` when ``training`` and are kept in
+    ``cache["masks"]``; ``training=False`` drops nothing."""
     check_options("rnn.forward", options, FORWARD_OPTIONS)
     I, H = check_matrix(params, "W").shape[0], check_matrix(params, "U").shape[0]
     dtype = check_params(params, param_shapes(I, H))
     check_sequence(x, I, dtype)
-    h0 = check_state("state h0", state, x.shape[0], H, dtype)
+    B, T = x.shape[0], x.shape[1]
+    masks = recurrent_masks("rnn", DROPOUT_PLACEMENTS, rate=recurrent_dropout, where=dropout_where,
+                            per=dropout_per, shared=dropout_shared, training=training, rng=rng,
+                            time=T, batch=B, hidden=H, dtype=dtype)
+    h0 = check_state("state h0", state, B, H, dtype)
     xw = input_projection(x, params["W"], params["b"])
-    hs = forward_loop(xw, h0, np.ascontiguousarray(params["U"]))
-    cache = {"x": x, "hs": hs, "has_state": state is not None, "state": hs[-1]}
+    hs = forward_loop(xw, h0, np.ascontiguousarray(params["U"]),
+                      kernel_mask(masks, "hidden", B))
+    cache = {"x": x, "hs": hs, "masks": masks, "has_state": state is not None,
+             "state": hs[-1]}
     return batch_major(hs), cache
 
 
@@ -106,10 +140,12 @@ def backward(params, dhs, cache, dstate=None):
     T, B, H = hs.shape[0] - 1, hs.shape[1], hs.shape[2]
     dhs = check_upstream(dhs, (B, T, H), x.dtype)
     dh_T = check_state("dstate", dstate, B, H, x.dtype).copy()
+    M_h = kernel_mask(cache["masks"], "hidden", B)
     das, dh0 = backward_loop(np.ascontiguousarray(dhs.transpose(1, 0, 2)), dh_T, hs,
-                             np.ascontiguousarray(params["U"].T))
+                             np.ascontiguousarray(params["U"].T), M_h)
+    h_prev = hs[:-1] if M_h is None else hs[:-1] * M_h      # what U met
     dx, dW, db = input_gradients(x, das, params["W"])
-    grads = {"W": dW, "U": hs[:-1].reshape(T * B, H).T @ das.reshape(T * B, H), "b": db}
+    grads = {"W": dW, "U": h_prev.reshape(T * B, H).T @ das.reshape(T * B, H), "b": db}
     if cache["has_state"]:
         grads["h0"] = dh0
     return dx, grads
