@@ -48,7 +48,9 @@ def cmd_train(args):
         options = dict(args.cell_option or [])
         try:
             config = TrainConfig(
-                task=args.task, cell=args.cell, cell_options=options, hidden=args.hidden,
+                task=args.task, model=args.model, batchnorm=not args.no_batchnorm,
+                cost=args.cost, raw_pixels=args.raw_pixels, kaggle_csv=args.kaggle_csv,
+                cell=args.cell, cell_options=options, hidden=args.hidden,
                 layers=args.layers, dropout=args.dropout, batch_size=args.batch_size,
                 output_batchnorm=args.output_batchnorm,
                 optimizer=args.optimizer, lr=args.lr, clip=args.clip,
@@ -129,6 +131,15 @@ def build_parser():
     p = sub.add_parser("train", help="train a model (default: source 000's LSTM on row-MNIST)",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--task", choices=TASKS, default="row-mnist")
+    p.add_argument("--model", choices=["rnn", "cnn"], default="rnn",
+                   help="a recurrent network, or source 002's CNN (with --task mnist)")
+    p.add_argument("--no-batchnorm", action="store_true", help="CNN without batch norm")
+    p.add_argument("--cost", choices=["stable", "clipped"], default="stable",
+                   help="CNN cost: log-softmax, or source 002's -mean(sum(t*log(clip(y))))")
+    p.add_argument("--raw-pixels", action="store_true",
+                   help="mnist task: pixels 0..255, unscaled, as source 002 feeds them")
+    p.add_argument("--kaggle-csv", default=None, metavar="PATH",
+                   help="mnist task: read Kaggle's Digit Recognizer train.csv")
     p.add_argument("--cell", choices=sorted(CELLS), default="lstm")
     p.add_argument("--cell-option", action="append", type=_option_value, metavar="KEY=VALUE",
                    help="a cell option, e.g. reset_after=true or forget_bias=1.0 (repeatable)")

@@ -4,11 +4,15 @@
     pixel-mnist     784 steps of 1 pixel
     permuted-mnist  784 steps of 1 pixel, in a fixed random order (seeded)
     sine            read sin(t), predict cos(t) at every step (source 001's shape)
+    mnist           the images themselves, (N, 1, 28, 28), for the CNN (source 002)
 
 MNIST's validation set is the first 5,000 training images, the remaining 55,000
 train (the split of TensorFlow's ``input_data`` that source 000 uses); the test
 set is the official 10,000. ``limit`` keeps the first N of each split, for quick
-runs.
+runs. The ``mnist`` task (images) holds out a random 10% of the training images
+for validation, as source 002 does; read from Kaggle's ``train.csv``
+(``kaggle_csv``), whose test file has no labels, that held-out 10% is the test
+set as well.
 """
 from dataclasses import dataclass
 
@@ -17,7 +21,7 @@ import numpy as np
 from . import data
 
 MNIST_TASKS = {"row-mnist": "row", "pixel-mnist": "pixel", "permuted-mnist": "permuted"}
-TASKS = (*MNIST_TASKS, "sine")
+TASKS = (*MNIST_TASKS, "sine", "mnist")
 MNIST_VALIDATION = 5000
 SINE_SIZES = {"train": 4000, "val": 500, "test": 500}
 SINE_STEPS = 40
@@ -38,9 +42,30 @@ def _first(split, limit):
     return split if limit is None else (split[0][:limit], split[1][:limit])
 
 
-def load_task(name, *, seed=0, limit=None, data_root=None):
-    """Load a task by name. ``seed`` fixes the permuted-MNIST pixel order and the
-    sine phases; ``limit`` keeps the first N examples of each split."""
+def load_images(*, seed=0, limit=None, data_root=None, raw_pixels=False, kaggle_csv=None):
+    """The ``mnist`` task: x (N, 1, 28, 28) float32, pixels in [0, 1], or 0..255 with
+    ``raw_pixels`` (source 002 feeds them unscaled)."""
+    if kaggle_csv:
+        images, labels = data.load_kaggle_csv(kaggle_csv)
+        (x_tr, y_tr), (x_val, y_val) = data.train_val_split(images, labels, 0.1, seed)
+        splits = [(x_tr, y_tr), (x_val, y_val), (x_val, y_val)]
+    else:
+        (x_train, y_train), test = data.load_mnist(data_root)
+        train, val = data.train_val_split(x_train, y_train, 0.1, seed)
+        splits = [train, val, test]
+    scale = np.float32(1.0 if raw_pixels else 1 / 255)
+    splits = [_first(s, limit) for s in splits]
+    splits = [((x[:, None] * scale).astype(np.float32), y.astype(np.int64)) for x, y in splits]
+    return Task("mnist", "classification", 1, 10, *splits)
+
+
+def load_task(name, *, seed=0, limit=None, data_root=None, raw_pixels=False, kaggle_csv=None):
+    """Load a task by name. ``seed`` fixes the permuted-MNIST pixel order, the sine
+    phases and the images' validation split; ``limit`` keeps the first N examples
+    of each split; ``raw_pixels`` and ``kaggle_csv`` concern the ``mnist`` task."""
+    if name == "mnist":
+        return load_images(seed=seed, limit=limit, data_root=data_root, raw_pixels=raw_pixels,
+                           kaggle_csv=kaggle_csv)
     if name in MNIST_TASKS:
         (x_train, y_train), (x_test, y_test) = data.load_mnist(data_root)
         view = MNIST_TASKS[name]

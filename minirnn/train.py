@@ -42,6 +42,7 @@ class TrainConfig:
     with 100 units reading MNIST row by row, batch 64, learning rate 0.01 (source
     000 does not show its optimizer; Adam is our choice), one epoch."""
     task: str = "row-mnist"
+    model: str = "rnn"          # "rnn": a recurrent network; "cnn": source 002's CNN
     cell: str = "lstm"
     cell_options: dict = field(default_factory=dict)
     hidden: int = 100
@@ -61,10 +62,20 @@ class TrainConfig:
     eval_every: int = None      # also evaluate on validation data every N steps
     eval_limit: int = None      # ... on its first N examples (the end of an epoch uses all)
     sharpness_schedule: list = None   # VC cells: [start, end, steps, "linear"|"exponential"]
+    batchnorm: bool = True      # CNN: batch norm after each convolution
+    cost: str = "stable"        # CNN: "stable" log-softmax or source 002's "clipped" cost
+    raw_pixels: bool = False    # mnist task: pixels 0..255 as source 002 feeds them
+    kaggle_csv: str = None      # mnist task: read Kaggle's train.csv instead
 
     def __post_init__(self):
         if self.task not in TASKS:
             raise ValueError(f"task: expected one of {list(TASKS)}, got {self.task!r}")
+        if self.model not in ("rnn", "cnn"):
+            raise ValueError(f"model: expected 'rnn' or 'cnn', got {self.model!r}")
+        if (self.model == "cnn") != (self.task == "mnist"):
+            raise ValueError(f"model {self.model!r} cannot read task {self.task!r}: the CNN "
+                             f"reads images (--task mnist --model cnn), recurrent models "
+                             f"read sequences (row-mnist, pixel-mnist, permuted-mnist, sine)")
         for name in ("hidden", "layers", "batch_size", "epochs", "log_every"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name}: expected a positive integer, got {getattr(self, name)}")
@@ -89,7 +100,11 @@ class TrainConfig:
 
     def label(self):
         """A short name for plots: the cell, its options, and what differs from the defaults."""
-        default = TrainConfig(task=self.task)
+        default = TrainConfig(task=self.task, model=self.model)
+        if self.model == "cnn":
+            parts = ["cnn" + (" +BN" if self.batchnorm else " no BN"), f"lr={self.lr}",
+                     f"cost={self.cost}"] + (["raw pixels"] if self.raw_pixels else [])
+            return " ".join(parts)
         parts = [self.cell] + [f"{k}={v}" for k, v in sorted(self.cell_options.items())]
         for name in ("hidden", "layers", "dropout", "output_batchnorm", "optimizer", "lr", "clip",
                      "batch_size"):
@@ -103,6 +118,9 @@ class TrainingDiverged(RuntimeError):
 
 
 def build_model(config, task, rng):
+    if config.model == "cnn":
+        from .nn import CNNClassifier
+        return CNNClassifier(batchnorm=config.batchnorm, rng=rng, cost=config.cost)
     cls = SequenceClassifier if task.kind == "classification" else SequenceRegressor
     return cls(config.cell, task.input_size, config.hidden, task.n_outputs,
                layers=config.layers, rng=rng, dropout=config.dropout,
@@ -204,7 +222,8 @@ def train(config, out_dir, *, resume=False, progress=True, stop_after_steps=None
 def _train(config, out, resume, progress, stop_after_steps, data_root, print_fn):
     from tqdm import tqdm
 
-    task = load_task(config.task, seed=config.seed, limit=config.limit, data_root=data_root)
+    task = load_task(config.task, seed=config.seed, limit=config.limit, data_root=data_root,
+                     raw_pixels=config.raw_pixels, kaggle_csv=config.kaggle_csv)
     rng = np.random.default_rng(config.seed)
     model = build_model(config, task, rng)
     optimizer = make_optimizer(config.optimizer, model.params, lr=config.lr)
@@ -346,7 +365,8 @@ def load_trained_model(run_dir, data_root=None):
     if not config_path.exists():
         raise FileNotFoundError(f"{run_dir} is not a run folder: it has no {CONFIG}")
     config = TrainConfig.from_dict(json.loads(config_path.read_text()))
-    task = load_task(config.task, seed=config.seed, limit=config.limit, data_root=data_root)
+    task = load_task(config.task, seed=config.seed, limit=config.limit, data_root=data_root,
+                     raw_pixels=config.raw_pixels, kaggle_csv=config.kaggle_csv)
     model = build_model(config, task, np.random.default_rng(config.seed))
     params, _, meta = load_checkpoint(run_dir / CHECKPOINT)
     for key, value in params.items():

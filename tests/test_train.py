@@ -166,3 +166,26 @@ def test_resuming_a_finished_run_keeps_one_test_record(tmp_path):
     records = [json.loads(line) for line in (tmp_path / METRICS).read_text().splitlines()]
     assert [r["step"] for r in records if r["split"] == "test"] == [20]
     assert [r["step"] for r in records if r["split"] == "val"] == [10, 20]
+
+
+def test_cli_trains_the_cnn_on_idx_files_and_on_a_kaggle_csv(tmp_path):
+    from minirnn.data import load_mnist
+    (x, y), _ = load_mnist()
+    rows = ["label," + ",".join(f"pixel{i}" for i in range(784))]
+    rows += [f"{label}," + ",".join(map(str, image.ravel())) for image, label in zip(x[:300], y[:300])]
+    (tmp_path / "train.csv").write_text("\n".join(rows) + "\n")
+    common = ["--task", "mnist", "--model", "cnn", "--limit", "200", "--batch-size", "50", "--quiet"]
+    res = run_cli("train", *common, "--out", "idx", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "test accuracy" in res.stdout
+    res = run_cli("train", *common, "--kaggle-csv", "train.csv", "--no-batchnorm", "--cost",
+                  "clipped", "--raw-pixels", "--out", "csv", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    config = json.loads((tmp_path / "csv" / "config.json").read_text())
+    assert (config["batchnorm"], config["cost"], config["raw_pixels"]) == (False, "clipped", True)
+    # 10% of the 300 CSV rows are held out: 30 validation (= test) examples
+    assert "test accuracy" in res.stdout
+    records = [json.loads(line) for line in (tmp_path / "csv" / METRICS).read_text().splitlines()]
+    assert [r["split"] for r in records][-2:] == ["val", "test"]
+    res = run_cli("train", "--task", "mnist", "--limit", "10", cwd=tmp_path)
+    assert res.returncode == 2 and "cannot read task 'mnist'" in res.stderr

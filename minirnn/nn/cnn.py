@@ -108,6 +108,11 @@ class CNNClassifier(Sequential):
       in_channels, image_size, filters, kernel_size, pool, n_classes
                     the architecture; the defaults are source 002's (filters
                     (32, 64), 3x3 kernels, 2x2 pools, 28x28 single-channel input)
+
+    ``params`` keys are ``"<layer>.<name>"`` (with batch norm: 0.W, 0.b, 1.gamma,
+    1.beta, 4.W, 4.b, 5.gamma, 5.beta, 9.W, 9.b); ``buffers()`` returns batch
+    norm's running statistics (1.running_mean, 1.running_var, 5.running_mean,
+    5.running_var), which a checkpoint must keep for ``eval()`` mode.
     """
 
     def __init__(self, *, batchnorm=True, rng, dtype=np.float32, cost="stable",
@@ -134,20 +139,6 @@ class CNNClassifier(Sequential):
         self.batchnorm = batchnorm
         self.input_shape = (in_channels, image_size, image_size)
         self.n_classes = n_classes
-
-    @property
-    def buffers(self):
-        """State that is not trained but must be saved with the parameters: each
-        batch norm's running statistics, keyed ``"<layer>.running_mean"`` and
-        ``"<layer>.running_var"`` like ``params`` (the layers' own arrays; empty
-        without batch norm). A checkpoint that keeps only ``params`` loses them,
-        and ``eval()`` mode would then normalize with mean 0 and variance 1."""
-        out = {}
-        for i, layer in enumerate(self.layers):
-            for name in ("running_mean", "running_var"):
-                if hasattr(layer, name):
-                    out[f"{i}.{name}"] = getattr(layer, name)
-        return out
 
     def forward(self, x):
         x = np.asarray(x)
