@@ -83,11 +83,18 @@ def test_ctrl_c_finishes_the_step_and_saves(tmp_path, monkeypatch):
         return real(self, x, y)
 
     monkeypatch.setattr(SequenceClassifier, "loss_and_backward", interrupting)
-    summary = train(TrainConfig(**QUICK), tmp_path, progress=False, print_fn=lambda *a: None)
+    # CI may run us with SIGINT ignored; the handler must only be borrowed
+    before = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        summary = train(TrainConfig(**QUICK), tmp_path, progress=False, print_fn=lambda *a: None)
+        restored = signal.getsignal(signal.SIGINT)
+    finally:
+        signal.signal(signal.SIGINT, before)
     assert summary["interrupted"] and summary["step"] == 3     # step 3 was completed
     _, _, meta = ckpt.load_checkpoint(tmp_path / CHECKPOINT)
     assert (meta["step"], meta["batch_index"]) == (3, 3)
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert restored is signal.default_int_handler
 
 
 def test_checkpoint_write_is_atomic(tmp_path):
