@@ -471,3 +471,258 @@ def test_bad_dropout_options_are_named(cell, conv, kwargs, error, message):
     if "recurrent_dropout" not in kwargs and "dropout" not in kwargs:
         with pytest.raises(error, match=message):
             cell.forward(params, x, training=False, **conv, **kwargs)
+
+
+# ================================================================ the normalized cells
+# bnlstm (both carry modes), lnlstm (both flavours) and lngru take the same options;
+# "cell" is masked where the carried cell is: before BN/LN when the raw cell is
+# carried, after it when the normalized one is (bnlstm carry_normalized_c, lnlstm
+# tensorflow).
+
+from minirnn.cells import bnlstm, lngru, lnlstm  # noqa: E402
+
+NORM_VARIANTS = (
+    [(bnlstm, w, {"carry_normalized_c": carry}) for w in ("update", "hidden", "cell")
+     for carry in (False, True)]
+    + [(lnlstm, w, {"flavour": fl}) for w in ("update", "hidden", "cell")
+       for fl in ("paper", "tensorflow")]
+    + [(lngru, w, {}) for w in ("update", "hidden")])
+NORM_IDS = [f"{c.__name__.split('.')[-1]}-{w}" + "".join(f"-{k}={v}" for k, v in o.items())
+            for c, w, o in NORM_VARIANTS]
+# batch norm over a batch of 2 makes every normalized value +-1: check with 3 or more
+NORM_BATCH = 3
+
+
+def norm_setup(cell, conv, B, T, I, H, seed, dtype=np.float64):
+    init_opts, fwd = gradcheck.split_options(cell, conv)
+    rng = np.random.default_rng(seed)
+    params = cell.init(I, H, rng=rng, dtype=dtype, **init_opts)
+    for p in params.values():
+        p += (0.3 * rng.standard_normal(p.shape)).astype(dtype)
+    x = rng.standard_normal((B, T, I)).astype(dtype)
+    parts = tuple(0.5 * rng.standard_normal((B, H)).astype(dtype)
+                  for _ in range(cell.STATE_SIZE))
+    return params, x, (parts if cell.STATE_SIZE > 1 else parts[0]), fwd
+
+
+@pytest.mark.parametrize("cell,where,conv", NORM_VARIANTS, ids=NORM_IDS)
+@pytest.mark.parametrize("per,shared", [("sequence", False), ("step", True)])
+def test_norm_cells_gradients_with_fixed_masks(cell, where, conv, per, shared):
+    errors = gradcheck.check_cell(cell, batch=NORM_BATCH, time=3, input_size=2, hidden_size=3,
+                                  seed=5, options=options(where, per, shared, **conv))
+    assert max(errors.values()) < gradcheck.TOLERANCE, errors
+
+
+@pytest.mark.parametrize("cell,where,conv", NORM_VARIANTS, ids=NORM_IDS)
+def test_norm_cells_gradient_check_fails_when_backward_forgets_the_mask(cell, where, conv):
+    errors = gradcheck.check_cell(_MaskForgotten(cell), batch=NORM_BATCH, time=3, input_size=2,
+                                  hidden_size=3, seed=2, options=options(where, "step", **conv))
+    assert max(errors.values()) > 1e-3
+
+
+def test_norm_cells_gradcheck_cases_cover_every_placement():
+    def name(cell, o):
+        return (cell.__name__.split(".")[-1], o.get("dropout_where"), o.get("flavour"))
+    covered = {name(c, o) for c in (bnlstm, lnlstm, lngru) for o in c.GRADCHECK_CASES
+               if o.get("recurrent_dropout")}
+    assert covered == {name(c, o | {"dropout_where": w}) for c, w, o in NORM_VARIANTS}
+    assert {o.get("carry_normalized_c", False) for o in bnlstm.GRADCHECK_CASES
+            if o.get("dropout_where") == "cell"} == {False, True}
+    assert bnlstm.GRADCHECK_SIZES["batch"] >= 3
+
+
+def _bn(z, gamma, beta, eps):
+    return gamma * (z - z.mean(0)) / np.sqrt(z.var(0) + eps) + beta
+
+
+def _ln(z, gain, shift, eps):
+    return gain * (z - z.mean(-1, keepdims=True)) / np.sqrt(z.var(-1, keepdims=True) + eps) + shift
+
+
+def _one_step_reference(cell, conv, params, x, state, m_h, m_u, m_c, eps):
+    """One training step of each normalized cell, written out with NumPy, with the
+    masks (ones where there is none) where the module notes put them."""
+    sig = lambda a: 1 / (1 + np.exp(-a))
+    P, x = params, x[:, 0]
+    if cell is lngru:
+        h0, H = state, state.shape[1]
+        u = x @ P["W"][:, :2 * H] + (h0 * m_h) @ P["U"][:, :2 * H]
+        z = sig(_ln(u[:, :H], 1, 0, eps) * P["gain_zr"][:H] + P["shift_zr"][:H])
+        r = sig(_ln(u[:, H:], 1, 0, eps) * P["gain_zr"][H:] + P["shift_zr"][H:])
+        n = np.tanh(_ln(x @ P["W"][:, 2 * H:], P["gain_xn"], P["shift_xn"], eps)
+                    + r * _ln((h0 * m_h) @ P["U"][:, 2 * H:], P["gain_hn"], P["shift_hn"], eps))
+        h = (1 - z) * h0 + z * (n * m_u)
+        return h, h
+    (h0, c0), H = state, state[0].shape[1]
+    tf = conv.get("flavour") == "tensorflow"
+    if cell is bnlstm:
+        a = (_bn(x @ P["W"], P["gamma_x"], 0, eps) + _bn((h0 * m_h) @ P["U"], P["gamma_h"], 0, eps)
+             + P["b"])
+        norm_c = lambda u: _bn(u, P["gamma_c"], P["beta_c"], eps)
+        carried_normalized = conv.get("carry_normalized_c", False)
+    elif tf:
+        zz = x @ P["W"] + (h0 * m_h) @ P["U"]
+        a = np.concatenate([_ln(zz[:, k * H:(k + 1) * H], 1, 0, eps) for k in range(4)], axis=1)
+        a = a * P["gain"] + P["shift"]
+        norm_c = lambda u: _ln(u, P["gain_c"], P["shift_c"], eps)
+        carried_normalized = True
+    else:
+        a = (_ln(x @ P["W"], P["gain_x"], 0, eps) + _ln((h0 * m_h) @ P["U"], P["gain_h"], 0, eps)
+             + P["b"])
+        norm_c = lambda u: _ln(u, P["gain_c"], P["shift_c"], eps)
+        carried_normalized = False
+    i, f, o = sig(a[:, :H]), sig(a[:, H:2 * H]), sig(a[:, 2 * H:3 * H])
+    g = np.tanh(a[:, 3 * H:])
+    u = f * c0 + i * (g * m_u)
+    if carried_normalized:              # the mask after the normalization
+        c = m_c * norm_c(u)
+        return o * np.tanh(c), c
+    c = m_c * u                         # the mask before it
+    return o * np.tanh(norm_c(c)), c
+
+
+@pytest.mark.parametrize("cell,where,conv", NORM_VARIANTS, ids=NORM_IDS)
+def test_norm_cells_mask_is_where_the_equations_say(cell, where, conv):
+    B, I, H, eps = 4, 3, 5, 1e-3
+    params, x, state, fwd = norm_setup(cell, conv, B, 1, I, H, seed=3)
+    hs, cache = cell.forward(params, x, state, rng=np.random.default_rng(9), eps=eps,
+                             **options(where, "step", **fwd))
+    m = cache["masks"][where][0]
+    assert (m == 0).any()
+    m_h, m_u, m_c = (m if where == w else 1.0 for w in ("hidden", "update", "cell"))
+    h, c = _one_step_reference(cell, conv, params, x, state, m_h, m_u, m_c, eps)
+    np.testing.assert_allclose(hs[:, 0], h, rtol=1e-10, atol=1e-12)
+    carried = cache["state"][1] if cell.STATE_SIZE > 1 else cache["state"]
+    np.testing.assert_allclose(carried, c, rtol=1e-10, atol=1e-12)
+    if where == "cell":                 # a dropped unit carries exactly 0
+        assert np.all(carried[m == 0] == 0)
+
+
+@pytest.mark.parametrize("cell,where,conv", NORM_VARIANTS, ids=NORM_IDS)
+def test_norm_cells_masks_are_cached_and_backward_uses_the_forwards(cell, where, conv,
+                                                                    monkeypatch):
+    B, T, H = 3, 4, 5
+    params, x, state, fwd = norm_setup(cell, conv, B, T, 2, H, seed=1)
+    opts = options(where, "sequence", **fwd)
+    hs, cache = cell.forward(params, x, state, rng=np.random.default_rng(42), **opts)
+    (key, m), = cache["masks"].items()
+    assert key == where and m.shape == (1, B, H) and m.dtype == x.dtype
+    hs2, cache2 = cell.forward(params, x, state, rng=np.random.default_rng(42), **opts)
+    np.testing.assert_array_equal(hs2, hs)
+    np.testing.assert_array_equal(cache2["masks"][where], m)
+    dhs = np.random.default_rng(0).standard_normal(hs.shape)
+    dx1, g1 = cell.backward(params, dhs, cache)
+    dx2, g2 = cell.backward(params, dhs, cache2)
+    np.testing.assert_array_equal(dx1, dx2)
+    for k in g1:
+        np.testing.assert_array_equal(g1[k], g2[k])
+    # a per-sequence mask is a per-step mask whose T rows are all that mask
+    monkeypatch.setattr(_dropout, "draw_mask", lambda *a, **k: np.repeat(m, T, axis=0))
+    hs_t, cache_t = cell.forward(params, x, state, rng=np.random.default_rng(1),
+                                 **dict(opts, dropout_per="step"))
+    np.testing.assert_array_equal(hs_t, hs)
+    dx3, g3 = cell.backward(params, dhs, cache_t)
+    np.testing.assert_array_equal(dx3, dx1)
+    for k in g1:
+        np.testing.assert_array_equal(g3[k], g1[k])
+
+
+@pytest.mark.parametrize("cell,where,conv", NORM_VARIANTS, ids=NORM_IDS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_norm_cells_evaluation_equals_the_dropout_free_cell(cell, where, conv, dtype):
+    B, T, H = 3, 5, 4
+    params, x, state, fwd = norm_setup(cell, conv, B, T, 2, H, seed=2, dtype=dtype)
+    rng = np.random.default_rng(0)
+    before = rng.bit_generator.state
+    # training: p = 0 is the plain cell and draws nothing
+    plain_hs, plain = cell.forward(params, x, state, **fwd)
+    hs, cache = cell.forward(params, x, state, rng=rng, **options(where, p=0.0, **fwd))
+    np.testing.assert_array_equal(hs, plain_hs)
+    assert cache["masks"] == {}
+    # evaluation (bnlstm: population statistics) drops nothing, whatever p
+    ev = dict(fwd)
+    if cell is bnlstm:
+        ev.update(bnlstm.evaluation_options(H, T, np.random.default_rng(3)))
+    plain_hs, plain = cell.forward(params, x, state, training=False, **ev)
+    for generator in (None, rng):
+        hs, cache = cell.forward(params, x, state, training=False, rng=generator,
+                                 **options(where, "step", p=0.5, **ev))
+        np.testing.assert_array_equal(hs, plain_hs)          # bit for bit
+        assert cache["masks"] == {}
+        dhs = np.ones_like(hs)
+        dx, g = cell.backward(params, dhs, cache)
+        dx0, g0 = cell.backward(params, dhs, plain)
+        np.testing.assert_array_equal(dx, dx0)
+        for k in g0:
+            np.testing.assert_array_equal(g[k], g0[k])
+    assert rng.bit_generator.state == before
+
+
+@pytest.mark.parametrize("cell,where,conv", NORM_VARIANTS, ids=NORM_IDS)
+@pytest.mark.parametrize("p", [0.2, 0.6])
+def test_norm_cells_mask_rate(cell, where, conv, p):
+    B, T, H = 40, 6, 25
+    params, x, state, fwd = norm_setup(cell, conv, B, T, 2, H, seed=4, dtype=np.float32)
+    _, cache = cell.forward(params, x, state, rng=np.random.default_rng(int(p * 10)),
+                            **options(where, "step", p=p, **fwd))
+    m = cache["masks"][where]
+    assert m.shape == (T, B, H) and m.dtype == np.float32
+    n = m.size
+    assert abs(float((m == 0).mean()) - p) < 5 * math.sqrt(p * (1 - p) / n)
+    np.testing.assert_allclose(m[m != 0], np.float32(1 / (1 - p)), rtol=1e-7)
+
+
+@pytest.mark.parametrize("cell,conv", [(bnlstm, {}), (lnlstm, {"flavour": "tensorflow"}),
+                                       (lngru, {})])
+def test_norm_cells_dropout_errors(cell, conv):
+    params, x, state, fwd = norm_setup(cell, conv, 3, 2, 2, 4, seed=0)
+    name = cell.__name__.split(".")[-1]
+    with pytest.raises(ValueError, match=rf"{name}.forward: recurrent_dropout=0.3 in training "
+                                         r"draws its masks from rng, and rng is None"):
+        cell.forward(params, x, state, **options("hidden", **fwd))
+    with pytest.raises(ValueError, match=rf"{name}.forward: dropout_per"):
+        cell.forward(params, x, state, rng=np.random.default_rng(0),
+                     **options("hidden", "batch", **fwd))
+    if cell is lngru:
+        with pytest.raises(ValueError, match=r"lngru.forward: dropout_where: expected one of "
+                                             r"\['update', 'hidden'\], got 'cell' "
+                                             r"\('cell' has no meaning for this cell\)"):
+            cell.forward(params, x, state, rng=np.random.default_rng(0), **options("cell"))
+
+
+_NORM_NOJIT_SCRIPT = r"""
+import json, sys
+import numpy as np
+from minirnn.cells import bnlstm, lngru, lnlstm
+out = {}
+for cell in (bnlstm, lnlstm, lngru):
+    for opts in cell.GRADCHECK_CASES:
+        if opts.get("training") is False:
+            continue
+        rng = np.random.default_rng(7)
+        init = {k: v for k, v in opts.items() if k in cell.INIT_OPTIONS}
+        p = cell.init(3, 4, rng=rng, dtype=np.float64, **init)
+        for v in p.values():
+            v += 0.3 * rng.standard_normal(v.shape)
+        x = rng.standard_normal((3, 4, 3))
+        fwd = {k: v for k, v in opts.items() if k in cell.FORWARD_OPTIONS}
+        hs, cache = cell.forward(p, x, rng=np.random.default_rng(3), **fwd)
+        dx, g = cell.backward(p, rng.standard_normal(hs.shape), cache)
+        key = cell.__name__ + str(sorted(opts.items()))
+        out[key] = [hs.tolist(), dx.tolist()] + [g[k].tolist() for k in sorted(g)]
+json.dump(out, sys.stdout)
+"""
+
+
+def test_norm_cells_compiled_dropout_kernels_equal_the_same_code_without_jit():
+    def run(disable):
+        env = dict(os.environ, NUMBA_DISABLE_JIT="1" if disable else "0")
+        res = subprocess.run([sys.executable, "-c", _NORM_NOJIT_SCRIPT], env=env,
+                             capture_output=True, text=True, check=True)
+        return json.loads(res.stdout)
+    jit, plain = run(False), run(True)
+    assert jit.keys() == plain.keys()
+    assert sum("dropout" in k for k in jit) >= 4 + 6 + 3
+    for key in jit:
+        for a, b in zip(jit[key], plain[key]):
+            np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-13, err_msg=key)

@@ -39,6 +39,12 @@ or ``None`` where there is no dropout; ``mask_at(M, t)`` is the (B, H) mask of
 step t. Numba compiles a kernel separately for ``None`` and removes the
 ``if m is not None:`` branches from that version, so a cell without dropout
 runs the same machine code as before dropout existed.
+
+The normalized cells (bnlstm, lnlstm in both flavours, lngru) take the same
+options and draw their masks here too. Their "cell" mask multiplies the cell that
+is carried to the next step: before the normalization of c where the raw cell is
+carried (bnlstm, lnlstm paper), after it where the normalized cell is (bnlstm
+with ``carry_normalized_c=True``, lnlstm tensorflow); each module's notes say so.
 """
 import numpy as np
 from numba import types

@@ -1,6 +1,6 @@
 """LSTM with recurrent batch normalization (Cooijmans et al. 2016).
 
-Equations, for one timestep (``tutorials/09_recurrent_batch_norm.md`` derives them)::
+Equations, for one timestep (``tutorials/09_recurrent_normalization.md`` derives them)::
 
     a_t = BN(h_{t-1} U; gamma_h) + BN(x_t W; gamma_x) + b       (B, 4H)
     i = sigma(a_i)   f = sigma(a_f)   o = sigma(a_o)   g = tanh(a_g)
@@ -26,6 +26,29 @@ Option ``carry_normalized_c=True`` is source 000's variant: the normalized cell
 ``BN(c_t)`` is what is carried to the next step (``c_t = BN(f*c_{t-1} + i*g)``),
 not only what enters the tanh. The tutorial shows the difference.
 
+Recurrent dropout (``tutorials/08_recurrent_dropout.md``; the options and the
+masks are those of ``cells/lstm.py``, drawn by ``cells/_dropout.py``) multiplies
+a mask m into one of three places::
+
+    dropout_where="hidden"   a_t = BN((h_{t-1} * m_h) U; gamma_h) + ...     Gal & Ghahramani
+    dropout_where="update"   u_t = f * c_{t-1} + i * (g * m_g)              Semeniuta et al.
+    dropout_where="cell"     the carried cell is masked                     Moon et al.:
+        default:                  c_t = m_c * u_t,  h_t = o * tanh(BN(c_t))
+        carry_normalized_c=True:  c_t = m_c * BN(u_t),  h_t = o * tanh(c_t)
+
+with ``u_t = f * c_{t-1} + i * g``. The rule for "cell" is the LSTM's: the mask
+multiplies the cell that is carried to step t+1, and h_t reads that same masked
+cell. So it comes *before* the normalization when the raw cell is carried (BN's
+batch statistics, and ``cache["batch_stats"]``, are those of the masked cell) and
+*after* it when the normalized cell is carried (a dropped unit carries exactly 0,
+not beta_c). "hidden" and "update" are the same in both modes; under "hidden" the
+statistics of the recurrent BN are those of ``(h_{t-1} * m_h) U``.
+Backwards the mask multiplies the local derivative at its place:
+``dh_{t-1} = (dL/d(h~ U) U^T) * m_h``; ``dg = du * i * m_g``, ``di = du * g * m_g``;
+default "cell": ``du = (dL/dc_t) * m_c`` after BN's backward; carried-normalized
+"cell": ``dL/dBN(u_t) = (dL/dc_t) * m_c`` before BN's backward.
+Evaluation (``training=False``) draws and drops nothing.
+
 Parameters::
 
     W: (input, 4H)  U: (H, 4H)  b: (4H,)  gamma_x, gamma_h: (4H,)  gamma_c, beta_c: (H,)
@@ -47,15 +70,24 @@ from ..functional.batchnorm import (bn_backward_2d, bn_eval_backward_2d, bn_eval
                                     bn_train_2d,
                                     update_running_stats)
 from ..initializers import gate_blocks, glorot_uniform, orthogonal
+from ._dropout import kernel_mask, mask_at, recurrent_masks
 from ._lstm_gates import gate_gradients, gates_and_cell
 from ._checks import (check_matrix, check_options, check_params, check_sequence,
                       check_state, check_upstream)
 from ._projection import batch_major
 
 INIT_OPTIONS = ("forget_bias", "gamma_init")
-FORWARD_OPTIONS = ("stats", "eps", "carry_normalized_c")
+FORWARD_OPTIONS = ("stats", "eps", "carry_normalized_c", "recurrent_dropout", "dropout_where",
+                   "dropout_per", "dropout_shared")
+DROPOUT_PLACEMENTS = ("update", "hidden", "cell")
+_P = {"recurrent_dropout": 0.3}
 GRADCHECK_CASES = ({}, {"carry_normalized_c": True}, {"training": False},
-                   {"training": False, "carry_normalized_c": True})
+                   {"training": False, "carry_normalized_c": True},
+                   {**_P, "dropout_where": "update", "dropout_per": "step"},
+                   {**_P, "dropout_where": "hidden", "dropout_per": "sequence"},
+                   {**_P, "dropout_where": "cell", "dropout_per": "step"},
+                   {**_P, "dropout_where": "cell", "dropout_per": "sequence",
+                    "carry_normalized_c": True, "dropout_shared": True})
 # With a batch of 2, each normalized value is +-1 whatever the input, and the
 # gradients through the statistics nearly vanish: check with a larger batch.
 GRADCHECK_SIZES = {"batch": 5}
@@ -110,7 +142,17 @@ def update_statistics(stats, cache, momentum=0.1):
     """New population statistics: ``stats`` moved towards the per-timestep batch
     statistics of a training forward (``cache["batch_stats"]``), by the moving
     average of ``functional.batchnorm`` (PyTorch's convention: ``momentum`` is the
-    weight of the new value). A batch longer than ``stats`` extends them."""
+    weight of the new value). A batch longer than ``stats`` extends them.
+
+    A batch of one example has no variance to contribute (PyTorch's convention
+    divides by M - 1): its statistics are left out and ``stats`` comes back
+    unchanged, so a last batch of one in an epoch does not stop training."""
+    if "batch_stats" not in cache:
+        raise ValueError("update_statistics: expected the cache of a training forward "
+                         "(training=True), which holds the batch statistics; got one "
+                         "without 'batch_stats'")
+    if cache["batch_size"] < 2:
+        return {key: stats[key].copy() for key in STAT_KEYS}
     batch = cache["batch_stats"]
     T = batch["mean_x"].shape[0]
     T_max = stats["mean_x"].shape[0]
@@ -131,7 +173,8 @@ def update_statistics(stats, cache, momentum=0.1):
 
 @njit(cache=True, error_model="numpy")
 def step_forward(bx_t, h_prev, c_prev, U, b, gamma_h, gamma_c, beta_c, eps, training,
-                 mean_h, var_h, mean_c, var_c, carry_normalized_c):
+                 mean_h, var_h, mean_c, var_c, carry_normalized_c, mask_h=None, mask_g=None,
+                 mask_c=None):
     """One timestep. bx_t: (B, 4H) = BN(x_t W); h_prev, c_prev: (B, H).
 
     In training the statistics come from the batch; in evaluation from
@@ -139,10 +182,15 @@ def step_forward(bx_t, h_prev, c_prev, U, b, gamma_h, gamma_c, beta_c, eps, trai
     Returns h, c: (B, H); ifog: (B, 4H); tanh_c: (B, H); and what backward and the
     population statistics need: xhat_h (B, 4H), inv_std_h (4H,), mean/var of
     h U; xhat_c (B, H), inv_std_c (H,), mean/var of c_t.
+    mask_h, mask_g, mask_c: (B, H) dropout masks on h_{t-1} before U, on g, on the carried
+    cell (before BN, or after it when carry_normalized_c); None where there is none.
     """
     B, H = h_prev.shape
     zero_shift = np.zeros(4 * H, dtype=h_prev.dtype)
-    hu = h_prev @ U
+    if mask_h is None:
+        hu = h_prev @ U
+    else:
+        hu = (h_prev * mask_h) @ U         # (h_{t-1} * m_h) U
     if training:
         bh, xhat_h, inv_std_h, m_h, v_h = bn_train_2d(hu, gamma_h, zero_shift, eps)
     else:
@@ -150,12 +198,18 @@ def step_forward(bx_t, h_prev, c_prev, U, b, gamma_h, gamma_c, beta_c, eps, trai
         m_h, v_h = mean_h, var_h
     ifog = np.empty_like(hu)
     c_pre = np.empty_like(h_prev)
-    gates_and_cell(bh + bx_t + b, c_prev, ifog, c_pre)
+    gates_and_cell(bh + bx_t + b, c_prev, ifog, c_pre, mask_g)
+    if mask_c is not None:
+        if not carry_normalized_c:
+            c_pre *= mask_c                # c_t = m_c * u_t, carried and normalized
     if training:
         cbn, xhat_c, inv_std_c, m_c, v_c = bn_train_2d(c_pre, gamma_c, beta_c, eps)
     else:
         cbn, xhat_c, inv_std_c = bn_eval_forward_2d(c_pre, gamma_c, beta_c, mean_c, var_c, eps)
         m_c, v_c = mean_c, var_c
+    if mask_c is not None:
+        if carry_normalized_c:
+            cbn = cbn * mask_c             # c_t = m_c * BN(u_t), carried and in the tanh
     tanh_c = np.empty_like(cbn)
     h = np.empty_like(cbn)
     for n in range(B):
@@ -168,10 +222,13 @@ def step_forward(bx_t, h_prev, c_prev, U, b, gamma_h, gamma_c, beta_c, eps, trai
 
 @njit(cache=True, error_model="numpy")
 def step_backward(dh, dc_next, c_prev, ifog, tanh_c, xhat_h, inv_std_h, xhat_c, inv_std_c,
-                  gamma_h, gamma_c, UT, training, carry_normalized_c):
+                  gamma_h, gamma_c, UT, training, carry_normalized_c, mask_h=None, mask_g=None,
+                  mask_c=None):
     """One timestep backwards. dh: (B, H) total dL/dh_t; dc_next: (B, H) dL/d(carried
     c_t) from step t+1. Returns da: (B, 4H) = dL/da_t, dhu: (B, 4H) = dL/d(h_{t-1} U),
-    dh_prev, dc_prev: (B, H), and the gradients of gamma_h, gamma_c, beta_c."""
+    dh_prev, dc_prev: (B, H), and the gradients of gamma_h, gamma_c, beta_c.
+    mask_h, mask_g, mask_c: the forward step's dropout masks (or None); each
+    multiplies the local derivative where it multiplied the forward value."""
     B, H = dh.shape
     dcbn = np.empty_like(dh)
     for n in range(B):
@@ -180,6 +237,9 @@ def step_backward(dh, dc_next, c_prev, ifog, tanh_c, xhat_h, inv_std_h, xhat_c, 
             dcbn[n, j] = dh[n, j] * ifog[n, 2 * H + j] * (_ONE - tc * tc)
             if carry_normalized_c:      # the next step read BN(c_t) as its c_{t-1}
                 dcbn[n, j] += dc_next[n, j]
+    if mask_c is not None:
+        if carry_normalized_c:      # c_t = mask_c * BN(u_t): dL/dBN(u_t) = dL/dc_t * mask_c
+            dcbn *= mask_c
     if training:
         dc_bn, dgamma_c, dbeta_c = bn_backward_2d(dcbn, xhat_c, inv_std_c, gamma_c)
     else:
@@ -187,21 +247,29 @@ def step_backward(dh, dc_next, c_prev, ifog, tanh_c, xhat_h, inv_std_h, xhat_c, 
     # the raw c_t reaches the loss through BN(c_t), and also directly through
     # step t+1 unless the normalized one is what is carried
     dc = dc_bn if carry_normalized_c else dc_bn + dc_next
+    if mask_c is not None:
+        if not carry_normalized_c:  # c_t = mask_c * u_t: du = dL/dc_t * mask_c
+            dc = dc * mask_c
     da = np.empty_like(ifog)
     dc_prev = np.empty_like(dh)
-    gate_gradients(dc, dh, c_prev, ifog, tanh_c, da, dc_prev)
+    gate_gradients(dc, dh, c_prev, ifog, tanh_c, da, dc_prev, mask_g)
     if training:
         dhu, dgamma_h, _ = bn_backward_2d(da, xhat_h, inv_std_h, gamma_h)
     else:
         dhu, dgamma_h, _ = bn_eval_backward_2d(da, xhat_h, inv_std_h, gamma_h)
-    return da, dhu, dhu @ UT, dc_prev, dgamma_h, dgamma_c, dbeta_c
+    dh_prev = dhu @ UT
+    if mask_h is not None:          # the product met h_{t-1} * mask_h
+        dh_prev *= mask_h
+    return da, dhu, dh_prev, dc_prev, dgamma_h, dgamma_c, dbeta_c
 
 
 @njit(cache=True)
 def forward_loop(bx, h0, c0, U, b, gamma_h, gamma_c, beta_c, eps, training, stats_h_mean,
-                 stats_h_var, stats_c_mean, stats_c_var, carry_normalized_c):
+                 stats_h_var, stats_c_mean, stats_c_var, carry_normalized_c, M_h=None, M_g=None,
+                 M_c=None):
     """bx: (T, B, 4H) = BN(x_t W) for every t; population statistics (T_max, size)
-    (read in evaluation only). Returns the per-step arrays the cache keeps."""
+    (read in evaluation only); M_h, M_g, M_c: dropout masks (T or 1, B, H) or None.
+    Returns the per-step arrays the cache keeps."""
     T, B, H = bx.shape[0], h0.shape[0], h0.shape[1]
     dt = bx.dtype
     hs = np.empty((T + 1, B, H), dtype=dt)
@@ -224,16 +292,19 @@ def forward_loop(bx, h0, c0, U, b, gamma_h, gamma_c, beta_c, eps, training, stat
         (hs[t + 1], cs[t + 1], ifog[t], tanh_c[t], xhat_h[t], inv_std_h[t], mean_h[t], var_h[t],
          xhat_c[t], inv_std_c[t], mean_c[t], var_c[t]) = step_forward(
             bx[t], hs[t], cs[t], U, b, gamma_h, gamma_c, beta_c, eps, training,
-            stats_h_mean[s], stats_h_var[s], stats_c_mean[s], stats_c_var[s], carry_normalized_c)
+            stats_h_mean[s], stats_h_var[s], stats_c_mean[s], stats_c_var[s], carry_normalized_c,
+            mask_at(M_h, t), mask_at(M_g, t), mask_at(M_c, t))
     return (hs, cs, ifog, tanh_c, xhat_h, inv_std_h, mean_h, var_h, xhat_c, inv_std_c,
             mean_c, var_c)
 
 
 @njit(cache=True)
 def backward_loop(dhs, dh_T, dc_T, cs, ifog, tanh_c, xhat_h, inv_std_h, xhat_c, inv_std_c,
-                  gamma_h, gamma_c, UT, training, carry_normalized_c):
-    """dhs: (T, B, H) time-major. Returns das, dhus: (T, B, 4H), dh0, dc0: (B, H) and
-    the gradients of gamma_h, gamma_c, beta_c summed over time."""
+                  gamma_h, gamma_c, UT, training, carry_normalized_c, M_h=None, M_g=None,
+                  M_c=None):
+    """dhs: (T, B, H) time-major; M_*: the forward's masks. Returns das, dhus:
+    (T, B, 4H), dh0, dc0: (B, H) and the gradients of gamma_h, gamma_c, beta_c
+    summed over time."""
     T, B, H = dhs.shape
     das = np.empty(ifog.shape, dtype=dhs.dtype)
     dhus = np.empty(ifog.shape, dtype=dhs.dtype)
@@ -244,7 +315,8 @@ def backward_loop(dhs, dh_T, dc_T, cs, ifog, tanh_c, xhat_h, inv_std_h, xhat_c, 
     for t in range(T - 1, -1, -1):
         das[t], dhus[t], dh_next, dc_next, dg_h, dg_c, db_c = step_backward(
             dhs[t] + dh_next, dc_next, cs[t], ifog[t], tanh_c[t], xhat_h[t], inv_std_h[t],
-            xhat_c[t], inv_std_c[t], gamma_h, gamma_c, UT, training, carry_normalized_c)
+            xhat_c[t], inv_std_c[t], gamma_h, gamma_c, UT, training, carry_normalized_c,
+            mask_at(M_h, t), mask_at(M_g, t), mask_at(M_c, t))
         dgamma_h += dg_h
         dgamma_c += dg_c
         dbeta_c += db_c
@@ -268,22 +340,38 @@ def _check_stats(stats, H, dtype):
         a = stats[key]
         if a.ndim != 2 or a.shape[1] != size or a.shape[0] < 1:
             raise ValueError(f"stats['{key}']: expected shape (T_max, {size}), got {a.shape}")
+    lengths = {key: stats[key].shape[0] for key in STAT_KEYS}
+    if len(set(lengths.values())) > 1:
+        raise ValueError(f"stats: expected one T_max for all statistics, got lengths {lengths}")
     return {k: np.ascontiguousarray(stats[k], dtype=dtype) for k in STAT_KEYS}
 
 
 def forward(params, x, state=None, *, training=True, rng=None, stats=None, eps=1e-5,
-            carry_normalized_c=False, **options):
+            carry_normalized_c=False, recurrent_dropout=0.0, dropout_where="update",
+            dropout_per="sequence", dropout_shared=False, **options):
     """x: (batch, time, input) -> hs: (batch, time, hidden), cache.
 
     ``stats``: population statistics, required when ``training=False``.
     In training, ``cache["batch_stats"]`` holds this batch's per-timestep
     statistics, for ``update_statistics``.
+
+    Recurrent dropout (off by default), as in ``lstm.forward``:
+    ``recurrent_dropout`` is the rate p, ``dropout_where`` one of "update" (g),
+    "hidden" (h_{t-1} before U), "cell" (the carried cell: before BN(c), or after
+    it with ``carry_normalized_c``); ``dropout_per`` "sequence" or "step";
+    ``dropout_shared`` one mask for the whole batch. Masks are drawn from ``rng``
+    when ``training`` (an error if it is None) and kept in ``cache["masks"]``;
+    ``training=False`` drops nothing. The batch statistics in training are those
+    of the masked values.
     """
     check_options("bnlstm.forward", options, ())
     I, H = check_matrix(params, "W").shape[0], check_matrix(params, "U").shape[0]
     dtype = check_params(params, param_shapes(I, H))
     check_sequence(x, I, dtype)
     B, T = x.shape[:2]
+    masks = recurrent_masks("bnlstm", DROPOUT_PLACEMENTS, rate=recurrent_dropout,
+                            where=dropout_where, per=dropout_per, shared=dropout_shared,
+                            training=training, rng=rng, time=T, batch=B, hidden=H, dtype=dtype)
     h0, c0 = (None, None) if state is None else _unpack_state(state)
     h0 = check_state("state h0", h0, B, H, dtype)
     c0 = check_state("state c0", c0, B, H, dtype)
@@ -313,16 +401,21 @@ def forward(params, x, state=None, *, training=True, rng=None, stats=None, eps=1
      var_c) = forward_loop(bx, h0, c0, np.ascontiguousarray(params["U"]), params["b"],
                            params["gamma_h"], params["gamma_c"], params["beta_c"], eps,
                            bool(training), pop["mean_h"], pop["var_h"], pop["mean_c"],
-                           pop["var_c"], bool(carry_normalized_c))
+                           pop["var_c"], bool(carry_normalized_c), *_kernel_masks(masks, B))
     cache = {"x": x, "hs": hs, "cs": cs, "ifog": ifog, "tanh_c": tanh_c, "xhat_x": xhat_x,
              "inv_std_x": inv_std_x, "xhat_h": xhat_h, "inv_std_h": inv_std_h,
              "xhat_c": xhat_c, "inv_std_c": inv_std_c, "training": bool(training),
-             "carry_normalized_c": bool(carry_normalized_c), "batch_size": B,
+             "carry_normalized_c": bool(carry_normalized_c), "batch_size": B, "masks": masks,
              "has_state": state is not None, "state": (hs[-1], cs[-1])}
     if training:
         cache["batch_stats"] = {"mean_x": mean_x, "var_x": var_x, "mean_h": mean_h,
                                 "var_h": var_h, "mean_c": mean_c, "var_c": var_c}
     return batch_major(hs), cache
+
+
+def _kernel_masks(masks, B):
+    """(M_h, M_g, M_c) for the loops: each (T or 1, B, H) or None."""
+    return tuple(kernel_mask(masks, where, B) for where in ("hidden", "update", "cell"))
 
 
 def backward(params, dhs, cache, dstate=None):
@@ -338,11 +431,12 @@ def backward(params, dhs, cache, dstate=None):
     dc_T = check_state("dstate dc_T", dc_T, B, H, dtype)
     training, carry = cache["training"], cache["carry_normalized_c"]
     U = params["U"]
+    M_h, M_g, M_c = _kernel_masks(cache["masks"], B)
     das, dhus, dh0, dc0, dgamma_h, dgamma_c, dbeta_c = backward_loop(
         np.ascontiguousarray(dhs.transpose(1, 0, 2)), dh_T, dc_T, cache["cs"], cache["ifog"],
         cache["tanh_c"], cache["xhat_h"], cache["inv_std_h"], cache["xhat_c"],
         cache["inv_std_c"], params["gamma_h"], params["gamma_c"], np.ascontiguousarray(U.T),
-        training, carry)
+        training, carry, M_h, M_g, M_c)
     # The x branch's batch norm, per timestep, after the loop.
     dxw = np.empty_like(das)
     dgamma_x = np.zeros(4 * H, dtype)
@@ -352,8 +446,9 @@ def backward(params, dhs, cache, dstate=None):
                                     params["gamma_x"])
         dgamma_x += dg
     x_tm = np.ascontiguousarray(x.transpose(1, 0, 2)).reshape(T * B, I)
+    h_prev = hs[:-1] if M_h is None else hs[:-1] * M_h     # what U met
     grads = {"W": x_tm.T @ dxw.reshape(T * B, 4 * H),
-             "U": hs[:-1].reshape(T * B, H).T @ dhus.reshape(T * B, 4 * H),
+             "U": h_prev.reshape(T * B, H).T @ dhus.reshape(T * B, 4 * H),
              "b": das.reshape(T * B, 4 * H).sum(axis=0),
              "gamma_x": dgamma_x, "gamma_h": dgamma_h, "gamma_c": dgamma_c, "beta_c": dbeta_c}
     if cache["has_state"]:

@@ -29,9 +29,36 @@ not depend on h, so it is computed for all timesteps before the loop.
 TensorFlow adds ``forget_bias`` after the normalization, as a constant. Here
 ``init(..., forget_bias=1.0)`` writes it into the f block of ``shift`` instead,
 which computes the same function with the same gradients (shift is added right
-there) and keeps forward free of hidden constants. TensorFlow's optional dropout
-of the candidate g (``dropout_keep_prob``) is the ``update`` placement of the
-recurrent dropout options.
+there) and keeps forward free of hidden constants.
+
+Recurrent dropout (``tutorials/08_recurrent_dropout.md``; the options and the
+masks are those of ``cells/lstm.py``, drawn by ``cells/_dropout.py``), in both
+flavours, with ``u_t = f * c_{t-1} + i * g`` the updated cell before any LN::
+
+    dropout_where="hidden"   h_{t-1} * m_h replaces h_{t-1} in h_{t-1} U      Gal & Ghahramani
+    dropout_where="update"   u_t = f * c_{t-1} + i * (g * m_g)                 Semeniuta et al.
+    dropout_where="cell"     the carried cell is masked                        Moon et al.:
+        paper:       c_t = m_c * u_t,       h_t = o * tanh(LN(c_t; gain_c, shift_c))
+        tensorflow:  c_t = m_c * LN(u_t),   h_t = o * tanh(c_t)
+
+The rule for "cell" is the LSTM's: the mask multiplies the cell carried to step
+t+1, and h_t reads that same masked cell. The paper flavour carries the raw cell,
+so the mask comes *before* LN(c) (whose row statistics then see the dropped
+zeros); the tensorflow flavour carries LN(u_t), so the mask comes *after* it (a
+dropped unit carries exactly 0, not shift_c).
+
+For the tensorflow flavour, ``dropout_where="update"`` with
+``recurrent_dropout=p`` is exactly ``LayerNormBasicLSTMCell``'s
+``dropout_keep_prob=1-p``: that cell applies ``tf.nn.dropout(g, keep_prob)`` to
+``g = tanh(a_g)`` before ``sigmoid(i) * g``, with inverted scaling ``1/keep_prob``
+and the rule ``floor(keep_prob + u)`` used here, and draws a new mask per example
+at every call, i.e. every step: ``dropout_per="step"``, ``dropout_shared=False``.
+
+Backwards the mask multiplies the local derivative at its place:
+``dh_{t-1} = (dL/d(h~ U) U^T) * m_h``; ``dg = du * i * m_g``, ``di = du * g * m_g``;
+paper "cell": ``du = (dL/dc_t) * m_c`` (dL/dc_t collecting LN's backward and
+step t+1); tensorflow "cell": ``dL/dLN(u_t) = (dL/dc_t) * m_c``, then LN's backward.
+Evaluation (``training=False``) draws and drops nothing.
 
 ``eps`` defaults to 1e-2 (a forward option), not the usual 1e-5, for a reason
 worth knowing: a row with zero variance (a blank MNIST row read from a zero
@@ -49,6 +76,7 @@ from numba import njit
 from ..functional.activations import tanh
 from ..functional.layernorm import ln_backward_2d, ln_forward_2d
 from ..initializers import gate_blocks, glorot_uniform, orthogonal
+from ._dropout import kernel_mask, mask_at, recurrent_masks
 from ._lstm_gates import gate_gradients, gates_and_cell
 from ._checks import (check_matrix, check_options, check_params, check_sequence,
                       check_state, check_upstream)
@@ -56,8 +84,22 @@ from ._projection import batch_major
 
 FLAVOURS = ("paper", "tensorflow")
 INIT_OPTIONS = ("flavour", "forget_bias")
-FORWARD_OPTIONS = ("flavour", "eps")
-GRADCHECK_CASES = ({"flavour": "paper"}, {"flavour": "tensorflow"})
+FORWARD_OPTIONS = ("flavour", "eps", "recurrent_dropout", "dropout_where", "dropout_per",
+                   "dropout_shared")
+DROPOUT_PLACEMENTS = ("update", "hidden", "cell")
+_P = {"recurrent_dropout": 0.3}
+GRADCHECK_CASES = (
+    {"flavour": "paper"},
+    {"flavour": "tensorflow"},
+    {"flavour": "paper", **_P, "dropout_where": "update", "dropout_per": "step"},
+    {"flavour": "paper", **_P, "dropout_where": "hidden", "dropout_per": "sequence"},
+    {"flavour": "paper", **_P, "dropout_where": "cell", "dropout_per": "step",
+     "dropout_shared": True},
+    {"flavour": "tensorflow", **_P, "dropout_where": "update", "dropout_per": "step"},
+    {"flavour": "tensorflow", **_P, "dropout_where": "hidden", "dropout_per": "step",
+     "dropout_shared": True},
+    {"flavour": "tensorflow", **_P, "dropout_where": "cell", "dropout_per": "sequence"},
+)
 STATE_SIZE = 2
 _ONE = np.float32(1.0)
 
@@ -95,16 +137,25 @@ def init(input_size, hidden_size, *, rng, dtype=np.float32, flavour="paper", for
 
 
 @njit(cache=True, error_model="numpy")
-def step_forward(lx_t, h_prev, c_prev, U, b, gain_h, gain_c, shift_c, eps):
+def step_forward(lx_t, h_prev, c_prev, U, b, gain_h, gain_c, shift_c, eps, m_h=None,
+                 m_g=None, m_c=None):
     """Paper flavour, one timestep. lx_t: (B, 4H) = LN(x_t W; gain_x).
     Returns h, c: (B, H); ifog: (B, 4H); tanh_c: (B, H); xhat_h (B, 4H), inv_std_h
-    (B,) of LN(h U); xhat_c (B, H), inv_std_c (B,) of LN(c_t)."""
+    (B,) of LN(h U); xhat_c (B, H), inv_std_c (B,) of LN(c_t).
+    m_h, m_g, m_c: (B, H) dropout masks on h_{t-1} before U, on g, on c_t (before
+    its LN); None where there is none."""
     B, H = h_prev.shape
-    lh, xhat_h, inv_std_h = ln_forward_2d(h_prev @ U, gain_h, np.zeros_like(b), eps)
+    if m_h is None:
+        hu = h_prev @ U
+    else:
+        hu = (h_prev * m_h) @ U         # (h_{t-1} * m_h) U
+    lh, xhat_h, inv_std_h = ln_forward_2d(hu, gain_h, np.zeros_like(b), eps)
     a = lh + lx_t + b
     ifog = np.empty_like(a)
     c = np.empty_like(c_prev)
-    gates_and_cell(a, c_prev, ifog, c)
+    gates_and_cell(a, c_prev, ifog, c, m_g)
+    if m_c is not None:
+        c *= m_c                        # c_t = m_c * u_t: carried, and normalized
     lc, xhat_c, inv_std_c = ln_forward_2d(c, gain_c, shift_c, eps)
     tanh_c = np.empty_like(lc)
     h = np.empty_like(lc)
@@ -117,9 +168,10 @@ def step_forward(lx_t, h_prev, c_prev, U, b, gain_h, gain_c, shift_c, eps):
 
 @njit(cache=True, error_model="numpy")
 def step_backward(dh, dc_next, c_prev, ifog, tanh_c, xhat_h, inv_std_h, xhat_c, inv_std_c,
-                  gain_h, gain_c, UT):
+                  gain_h, gain_c, UT, m_h=None, m_g=None, m_c=None):
     """Paper flavour, one timestep backwards. Returns da: (B, 4H) = dL/da_t,
-    dh_prev, dc_prev: (B, H), and the gradients of gain_h, gain_c, shift_c."""
+    dh_prev, dc_prev: (B, H), and the gradients of gain_h, gain_c, shift_c.
+    m_h, m_g, m_c: the forward's dropout masks (or None)."""
     B, H = dh.shape
     dlc = np.empty_like(dh)
     for n in range(B):
@@ -128,21 +180,32 @@ def step_backward(dh, dc_next, c_prev, ifog, tanh_c, xhat_h, inv_std_h, xhat_c, 
             dlc[n, j] = dh[n, j] * ifog[n, 2 * H + j] * (_ONE - tc * tc)
     dc, dgain_c, dshift_c = ln_backward_2d(dlc, xhat_c, inv_std_c, gain_c)
     dc += dc_next                       # c_t also feeds step t+1 directly
+    if m_c is not None:
+        dc *= m_c                       # c_t = m_c * u_t: du = dL/dc_t * m_c
     da = np.empty_like(ifog)
     dc_prev = np.empty_like(dh)
-    gate_gradients(dc, dh, c_prev, ifog, tanh_c, da, dc_prev)
+    gate_gradients(dc, dh, c_prev, ifog, tanh_c, da, dc_prev, m_g)
     dhu, dgain_h, _ = ln_backward_2d(da, xhat_h, inv_std_h, gain_h)
-    return da, dhu @ UT, dc_prev, dhu, dgain_h, dgain_c, dshift_c
+    dh_prev = dhu @ UT
+    if m_h is not None:                 # the product met h_{t-1} * m_h
+        dh_prev *= m_h
+    return da, dh_prev, dc_prev, dhu, dgain_h, dgain_c, dshift_c
 
 
 @njit(cache=True, error_model="numpy")
-def step_forward_tf(xw_t, h_prev, c_prev, U, gain, shift, gain_c, shift_c, eps):
+def step_forward_tf(xw_t, h_prev, c_prev, U, gain, shift, gain_c, shift_c, eps, m_h=None,
+                    m_g=None, m_c=None):
     """TensorFlow flavour, one timestep. xw_t: (B, 4H) = x_t W.
     Returns h, c: (B, H) with c = LN(...) the stored state; ifog; tanh_c; xhat_z
     (B, 4H), inv_std_z (4B,) of the per-gate LN (rows are (example, gate));
-    xhat_c, inv_std_c of LN(c)."""
+    xhat_c, inv_std_c of LN(c). m_h, m_g, m_c: (B, H) dropout masks on h_{t-1}
+    before U, on g (TensorFlow's dropout_keep_prob), on the stored c_t (after its
+    LN); None where there is none."""
     B, H = h_prev.shape
-    z = xw_t + h_prev @ U
+    if m_h is None:
+        z = xw_t + h_prev @ U
+    else:
+        z = xw_t + (h_prev * m_h) @ U   # x_t W + (h_{t-1} * m_h) U
     ones, zeros = np.ones(H, dtype=z.dtype), np.zeros(H, dtype=z.dtype)
     # each (example, gate) block of H units is one row of the normalization
     xhat_rows, _, inv_std_z = ln_forward_2d(z.reshape(4 * B, H), ones, zeros, eps)
@@ -150,8 +213,10 @@ def step_forward_tf(xw_t, h_prev, c_prev, U, gain, shift, gain_c, shift_c, eps):
     a = xhat_z * gain + shift
     ifog = np.empty_like(a)
     c_pre = np.empty_like(c_prev)
-    gates_and_cell(a, c_prev, ifog, c_pre)
+    gates_and_cell(a, c_prev, ifog, c_pre, m_g)
     c, xhat_c, inv_std_c = ln_forward_2d(c_pre, gain_c, shift_c, eps)
+    if m_c is not None:
+        c *= m_c                        # c_t = m_c * LN(u_t): stored, and in the tanh
     tanh_c = np.empty_like(c)
     h = np.empty_like(c)
     for n in range(B):
@@ -163,9 +228,10 @@ def step_forward_tf(xw_t, h_prev, c_prev, U, gain, shift, gain_c, shift_c, eps):
 
 @njit(cache=True, error_model="numpy")
 def step_backward_tf(dh, dc_next, c_prev, ifog, tanh_c, xhat_z, inv_std_z, xhat_c, inv_std_c,
-                     gain, gain_c, UT):
+                     gain, gain_c, UT, m_h=None, m_g=None, m_c=None):
     """TensorFlow flavour, one timestep backwards. Returns dz: (B, 4H) = dL/dz_t,
-    dh_prev, dc_prev: (B, H), and the gradients of gain, shift, gain_c, shift_c."""
+    dh_prev, dc_prev: (B, H), and the gradients of gain, shift, gain_c, shift_c.
+    m_h, m_g, m_c: the forward's dropout masks (or None)."""
     B, H = dh.shape
     dc = np.empty_like(dh)
     for n in range(B):
@@ -173,25 +239,32 @@ def step_backward_tf(dh, dc_next, c_prev, ifog, tanh_c, xhat_z, inv_std_z, xhat_
             tc = tanh_c[n, j]
             # the stored c_t = LN(c_pre) feeds the tanh and step t+1
             dc[n, j] = dc_next[n, j] + dh[n, j] * ifog[n, 2 * H + j] * (_ONE - tc * tc)
+    if m_c is not None:
+        dc *= m_c                       # c_t = m_c * LN(u_t): dL/dLN(u_t) = dL/dc_t * m_c
     dc_pre, dgain_c, dshift_c = ln_backward_2d(dc, xhat_c, inv_std_c, gain_c)
     da = np.empty_like(ifog)
     dc_prev = np.empty_like(dh)
-    gate_gradients(dc_pre, dh, c_prev, ifog, tanh_c, da, dc_prev)
+    gate_gradients(dc_pre, dh, c_prev, ifog, tanh_c, da, dc_prev, m_g)
     dgain = (da * xhat_z).sum(axis=0)
     dshift = da.sum(axis=0)
     ones = np.ones(H, dtype=dh.dtype)
     dz_rows, _, _ = ln_backward_2d((da * gain).reshape(4 * B, H), xhat_z.reshape(4 * B, H),
                                    inv_std_z, ones)
     dz = dz_rows.reshape(B, 4 * H)
-    return dz, dz @ UT, dc_prev, dgain, dshift, dgain_c, dshift_c
+    dh_prev = dz @ UT
+    if m_h is not None:                 # the product met h_{t-1} * m_h
+        dh_prev *= m_h
+    return dz, dh_prev, dc_prev, dgain, dshift, dgain_c, dshift_c
 
 
 @njit(cache=True)
-def forward_loop(xin, h0, c0, U, b, gain_h, gain_c, shift_c, eps, gain, shift, tf_flavour):
+def forward_loop(xin, h0, c0, U, b, gain_h, gain_c, shift_c, eps, gain, shift, tf_flavour,
+                 M_h=None, M_g=None, M_c=None):
     """xin: (T, B, 4H): LN(x_t W; gain_x) for the paper flavour, x_t W for the
     tensorflow flavour. Returns the per-step arrays the cache keeps; ``xhat_a``,
     ``inv_std_a`` belong to LN(h U) (paper, inv_std (T, B)) or to the per-gate LN of
-    z (tensorflow, inv_std (T, 4B))."""
+    z (tensorflow, inv_std (T, 4B)). M_h, M_g, M_c: dropout masks (T or 1, B, H)
+    or None."""
     T, B, H = xin.shape[0], h0.shape[0], h0.shape[1]
     dt = xin.dtype
     hs = np.empty((T + 1, B, H), dtype=dt)
@@ -206,9 +279,11 @@ def forward_loop(xin, h0, c0, U, b, gain_h, gain_c, shift_c, eps, gain, shift, t
     cs[0] = c0
     for t in range(T):
         if tf_flavour:
-            out = step_forward_tf(xin[t], hs[t], cs[t], U, gain, shift, gain_c, shift_c, eps)
+            out = step_forward_tf(xin[t], hs[t], cs[t], U, gain, shift, gain_c, shift_c, eps,
+                                  mask_at(M_h, t), mask_at(M_g, t), mask_at(M_c, t))
         else:
-            out = step_forward(xin[t], hs[t], cs[t], U, b, gain_h, gain_c, shift_c, eps)
+            out = step_forward(xin[t], hs[t], cs[t], U, b, gain_h, gain_c, shift_c, eps,
+                               mask_at(M_h, t), mask_at(M_g, t), mask_at(M_c, t))
         (hs[t + 1], cs[t + 1], ifog[t], tanh_c[t], xhat_a[t], inv_std_a[t], xhat_c[t],
          inv_std_c[t]) = out
     return hs, cs, ifog, tanh_c, xhat_a, inv_std_a, xhat_c, inv_std_c
@@ -216,10 +291,10 @@ def forward_loop(xin, h0, c0, U, b, gain_h, gain_c, shift_c, eps, gain, shift, t
 
 @njit(cache=True)
 def backward_loop(dhs, dh_T, dc_T, cs, ifog, tanh_c, xhat_a, inv_std_a, xhat_c, inv_std_c,
-                  gain_h, gain, gain_c, UT, tf_flavour):
+                  gain_h, gain, gain_c, UT, tf_flavour, M_h=None, M_g=None, M_c=None):
     """dhs: (T, B, H). Returns das: (T, B, 4H) (dL/d(h U) for the paper flavour's
     recurrent branch is returned separately as dhus), dh0, dc0 and the gain/shift
-    gradients summed over time."""
+    gradients summed over time. M_*: the forward's dropout masks, or None."""
     T, B, H = dhs.shape
     dt = dhs.dtype
     das = np.empty(ifog.shape, dtype=dt)
@@ -234,14 +309,16 @@ def backward_loop(dhs, dh_T, dc_T, cs, ifog, tanh_c, xhat_a, inv_std_a, xhat_c, 
         if tf_flavour:
             dz, dh_next, dc_next, dg, ds, dgc, dsc = step_backward_tf(
                 dh, dc_next, cs[t], ifog[t], tanh_c[t], xhat_a[t], inv_std_a[t], xhat_c[t],
-                inv_std_c[t], gain, gain_c, UT)
+                inv_std_c[t], gain, gain_c, UT, mask_at(M_h, t), mask_at(M_g, t),
+                mask_at(M_c, t))
             das[t] = dz
             dhus[t] = dz
             dshift_a += ds
         else:
             da, dh_next, dc_next, dhu, dg, dgc, dsc = step_backward(
                 dh, dc_next, cs[t], ifog[t], tanh_c[t], xhat_a[t], inv_std_a[t], xhat_c[t],
-                inv_std_c[t], gain_h, gain_c, UT)
+                inv_std_c[t], gain_h, gain_c, UT, mask_at(M_h, t), mask_at(M_g, t),
+                mask_at(M_c, t))
             das[t] = da
             dhus[t] = dhu
         dgain_a += dg
@@ -256,24 +333,34 @@ def _unpack_state(state, name="state"):
     return state
 
 
-def forward(params, x, state=None, *, training=True, rng=None, flavour="paper", eps=1e-5,
-            **options):
+def forward(params, x, state=None, *, training=True, rng=None, flavour="paper", eps=1e-2,
+            recurrent_dropout=0.0, dropout_where="update", dropout_per="sequence",
+            dropout_shared=False, **options):
     """x: (batch, time, input) -> hs: (batch, time, hidden), cache.
-    Layer norm has no train/eval difference; ``training`` and ``rng`` are accepted
-    for the common contract."""
+    Layer norm has no train/eval difference; ``training`` and ``rng`` matter only
+    for recurrent dropout (off by default), as in ``lstm.forward``:
+    ``recurrent_dropout`` is the rate p, ``dropout_where`` one of "update" (g),
+    "hidden" (h_{t-1} before U), "cell" (the carried cell: before LN(c) in the
+    paper flavour, after it in the tensorflow flavour); ``dropout_per`` "sequence"
+    or "step"; ``dropout_shared`` one mask for the whole batch. Masks are drawn
+    from ``rng`` when ``training`` (an error if it is None) and kept in
+    ``cache["masks"]``; ``training=False`` drops nothing."""
     check_options("lnlstm.forward", options, ())
     _check_flavour(flavour)
     I, H = check_matrix(params, "W").shape[0], check_matrix(params, "U").shape[0]
     dtype = check_params(params, param_shapes(I, H, flavour))
     check_sequence(x, I, dtype)
     B, T = x.shape[:2]
+    masks = recurrent_masks("lnlstm", DROPOUT_PLACEMENTS, rate=recurrent_dropout,
+                            where=dropout_where, per=dropout_per, shared=dropout_shared,
+                            training=training, rng=rng, time=T, batch=B, hidden=H, dtype=dtype)
     h0, c0 = (None, None) if state is None else _unpack_state(state)
     h0 = check_state("state h0", h0, B, H, dtype)
     c0 = check_state("state c0", c0, B, H, dtype)
     eps = dtype.type(eps)
     tf_flavour = flavour == "tensorflow"
     xw = np.ascontiguousarray(x.transpose(1, 0, 2)).reshape(T * B, I) @ params["W"]
-    cache = {"x": x, "flavour": flavour, "has_state": state is not None}
+    cache = {"x": x, "flavour": flavour, "has_state": state is not None, "masks": masks}
     dummy = np.zeros(4 * H, dtype)
     if tf_flavour:
         xin = xw.reshape(T, B, 4 * H)
@@ -285,10 +372,15 @@ def forward(params, x, state=None, *, training=True, rng=None, flavour="paper", 
         b, gain_h, gain, shift = params["b"], params["gain_h"], dummy, dummy
     (hs, cs, ifog, tanh_c, xhat_a, inv_std_a, xhat_c, inv_std_c) = forward_loop(
         xin, h0, c0, np.ascontiguousarray(params["U"]), b, gain_h, params["gain_c"],
-        params["shift_c"], eps, gain, shift, tf_flavour)
+        params["shift_c"], eps, gain, shift, tf_flavour, *_kernel_masks(masks, B))
     cache.update(hs=hs, cs=cs, ifog=ifog, tanh_c=tanh_c, xhat_a=xhat_a, inv_std_a=inv_std_a,
                  xhat_c=xhat_c, inv_std_c=inv_std_c, state=(hs[-1], cs[-1]))
     return batch_major(hs), cache
+
+
+def _kernel_masks(masks, B):
+    """(M_h, M_g, M_c) for the loops: each (T or 1, B, H) or None."""
+    return tuple(kernel_mask(masks, where, B) for where in ("hidden", "update", "cell"))
 
 
 def backward(params, dhs, cache, dstate=None):
@@ -303,11 +395,12 @@ def backward(params, dhs, cache, dstate=None):
     dc_T = check_state("dstate dc_T", dc_T, B, H, dtype)
     tf_flavour = cache["flavour"] == "tensorflow"
     dummy = np.zeros(4 * H, dtype)
+    M_h, M_g, M_c = _kernel_masks(cache["masks"], B)
     das, dhus, dh0, dc0, dgain_a, dshift_a, dgain_c, dshift_c = backward_loop(
         np.ascontiguousarray(dhs.transpose(1, 0, 2)), dh_T, dc_T, cache["cs"], cache["ifog"],
         cache["tanh_c"], cache["xhat_a"], cache["inv_std_a"], cache["xhat_c"],
         cache["inv_std_c"], params.get("gain_h", dummy), params.get("gain", dummy),
-        params["gain_c"], np.ascontiguousarray(params["U"].T), tf_flavour)
+        params["gain_c"], np.ascontiguousarray(params["U"].T), tf_flavour, M_h, M_g, M_c)
     flat = das.reshape(T * B, 4 * H)
     grads = {"gain_c": dgain_c, "shift_c": dshift_c}
     if tf_flavour:
@@ -319,7 +412,8 @@ def backward(params, dhs, cache, dstate=None):
         grads.update(b=flat.sum(axis=0), gain_h=dgain_a)
     x_tm = np.ascontiguousarray(x.transpose(1, 0, 2)).reshape(T * B, I)
     grads["W"] = x_tm.T @ dxw
-    grads["U"] = hs[:-1].reshape(T * B, H).T @ dhus.reshape(T * B, 4 * H)
+    h_prev = hs[:-1] if M_h is None else hs[:-1] * M_h     # what U met
+    grads["U"] = h_prev.reshape(T * B, H).T @ dhus.reshape(T * B, 4 * H)
     if cache["has_state"]:
         grads["h0"], grads["c0"] = dh0, dc0
     dx = (dxw @ params["W"].T).reshape(T, B, I).transpose(1, 0, 2)
