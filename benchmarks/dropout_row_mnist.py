@@ -21,6 +21,7 @@ from pathlib import Path
 
 from minirnn.plot import plot_runs
 from minirnn.train import TrainConfig, read_metrics, train
+from train_row_mnist import finished
 
 
 @dataclass
@@ -38,6 +39,7 @@ SOURCE_000_DROPOUT = {"recurrent_dropout": 0.2, "dropout_shared": True}
 
 RUNS = [
     Run("lstm"),
+    Run("bnlstm", cell="bnlstm"),
     Run("lstm-recurrent-dropout", cell_options=SOURCE_000_DROPOUT),
 ]
 
@@ -65,7 +67,9 @@ def main():
                              epochs=args.epochs, seed=args.seed, limit=args.limit,
                              **run.settings)
         run_dir = out / run.name
-        summary = train(config, run_dir, progress=False, print_fn=lambda *a: None)
+        summary = finished(run_dir, config)      # a finished run is not trained again
+        if summary is None:
+            summary = train(config, run_dir, progress=False, print_fn=lambda *a: None)
         val = [r["accuracy"] for r in read_metrics(run_dir) if r["split"] == "val"]
         rows.append((run.name, summary["test_accuracy"], max(val), val[-1],
                      summary["seconds_per_epoch"], command(run, args.epochs)))
@@ -73,7 +77,7 @@ def main():
         print(f"{run.name}: test accuracy {summary['test_accuracy']:.4f} "
               f"({summary['seconds_per_epoch']:.1f} s / epoch)", flush=True)
     png = plot_runs(dirs, out / "curves.png",
-                    title=f"row-MNIST, LSTM(100), batch 64, Adam lr 0.01, {args.epochs} epochs; "
+                    title=f"row-MNIST, 100 units, batch 64, Adam lr 0.01, {args.epochs} epochs; "
                           f"recurrent dropout: keep 0.8 on g, one mask per sequence and batch")
     print("\n| run | test accuracy | best val. accuracy | last val. accuracy | s / epoch "
           "| command |")
