@@ -121,3 +121,9 @@ def _mask_at_compiled(M, t):
     if isinstance(M, (types.NoneType, types.Omitted)):
         return lambda M, t: None
     return lambda M, t: M[t if M.shape[0] > 1 else 0]
+
+
+def lstm_kernel_masks(masks, batch):
+    """The LSTM family's masks as its loops take them: (M_h, M_g, M_c), each
+    (T or 1, B, H) or None."""
+    return tuple(kernel_mask(masks, where, batch) for where in ("hidden", "update", "cell"))

@@ -70,7 +70,7 @@ from ..functional.batchnorm import (bn_backward_2d, bn_eval_backward_2d, bn_eval
                                     bn_train_2d,
                                     update_running_stats)
 from ..initializers import gate_blocks, glorot_uniform, orthogonal
-from ._dropout import kernel_mask, mask_at, recurrent_masks
+from ._dropout import lstm_kernel_masks, mask_at, recurrent_masks
 from ._lstm_gates import gate_gradients, gates_and_cell
 from ._checks import (check_matrix, check_options, check_params, check_sequence,
                       check_state, check_upstream)
@@ -401,7 +401,7 @@ def forward(params, x, state=None, *, training=True, rng=None, stats=None, eps=1
      var_c) = forward_loop(bx, h0, c0, np.ascontiguousarray(params["U"]), params["b"],
                            params["gamma_h"], params["gamma_c"], params["beta_c"], eps,
                            bool(training), pop["mean_h"], pop["var_h"], pop["mean_c"],
-                           pop["var_c"], bool(carry_normalized_c), *_kernel_masks(masks, B))
+                           pop["var_c"], bool(carry_normalized_c), *lstm_kernel_masks(masks, B))
     cache = {"x": x, "hs": hs, "cs": cs, "ifog": ifog, "tanh_c": tanh_c, "xhat_x": xhat_x,
              "inv_std_x": inv_std_x, "xhat_h": xhat_h, "inv_std_h": inv_std_h,
              "xhat_c": xhat_c, "inv_std_c": inv_std_c, "training": bool(training),
@@ -412,10 +412,6 @@ def forward(params, x, state=None, *, training=True, rng=None, stats=None, eps=1
                                 "var_h": var_h, "mean_c": mean_c, "var_c": var_c}
     return batch_major(hs), cache
 
-
-def _kernel_masks(masks, B):
-    """(M_h, M_g, M_c) for the loops: each (T or 1, B, H) or None."""
-    return tuple(kernel_mask(masks, where, B) for where in ("hidden", "update", "cell"))
 
 
 def backward(params, dhs, cache, dstate=None):
@@ -431,7 +427,7 @@ def backward(params, dhs, cache, dstate=None):
     dc_T = check_state("dstate dc_T", dc_T, B, H, dtype)
     training, carry = cache["training"], cache["carry_normalized_c"]
     U = params["U"]
-    M_h, M_g, M_c = _kernel_masks(cache["masks"], B)
+    M_h, M_g, M_c = lstm_kernel_masks(cache["masks"], B)
     das, dhus, dh0, dc0, dgamma_h, dgamma_c, dbeta_c = backward_loop(
         np.ascontiguousarray(dhs.transpose(1, 0, 2)), dh_T, dc_T, cache["cs"], cache["ifog"],
         cache["tanh_c"], cache["xhat_h"], cache["inv_std_h"], cache["xhat_c"],

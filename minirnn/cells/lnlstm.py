@@ -76,7 +76,7 @@ from numba import njit
 from ..functional.activations import tanh
 from ..functional.layernorm import ln_backward_2d, ln_forward_2d
 from ..initializers import gate_blocks, glorot_uniform, orthogonal
-from ._dropout import kernel_mask, mask_at, recurrent_masks
+from ._dropout import lstm_kernel_masks, mask_at, recurrent_masks
 from ._lstm_gates import gate_gradients, gates_and_cell
 from ._checks import (check_matrix, check_options, check_params, check_sequence,
                       check_state, check_upstream)
@@ -372,15 +372,11 @@ def forward(params, x, state=None, *, training=True, rng=None, flavour="paper", 
         b, gain_h, gain, shift = params["b"], params["gain_h"], dummy, dummy
     (hs, cs, ifog, tanh_c, xhat_a, inv_std_a, xhat_c, inv_std_c) = forward_loop(
         xin, h0, c0, np.ascontiguousarray(params["U"]), b, gain_h, params["gain_c"],
-        params["shift_c"], eps, gain, shift, tf_flavour, *_kernel_masks(masks, B))
+        params["shift_c"], eps, gain, shift, tf_flavour, *lstm_kernel_masks(masks, B))
     cache.update(hs=hs, cs=cs, ifog=ifog, tanh_c=tanh_c, xhat_a=xhat_a, inv_std_a=inv_std_a,
                  xhat_c=xhat_c, inv_std_c=inv_std_c, state=(hs[-1], cs[-1]))
     return batch_major(hs), cache
 
-
-def _kernel_masks(masks, B):
-    """(M_h, M_g, M_c) for the loops: each (T or 1, B, H) or None."""
-    return tuple(kernel_mask(masks, where, B) for where in ("hidden", "update", "cell"))
 
 
 def backward(params, dhs, cache, dstate=None):
@@ -395,7 +391,7 @@ def backward(params, dhs, cache, dstate=None):
     dc_T = check_state("dstate dc_T", dc_T, B, H, dtype)
     tf_flavour = cache["flavour"] == "tensorflow"
     dummy = np.zeros(4 * H, dtype)
-    M_h, M_g, M_c = _kernel_masks(cache["masks"], B)
+    M_h, M_g, M_c = lstm_kernel_masks(cache["masks"], B)
     das, dhus, dh0, dc0, dgain_a, dshift_a, dgain_c, dshift_c = backward_loop(
         np.ascontiguousarray(dhs.transpose(1, 0, 2)), dh_T, dc_T, cache["cs"], cache["ifog"],
         cache["tanh_c"], cache["xhat_a"], cache["inv_std_a"], cache["xhat_c"],

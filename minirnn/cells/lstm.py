@@ -38,7 +38,7 @@ from numba import njit
 
 from ..functional.activations import sigmoid, tanh
 from ..initializers import gate_blocks, glorot_uniform, orthogonal
-from ._dropout import kernel_mask, mask_at, recurrent_masks
+from ._dropout import lstm_kernel_masks, mask_at, recurrent_masks
 from ._projection import batch_major, input_gradients, input_projection
 from ._checks import (check_matrix, check_options, check_params, check_sequence,
                       check_state, check_upstream)
@@ -200,15 +200,11 @@ def forward(params, x, state=None, *, training=True, rng=None, recurrent_dropout
     c0 = check_state("state c0", c0, B, H, dtype)
     U = np.ascontiguousarray(params["U"])
     xw = input_projection(x, params["W"], params["b"])
-    hs, cs, ifog, tanh_c = forward_loop(xw, h0, c0, U, *_kernel_masks(masks, B))
+    hs, cs, ifog, tanh_c = forward_loop(xw, h0, c0, U, *lstm_kernel_masks(masks, B))
     cache = {"x": x, "hs": hs, "cs": cs, "ifog": ifog, "tanh_c": tanh_c, "masks": masks,
              "has_state": state is not None, "state": (hs[-1], cs[-1])}
     return batch_major(hs), cache
 
-
-def _kernel_masks(masks, B):
-    """(M_h, M_g, M_c) for the loops: each (T or 1, B, H) or None."""
-    return tuple(kernel_mask(masks, where, B) for where in ("hidden", "update", "cell"))
 
 
 def _unpack_state(state, name="state"):
@@ -233,7 +229,7 @@ def backward(params, dhs, cache, dstate=None):
     dh_T = check_state("dstate dh_T", dh_T, B, H, x.dtype)
     dc_T = check_state("dstate dc_T", dc_T, B, H, x.dtype)
     UT = np.ascontiguousarray(params["U"].T)
-    M_h, M_g, M_c = _kernel_masks(cache["masks"], B)
+    M_h, M_g, M_c = lstm_kernel_masks(cache["masks"], B)
     das, dh0, dc0 = backward_loop(np.ascontiguousarray(dhs.transpose(1, 0, 2)), dh_T, dc_T,
                                   cache["cs"], cache["ifog"], cache["tanh_c"], UT,
                                   M_h, M_g, M_c)
