@@ -1,6 +1,6 @@
 """Recurrent dropout: the options, the masks, and how a kernel reads them.
 
-The rnn, lstm and gru cells take four forward options
+The rnn, lstm, gru, bnlstm, lnlstm and lngru cells take four forward options
 (``tutorials/08_recurrent_dropout.md`` derives what each placement does to the
 forward and backward step)::
 
