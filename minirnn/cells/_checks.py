@@ -96,3 +96,15 @@ def check_options(name, options, allowed):
     if unknown:
         raise TypeError(f"{name}: unexpected option(s) {unknown}; "
                         f"this cell accepts {sorted(allowed) or 'none'}")
+
+
+def check_lstm_state(name, state, batch, hidden, dtype, parts=("h0", "c0")):
+    """An LSTM-family state (or its gradient): the tuple (h, c), each (batch, hidden);
+    zeros when None. ``parts`` name the two halves in error messages."""
+    if state is None:
+        state = (None, None)
+    elif not (isinstance(state, tuple) and len(state) == 2):
+        raise TypeError(f"{name}: expected a tuple (h, c) for an LSTM, "
+                        f"got {type(state).__name__}")
+    return tuple(check_state(f"{name} {part}", s, batch, hidden, dtype)
+                 for part, s in zip(parts, state))

@@ -68,6 +68,12 @@ DEFAULTS = {"sharpness": 1.0, "eps": 0.1, "threshold": "soft", "alpha": 0.0,
             "m_target": 0.5, "penalty": "l1"}
 _ZERO = np.float32(0.0)
 _ONE = np.float32(1.0)
+# The option combinations the gradient checker runs for every VC cell: both
+# thresholds, a sharper mask, and the penalty in both norms.
+GRADCHECK_CASES = ({"threshold": "soft"}, {"threshold": "hard"},
+                   {"threshold": "soft", "sharpness": 3.0},
+                   {"threshold": "soft", "alpha": 0.5, "m_target": 0.3},
+                   {"threshold": "hard", "alpha": 0.5, "m_target": 0.3, "penalty": "l2"})
 
 
 # ---------------------------------------------------------------- options

@@ -72,8 +72,8 @@ from ..functional.batchnorm import (bn_backward_2d, bn_eval_backward_2d, bn_eval
 from ..initializers import gate_blocks, glorot_uniform, orthogonal
 from ._dropout import lstm_kernel_masks, mask_at, recurrent_masks
 from ._lstm_gates import gate_gradients, gates_and_cell
-from ._checks import (check_matrix, check_options, check_params, check_sequence,
-                      check_state, check_upstream)
+from ._checks import (check_lstm_state, check_matrix, check_options, check_params,
+                      check_sequence, check_upstream)
 from ._projection import batch_major
 
 INIT_OPTIONS = ("forget_bias", "gamma_init")
@@ -323,11 +323,6 @@ def backward_loop(dhs, dh_T, dc_T, cs, ifog, tanh_c, xhat_h, inv_std_h, xhat_c, 
     return das, dhus, dh_next, dc_next, dgamma_h, dgamma_c, dbeta_c
 
 
-def _unpack_state(state, name="state"):
-    if not (isinstance(state, tuple) and len(state) == 2):
-        raise TypeError(f"{name}: expected a tuple (h, c) for an LSTM, got {type(state).__name__}")
-    return state
-
 
 def _check_stats(stats, H, dtype):
     if stats is None:
@@ -372,9 +367,7 @@ def forward(params, x, state=None, *, training=True, rng=None, stats=None, eps=1
     masks = recurrent_masks("bnlstm", DROPOUT_PLACEMENTS, rate=recurrent_dropout,
                             where=dropout_where, per=dropout_per, shared=dropout_shared,
                             training=training, rng=rng, time=T, batch=B, hidden=H, dtype=dtype)
-    h0, c0 = (None, None) if state is None else _unpack_state(state)
-    h0 = check_state("state h0", h0, B, H, dtype)
-    c0 = check_state("state c0", c0, B, H, dtype)
+    h0, c0 = check_lstm_state("state", state, B, H, dtype)
     eps = dtype.type(eps)
     if training:
         pop = {k: np.zeros((1, 4 * H if not k.endswith("_c") else H), dtype) for k in STAT_KEYS}
@@ -422,9 +415,7 @@ def backward(params, dhs, cache, dstate=None):
     I = x.shape[2]
     dtype = x.dtype
     dhs = check_upstream(dhs, (B, T, H), dtype)
-    dh_T, dc_T = (None, None) if dstate is None else _unpack_state(dstate, "dstate")
-    dh_T = check_state("dstate dh_T", dh_T, B, H, dtype)
-    dc_T = check_state("dstate dc_T", dc_T, B, H, dtype)
+    dh_T, dc_T = check_lstm_state("dstate", dstate, B, H, dtype, ("dh_T", "dc_T"))
     training, carry = cache["training"], cache["carry_normalized_c"]
     U = params["U"]
     M_h, M_g, M_c = lstm_kernel_masks(cache["masks"], B)

@@ -78,8 +78,8 @@ from ..functional.layernorm import ln_backward_2d, ln_forward_2d
 from ..initializers import gate_blocks, glorot_uniform, orthogonal
 from ._dropout import lstm_kernel_masks, mask_at, recurrent_masks
 from ._lstm_gates import gate_gradients, gates_and_cell
-from ._checks import (check_matrix, check_options, check_params, check_sequence,
-                      check_state, check_upstream)
+from ._checks import (check_lstm_state, check_matrix, check_options, check_params,
+                      check_sequence, check_upstream)
 from ._projection import batch_major
 
 FLAVOURS = ("paper", "tensorflow")
@@ -327,11 +327,6 @@ def backward_loop(dhs, dh_T, dc_T, cs, ifog, tanh_c, xhat_a, inv_std_a, xhat_c, 
     return das, dhus, dh_next, dc_next, dgain_a, dshift_a, dgain_c, dshift_c
 
 
-def _unpack_state(state, name="state"):
-    if not (isinstance(state, tuple) and len(state) == 2):
-        raise TypeError(f"{name}: expected a tuple (h, c) for an LSTM, got {type(state).__name__}")
-    return state
-
 
 def forward(params, x, state=None, *, training=True, rng=None, flavour="paper", eps=1e-2,
             recurrent_dropout=0.0, dropout_where="update", dropout_per="sequence",
@@ -354,9 +349,7 @@ def forward(params, x, state=None, *, training=True, rng=None, flavour="paper", 
     masks = recurrent_masks("lnlstm", DROPOUT_PLACEMENTS, rate=recurrent_dropout,
                             where=dropout_where, per=dropout_per, shared=dropout_shared,
                             training=training, rng=rng, time=T, batch=B, hidden=H, dtype=dtype)
-    h0, c0 = (None, None) if state is None else _unpack_state(state)
-    h0 = check_state("state h0", h0, B, H, dtype)
-    c0 = check_state("state c0", c0, B, H, dtype)
+    h0, c0 = check_lstm_state("state", state, B, H, dtype)
     eps = dtype.type(eps)
     tf_flavour = flavour == "tensorflow"
     xw = np.ascontiguousarray(x.transpose(1, 0, 2)).reshape(T * B, I) @ params["W"]
@@ -386,9 +379,7 @@ def backward(params, dhs, cache, dstate=None):
     T, B, H = hs.shape[0] - 1, hs.shape[1], hs.shape[2]
     I, dtype = x.shape[2], x.dtype
     dhs = check_upstream(dhs, (B, T, H), dtype)
-    dh_T, dc_T = (None, None) if dstate is None else _unpack_state(dstate, "dstate")
-    dh_T = check_state("dstate dh_T", dh_T, B, H, dtype)
-    dc_T = check_state("dstate dc_T", dc_T, B, H, dtype)
+    dh_T, dc_T = check_lstm_state("dstate", dstate, B, H, dtype, ("dh_T", "dc_T"))
     tf_flavour = cache["flavour"] == "tensorflow"
     dummy = np.zeros(4 * H, dtype)
     M_h, M_g, M_c = lstm_kernel_masks(cache["masks"], B)

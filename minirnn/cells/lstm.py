@@ -40,8 +40,8 @@ from ..functional.activations import sigmoid, tanh
 from ..initializers import gate_blocks, glorot_uniform, orthogonal
 from ._dropout import lstm_kernel_masks, mask_at, recurrent_masks
 from ._projection import batch_major, input_gradients, input_projection
-from ._checks import (check_matrix, check_options, check_params, check_sequence,
-                      check_state, check_upstream)
+from ._checks import (check_lstm_state, check_matrix, check_options, check_params,
+                      check_sequence, check_upstream)
 
 INIT_OPTIONS = ("forget_bias",)
 FORWARD_OPTIONS = ("recurrent_dropout", "dropout_where", "dropout_per", "dropout_shared")
@@ -195,9 +195,7 @@ def forward(params, x, state=None, *, training=True, rng=None, recurrent_dropout
     masks = recurrent_masks("lstm", DROPOUT_PLACEMENTS, rate=recurrent_dropout, where=dropout_where,
                             per=dropout_per, shared=dropout_shared, training=training, rng=rng,
                             time=T, batch=B, hidden=H, dtype=dtype)
-    h0, c0 = (None, None) if state is None else _unpack_state(state)
-    h0 = check_state("state h0", h0, B, H, dtype)
-    c0 = check_state("state c0", c0, B, H, dtype)
+    h0, c0 = check_lstm_state("state", state, B, H, dtype)
     U = np.ascontiguousarray(params["U"])
     xw = input_projection(x, params["W"], params["b"])
     hs, cs, ifog, tanh_c = forward_loop(xw, h0, c0, U, *lstm_kernel_masks(masks, B))
@@ -206,12 +204,6 @@ def forward(params, x, state=None, *, training=True, rng=None, recurrent_dropout
     return batch_major(hs), cache
 
 
-
-def _unpack_state(state, name="state"):
-    if not (isinstance(state, tuple) and len(state) == 2):
-        raise TypeError(f"{name}: expected a tuple (h, c) for an LSTM, "
-                        f"got {type(state).__name__}")
-    return state
 
 
 def backward(params, dhs, cache, dstate=None):
@@ -225,9 +217,7 @@ def backward(params, dhs, cache, dstate=None):
     x, hs = cache["x"], cache["hs"]
     T, B, H = hs.shape[0] - 1, hs.shape[1], hs.shape[2]
     dhs = check_upstream(dhs, (B, T, H), x.dtype)
-    dh_T, dc_T = (None, None) if dstate is None else _unpack_state(dstate, "dstate")
-    dh_T = check_state("dstate dh_T", dh_T, B, H, x.dtype)
-    dc_T = check_state("dstate dc_T", dc_T, B, H, x.dtype)
+    dh_T, dc_T = check_lstm_state("dstate", dstate, B, H, x.dtype, ("dh_T", "dc_T"))
     UT = np.ascontiguousarray(params["U"].T)
     M_h, M_g, M_c = lstm_kernel_masks(cache["masks"], B)
     das, dh0, dc0 = backward_loop(np.ascontiguousarray(dhs.transpose(1, 0, 2)), dh_T, dc_T,

@@ -48,16 +48,13 @@ from ..initializers import gate_blocks, glorot_uniform, orthogonal
 from . import _vc_mask as vc
 from ._vc_mask import add_mask_gradient, scheduler, scheduler_backward, unit_mask
 from ._projection import batch_major
-from ._checks import (check_matrix, check_options, check_params, check_sequence,
-                      check_state, check_upstream)
+from ._checks import (check_lstm_state, check_matrix, check_options, check_params,
+                      check_sequence, check_upstream)
 from .vcrnn import init_scheduler
 
 INIT_OPTIONS = ("forget_bias", "scheduler_bias")
 FORWARD_OPTIONS = vc.FORWARD_OPTIONS
-GRADCHECK_CASES = ({"threshold": "soft"}, {"threshold": "hard"},
-                   {"threshold": "soft", "sharpness": 3.0},
-                   {"threshold": "soft", "alpha": 0.5, "m_target": 0.3},
-                   {"threshold": "hard", "alpha": 0.5, "m_target": 0.3, "penalty": "l2"})
+GRADCHECK_CASES = vc.GRADCHECK_CASES
 STATE_SIZE = 2          # the state is (h, c)
 GATES = 4
 _ONE = np.float32(1.0)
@@ -199,12 +196,6 @@ def backward_loop(dhs, dh_T, dc_T, dm_pen, x, hs, cs, m, e, ifog, c_tilde, tanh_
     return das, dxbars, dzs, dh_next, dc_next
 
 
-def _unpack_state(state, name="state"):
-    if not (isinstance(state, tuple) and len(state) == 2):
-        raise TypeError(f"{name}: expected a tuple (h, c) for an LSTM, "
-                        f"got {type(state).__name__}")
-    return state
-
 
 def _prepare(where, params, x, state, options):
     """The checks and the loop's arguments shared by ``forward`` and ``forward_sparse``."""
@@ -214,9 +205,7 @@ def _prepare(where, params, x, state, options):
     dtype = check_params(params, param_shapes(I, H))
     check_sequence(x, I, dtype)
     B = x.shape[0]
-    h0, c0 = (None, None) if state is None else _unpack_state(state)
-    h0 = check_state("state h0", h0, B, H, dtype)
-    c0 = check_state("state c0", c0, B, H, dtype)
+    h0, c0 = check_lstm_state("state", state, B, H, dtype)
     x_tm = np.ascontiguousarray(x.transpose(1, 0, 2))
     xm = vc.scheduler_input(x_tm, params["w_x"], params["b_m"])
     masks = (vc.mask_constants(opts["sharpness"], H, dtype),
@@ -250,9 +239,8 @@ def backward(params, dhs, cache, dstate=None):
     T, B, H = hs.shape[0] - 1, hs.shape[1], hs.shape[2]
     dtype = x_tm.dtype
     dhs = check_upstream(dhs, (B, T, H), dtype)
-    dh_T, dc_T = (None, None) if dstate is None else _unpack_state(dstate, "dstate")
-    dh_T = check_state("dstate dh_T", dh_T, B, H, dtype).copy()
-    dc_T = check_state("dstate dc_T", dc_T, B, H, dtype).copy()
+    dh_T, dc_T = check_lstm_state("dstate", dstate, B, H, dtype, ("dh_T", "dc_T"))
+    dh_T, dc_T = dh_T.copy(), dc_T.copy()
     soft = cache["options"]["soft"]
     das, dxbar, dz, dh0, dc0 = backward_loop(
         np.ascontiguousarray(dhs.transpose(1, 0, 2)), dh_T, dc_T, cache["dm_penalty"], x_tm,

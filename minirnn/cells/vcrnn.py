@@ -54,10 +54,7 @@ from ._checks import (check_matrix, check_options, check_params, check_sequence,
 
 INIT_OPTIONS = ("scheduler_bias",)
 FORWARD_OPTIONS = vc.FORWARD_OPTIONS
-GRADCHECK_CASES = ({"threshold": "soft"}, {"threshold": "hard"},
-                   {"threshold": "soft", "sharpness": 3.0},
-                   {"threshold": "soft", "alpha": 0.5, "m_target": 0.3},
-                   {"threshold": "hard", "alpha": 0.5, "m_target": 0.3, "penalty": "l2"})
+GRADCHECK_CASES = vc.GRADCHECK_CASES
 STATE_SIZE = 1
 GATES = 1
 _ONE = np.float32(1.0)
