@@ -63,9 +63,12 @@ def main():
                         help="threads of the BLAS libraries (default 1; see README)")
     args = parser.parse_args()
     from minirnn.bench import time_cell
+    from minirnn.memory import keep_freed_memory
+    from minirnn.subnormals import flush_subnormals
     from minirnn.threads import blas_threads
     compile_s = [compile_seconds(n, o) for n, o in CASES]
-    with blas_threads(args.blas_threads):
+    keep_freed_memory()         # as python -m minirnn train and bench do (README, Speed)
+    with blas_threads(args.blas_threads), flush_subnormals():
         rows = [(time_cell(n, options=o, repeats=args.repeats, **SIZES),
                  numpy_ms(n, o, args.repeats)) for n, o in CASES]
     print(f"batch 64, time 28, input 28, hidden 100, float32, BLAS threads "

@@ -3,10 +3,15 @@ linear head, softmax cross-entropy and Adam, on the same shapes, dtype and threa
 count, timed alternately in the same run so both see the same machine.
 
     python benchmarks/compare_torch.py [--threads 1] [--repeats 30] [--pixel-mnist]
+                                       [--return-freed-memory] [--keep-subnormals]
 
 PyTorch is optional (never a dependency of minirnn): without it this script says
 so and exits. Its GRU is the reset_after=True convention, so minirnn's GRU is
-timed in that convention here.
+timed in that convention here. Both run in one process, so both get the
+allocator setting of ``minirnn/memory.py`` (freed memory kept for reuse, as
+``python -m minirnn train`` does) unless ``--return-freed-memory``, and both
+flush subnormal floats to zero (``minirnn/subnormals.py``; PyTorch's
+``torch.set_flush_denormal(True)``) unless ``--keep-subnormals``.
 """
 import argparse
 import sys
@@ -71,20 +76,30 @@ def main():
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--hidden", type=int, default=100)
     parser.add_argument("--pixel-mnist", action="store_true", help="784 steps of 1 input")
+    parser.add_argument("--return-freed-memory", action="store_true",
+                        help="leave malloc's default (see minirnn/memory.py)")
+    parser.add_argument("--keep-subnormals", action="store_true",
+                        help="do not flush subnormal floats to zero (minirnn/subnormals.py)")
     args = parser.parse_args()
     try:
         import torch
     except ImportError:
         print("PyTorch is not installed; `pip install torch` to compare (it is optional).")
         return 0
+    from minirnn.memory import keep_freed_memory
     from minirnn.threads import blas_threads
+    from minirnn.subnormals import flush_subnormals
+    kept = False if args.return_freed_memory else keep_freed_memory()
     steps, inputs = (784, 1) if args.pixel_mnist else (28, 28)
     torch.set_num_threads(args.threads)
-    print(f"training step (cell + linear head + cross-entropy + Adam), batch {args.batch}, "
-          f"time {steps}, input {inputs}, hidden {args.hidden}, float32, {args.threads} "
-          f"thread(s), median of {args.repeats}; torch {torch.__version__}")
-    print(f"{'cell':6} {'minirnn ms':>10} {'torch ms':>9} {'ratio':>6}")
-    with blas_threads(args.threads):
+    with blas_threads(args.threads), flush_subnormals(not args.keep_subnormals) as flushed:
+        torch.set_flush_denormal(flushed)       # the same two bits, for PyTorch's threads
+        print(f"training step (cell + linear head + cross-entropy + Adam), batch "
+              f"{args.batch}, time {steps}, input {inputs}, hidden {args.hidden}, float32, "
+              f"{args.threads} thread(s), median of {args.repeats}; torch "
+              f"{torch.__version__}; freed memory {'kept' if kept else 'returned to the OS'}; "
+              f"subnormals {'flushed' if flushed else 'kept'}")
+        print(f"{'cell':6} {'minirnn ms':>10} {'torch ms':>9} {'ratio':>6}")
         for name, options, kind in CASES:
             ours = minirnn_step(name, options, args.batch, steps, inputs, args.hidden)
             theirs = torch_step(torch, kind, args.batch, steps, inputs, args.hidden, args.threads)

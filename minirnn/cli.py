@@ -49,11 +49,12 @@ def cmd_train(args):
         try:
             config = TrainConfig(
                 task=args.task, model=args.model, batchnorm=not args.no_batchnorm,
+                bn_convention=args.bn_convention,
                 cost=args.cost, raw_pixels=args.raw_pixels, kaggle_csv=args.kaggle_csv,
                 cell=args.cell, cell_options=options, hidden=args.hidden,
                 layers=args.layers, dropout=args.dropout, batch_size=args.batch_size,
                 output_batchnorm=args.output_batchnorm,
-                optimizer=args.optimizer, lr=args.lr, clip=args.clip,
+                optimizer=args.optimizer, lr=args.lr, lr_end=args.lr_end, clip=args.clip,
                 epochs=args.epochs or 1, seed=args.seed, limit=args.limit,
                 log_every=args.log_every, blas_threads=args.blas_threads,
                 max_steps=args.max_steps, eval_every=args.eval_every, eval_limit=args.eval_limit,
@@ -104,19 +105,28 @@ def cmd_plot(args):
 
 def cmd_bench(args):
     from .bench import format_table, run
+    from .memory import keep_freed_memory
+    from .subnormals import flush_subnormals
     from .threads import blas_threads
     import numpy as np
     sizes = dict(batch=args.batch, time_steps=args.time, input_size=args.input, hidden=args.hidden)
     if args.pixel_mnist:
         sizes.update(time_steps=784, input_size=1)
-    with blas_threads(args.blas_threads):
+    kept = False if args.return_freed_memory else keep_freed_memory()
+    with blas_threads(args.blas_threads), \
+            flush_subnormals(not args.keep_subnormals) as flushed:
         records = run(args.cells, dtype=np.dtype(args.dtype).type, repeats=args.repeats, **sizes)
+    for r in records:
+        r["freed_memory_kept"] = kept
+        r["subnormals_flushed"] = flushed
     if args.json:
         print(json.dumps(records, indent=1))
     else:
         r = records[0]
         print(f"batch {r['batch']}, time {r['time']}, input {r['input']}, hidden {r['hidden']}, "
-              f"{r['dtype']}, BLAS threads {args.blas_threads}, median of {args.repeats}")
+              f"{r['dtype']}, BLAS threads {args.blas_threads}, median of {args.repeats}, "
+              f"freed memory {'kept' if kept else 'returned to the OS'}, subnormals "
+              f"{'flushed to zero' if flushed else 'kept'}")
         print(format_table(records))
     return 0
 
@@ -134,6 +144,9 @@ def build_parser():
     p.add_argument("--model", choices=["rnn", "cnn"], default="rnn",
                    help="a recurrent network, or source 002's CNN (with --task mnist)")
     p.add_argument("--no-batchnorm", action="store_true", help="CNN without batch norm")
+    p.add_argument("--bn-convention", choices=["tensorflow", "pytorch"], default="tensorflow",
+                   help="CNN: batch norm's momentum and eps, TensorFlow's (0.99, 1e-3; "
+                        "source 002) or PyTorch's (0.1 as the new value's weight, 1e-5)")
     p.add_argument("--cost", choices=["stable", "clipped"], default="stable",
                    help="CNN cost: log-softmax, or source 002's -mean(sum(t*log(clip(y))))")
     p.add_argument("--raw-pixels", action="store_true",
@@ -154,6 +167,9 @@ def build_parser():
     p.add_argument("--optimizer", choices=["sgd", "momentum", "nesterov", "adam", "rmsprop"],
                    default="adam")
     p.add_argument("--lr", type=float, default=0.01, help="learning rate")
+    p.add_argument("--lr-end", type=float, default=None, metavar="LR",
+                   help="decay the learning rate geometrically, step by step, from --lr to LR "
+                        "at the run's last step")
     p.add_argument("--clip", type=float, default=None, help="clip gradients to this global norm")
     p.add_argument("--epochs", type=int, default=None, help="epochs (default 1; with --resume, "
                    "the total to reach)")
@@ -201,6 +217,12 @@ def build_parser():
     p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     p.add_argument("--repeats", type=int, default=20)
     p.add_argument("--blas-threads", type=int, default=1)
+    p.add_argument("--return-freed-memory", action="store_true",
+                   help="leave malloc's default, which returns freed large arrays to the OS "
+                        "(each step then page-faults them in again; minirnn/memory.py)")
+    p.add_argument("--keep-subnormals", action="store_true",
+                   help="do not flush subnormal floats to zero (vanishing gradients then "
+                        "take a slow path in the processor; minirnn/subnormals.py)")
     p.add_argument("--json", action="store_true", help="print a list of JSON records")
     p.set_defaults(func=cmd_bench)
 

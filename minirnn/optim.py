@@ -335,6 +335,27 @@ def clip_grad_norm(grads, max_norm):
     return total
 
 
+def exponential_lr(step, lr, lr_end, total_steps):
+    r"""The learning rate of update ``step`` (0 for the first) when it falls
+    geometrically from ``lr`` at the first update to ``lr_end`` at the last
+    (update ``total_steps - 1``):
+
+    $$\eta_s = \eta_0 \left(\frac{\eta_{\text{end}}}{\eta_0}\right)^{s / (S - 1)},$$
+
+    the same factor every step (TensorFlow's ``exponential_decay`` without
+    staircase, PyTorch's ``ExponentialLR`` stepped every batch). Steps past the
+    last keep ``lr_end``; a one-step run uses ``lr``.
+    """
+    if not (lr > 0 and lr_end > 0):
+        raise ValueError(f"learning rates: expected lr > 0 and lr_end > 0, got {lr} and {lr_end}")
+    if total_steps < 1:
+        raise ValueError(f"total_steps: expected a positive integer, got {total_steps}")
+    if total_steps == 1:
+        return float(lr)
+    fraction = min(step, total_steps - 1) / (total_steps - 1)
+    return float(lr * (lr_end / lr) ** fraction)
+
+
 OPTIMIZERS = {
     "sgd": SGD,
     "momentum": Momentum,

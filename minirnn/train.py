@@ -28,8 +28,10 @@ import numpy as np
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .nn import SequenceClassifier, SequenceRegressor
-from .optim import clip_grad_norm, make_optimizer
+from .optim import clip_grad_norm, exponential_lr, make_optimizer
 from .tasks import TASKS, load_task
+from .memory import keep_freed_memory
+from .subnormals import flush_subnormals
 from .threads import blas_threads
 
 CONFIG, METRICS, CHECKPOINT, CURVES = "config.json", "metrics.jsonl", "checkpoint.npz", "curves.png"
@@ -52,6 +54,7 @@ class TrainConfig:
     batch_size: int = 64
     optimizer: str = "adam"
     lr: float = 0.01
+    lr_end: float = None        # decay the learning rate geometrically to this at the last step
     clip: float = None
     epochs: int = 1
     seed: int = 0
@@ -63,6 +66,7 @@ class TrainConfig:
     eval_limit: int = None      # ... on its first N examples (the end of an epoch uses all)
     sharpness_schedule: list = None   # VC cells: [start, end, steps, "linear"|"exponential"]
     batchnorm: bool = True      # CNN: batch norm after each convolution
+    bn_convention: str = "tensorflow"   # CNN: its momentum and eps ("tensorflow" or "pytorch")
     cost: str = "stable"        # CNN: "stable" log-softmax or source 002's "clipped" cost
     raw_pixels: bool = False    # mnist task: pixels 0..255 as source 002 feeds them
     kaggle_csv: str = None      # mnist task: read Kaggle's train.csv instead
@@ -81,6 +85,11 @@ class TrainConfig:
                 raise ValueError(f"{name}: expected a positive integer, got {getattr(self, name)}")
         if self.lr <= 0:
             raise ValueError(f"lr: expected a positive learning rate, got {self.lr}")
+        if self.bn_convention not in ("tensorflow", "pytorch"):
+            raise ValueError(f"bn_convention: expected 'tensorflow' or 'pytorch', "
+                             f"got {self.bn_convention!r}")
+        if self.lr_end is not None and self.lr_end <= 0:
+            raise ValueError(f"lr_end: expected a positive learning rate, got {self.lr_end}")
         if self.clip is not None and self.clip <= 0:
             raise ValueError(f"clip: expected a positive gradient norm, got {self.clip}")
         for name in ("max_steps", "eval_every", "eval_limit"):
@@ -102,12 +111,13 @@ class TrainConfig:
         """A short name for plots: the cell, its options, and what differs from the defaults."""
         default = TrainConfig(task=self.task, model=self.model)
         if self.model == "cnn":
-            parts = ["cnn" + (" +BN" if self.batchnorm else " no BN"), f"lr={self.lr}",
+            parts = ["cnn" + (f" +BN ({self.bn_convention})" if self.batchnorm else " no BN"),
+                     f"lr={self.lr}" + (f"->{self.lr_end}" if self.lr_end else ""),
                      f"cost={self.cost}"] + (["raw pixels"] if self.raw_pixels else [])
             return " ".join(parts)
         parts = [self.cell] + [f"{k}={v}" for k, v in sorted(self.cell_options.items())]
-        for name in ("hidden", "layers", "dropout", "output_batchnorm", "optimizer", "lr", "clip",
-                     "batch_size"):
+        for name in ("hidden", "layers", "dropout", "output_batchnorm", "optimizer", "lr",
+                     "lr_end", "clip", "batch_size"):
             if getattr(self, name) != getattr(default, name):
                 parts.append(f"{name}={getattr(self, name)}")
         return " ".join(parts)
@@ -120,7 +130,8 @@ class TrainingDiverged(RuntimeError):
 def build_model(config, task, rng):
     if config.model == "cnn":
         from .nn import CNNClassifier
-        return CNNClassifier(batchnorm=config.batchnorm, rng=rng, cost=config.cost)
+        return CNNClassifier(batchnorm=config.batchnorm, rng=rng, cost=config.cost,
+                             bn_convention=config.bn_convention)
     cls = SequenceClassifier if task.kind == "classification" else SequenceRegressor
     return cls(config.cell, task.input_size, config.hidden, task.n_outputs,
                layers=config.layers, rng=rng, dropout=config.dropout,
@@ -215,7 +226,9 @@ def train(config, out_dir, *, resume=False, progress=True, stop_after_steps=None
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    with blas_threads(config.blas_threads):
+    keep_freed_memory()         # every step reallocates the same arrays: keep their pages
+    # and vanishing gradients must not fall into the processor's slow subnormal path
+    with blas_threads(config.blas_threads), flush_subnormals():
         return _train(config, out, resume, progress, stop_after_steps, data_root, print_fn)
 
 
@@ -254,6 +267,11 @@ def _train(config, out, resume, progress, stop_after_steps, data_root, print_fn)
     n = len(x_train)
     steps_per_epoch = math.ceil(n / config.batch_size)
     steps_this_call, epoch_times = 0, []
+    # The decay (--lr-end) spans the whole run, so resuming lands on the same rates.
+    total_steps = config.epochs * steps_per_epoch
+    if config.max_steps is not None:
+        total_steps = min(total_steps, config.max_steps)
+
     def out_of_steps():
         return config.max_steps is not None and step >= config.max_steps
 
@@ -277,6 +295,8 @@ def _train(config, out, resume, progress, stop_after_steps, data_root, print_fn)
                 t0 = time.perf_counter()
                 if config.sharpness_schedule is not None:
                     set_sharpness(model, config.sharpness_schedule, step)
+                if config.lr_end is not None:
+                    optimizer.lr = exponential_lr(step, config.lr, config.lr_end, total_steps)
                 idx = order[batch_index * config.batch_size:(batch_index + 1) * config.batch_size]
                 xb, yb = x_train[idx], y_train[idx]
                 loss, out_b = model.loss_and_backward(xb, yb)

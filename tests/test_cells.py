@@ -325,3 +325,44 @@ def test_gru_convention_mismatch_and_bad_upstream_gradient():
     hs, cache = gru.forward(p, x, reset_after=True)
     with pytest.raises(ValueError, match=r"dhs: expected shape \(2, 5, 4\) like the outputs hs, got \(2, 4\)"):
         gru.backward(p, hs[:, 0], cache)
+
+
+# ---------------------------------------------------------------- input_grad=False
+
+ALL_CASES = [(name, opts) for name, cell in CELLS.items() for opts in cell.GRADCHECK_CASES]
+
+
+@pytest.mark.parametrize("name,opts", ALL_CASES,
+                         ids=[n + "".join(f"-{k}={v}" for k, v in o.items() if k != "stats")
+                              for n, o in ALL_CASES])
+def test_input_grad_false_skips_dx_and_changes_no_other_gradient(name, opts):
+    cell = CELLS[name]
+    options = dict(opts)
+    training = options.pop("training", True)
+    init_opts, fwd_opts = gradcheck.split_options(cell, options)
+    rng = np.random.default_rng(3)
+    B, T, I, H = 4, 5, 3, 6
+    params = random_params(cell, I, H, rng, **init_opts)
+    if not training and hasattr(cell, "evaluation_options"):
+        fwd_opts.update(cell.evaluation_options(H, T, rng))
+    x = rng.standard_normal((B, T, I))
+    state = gradcheck.make_state(cell, B, H, rng)
+    hs, cache = cell.forward(params, x, state, training=training,
+                             rng=np.random.default_rng(5), **fwd_opts)
+    dhs = rng.standard_normal(hs.shape)
+    dx, grads = cell.backward(params, dhs, cache)
+    none, grads_skipped = cell.backward(params, dhs, cache, input_grad=False)
+    assert dx is not None and dx.shape == x.shape and none is None
+    assert grads.keys() == grads_skipped.keys()
+    for key in grads:
+        np.testing.assert_array_equal(grads[key], grads_skipped[key], err_msg=key)
+
+
+def test_models_skip_only_the_first_layers_input_gradient():
+    from minirnn.nn import Recurrent, SequenceClassifier
+    model = SequenceClassifier("lstm", 3, 5, 4, layers=2, rng=np.random.default_rng(0))
+    recurrent = [layer for layer in model.layers if isinstance(layer, Recurrent)]
+    assert [layer.input_grad for layer in recurrent] == [False, True]
+    rng = np.random.default_rng(1)
+    logits = model.forward(rng.standard_normal((2, 6, 3)).astype(np.float32))
+    assert model.backward(rng.standard_normal(logits.shape)) is None   # data: no gradient

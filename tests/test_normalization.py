@@ -267,6 +267,29 @@ def test_layernorm_forward_by_hand():
     np.testing.assert_array_equal(y, [[1.0, 2.0, 3.0]])          # constant row -> shift
 
 
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_layernorm_into_forms_in_place_and_adding(dtype):
+    # The *_into kernels the cells call, used as their docstrings allow: forward
+    # normalizing x in place (y = x), backward writing dx over dy and *adding* to
+    # dgain, dshift that already hold a sum. Same values as the allocating forms.
+    rng = np.random.default_rng(4)
+    x, dy = (rng.standard_normal((6, 5)).astype(dtype) for _ in range(2))
+    g, s, dg0, ds0 = (rng.standard_normal(5).astype(dtype) for _ in range(4))
+    tol = {"rtol": 1e-6, "atol": 1e-6} if dtype == np.float32 else {"rtol": 1e-13, "atol": 1e-13}
+    y, xhat, inv_std = ln_module.ln_forward_2d(x, g, s, 1e-3)
+    y_in, xhat_in, inv_std_in = x.copy(), np.empty_like(x), np.empty(6, dtype)
+    ln_module.ln_forward_2d_into(y_in, g, s, 1e-3, y_in, xhat_in, inv_std_in)
+    for got, want in ((y_in, y), (xhat_in, xhat), (inv_std_in, inv_std)):
+        assert got.dtype == dtype
+        np.testing.assert_allclose(got, want, **tol)
+    dx, dgain, dshift = ln_module.ln_backward_2d(dy, xhat, inv_std, g)
+    dx_in, dg, ds = dy.copy(), dg0.copy(), ds0.copy()
+    ln_module.ln_backward_2d_into(dx_in, xhat, inv_std, g, dx_in, dg, ds)
+    np.testing.assert_allclose(dx_in, dx, **tol)
+    np.testing.assert_allclose(dg, dg0 + dgain, **tol)
+    np.testing.assert_allclose(ds, ds0 + dshift, **tol)
+
 @given(shape=bn_shapes(), seed=seeds, training=st.booleans(),
        eps=st.sampled_from([1e-5, 1e-3, 0.5]))
 def test_batchnorm_forward_matches_a_plain_numpy_reference(shape, seed, training, eps):

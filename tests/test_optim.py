@@ -13,6 +13,7 @@ from minirnn.optim import (
     Momentum,
     RMSProp,
     clip_grad_norm,
+    exponential_lr,
     make_optimizer,
 )
 
@@ -522,3 +523,26 @@ def test_minimises_a_quadratic(name, lr, dtype):
         opt.step({"w": a * (params["w"] - c)})
     assert initial > 0.5
     assert loss() < 1e-4 * initial
+
+
+# -- learning-rate decay -------------------------------------------------------
+
+def test_exponential_lr_hits_both_ends_with_one_factor_per_step():
+    rates = [exponential_lr(s, 0.01, 1e-4, 5) for s in range(7)]
+    # by hand: 0.01 * (1e-2) ** (s / 4) = 0.01, 0.01 * 10**-0.5, 1e-3, 1e-3 * 10**-0.5, 1e-4
+    expected = [0.01, 0.01 * 10 ** -0.5, 1e-3, 1e-3 * 10 ** -0.5, 1e-4, 1e-4, 1e-4]
+    np.testing.assert_allclose(rates, expected, rtol=1e-12)
+    ratios = np.array(rates[1:5]) / np.array(rates[:4])
+    np.testing.assert_allclose(ratios, 10 ** -0.5, rtol=1e-12)
+    assert exponential_lr(0, 0.01, 1e-4, 1) == 0.01           # a one-step run: no decay
+    assert exponential_lr(3, 1e-3, 1e-2, 4) == pytest.approx(1e-2)   # it may rise too
+
+
+@pytest.mark.parametrize("args,match", [
+    ((0, 0.0, 1e-4, 5), "expected lr > 0 and lr_end > 0, got 0.0 and 0.0001"),
+    ((0, 0.01, -1.0, 5), "expected lr > 0 and lr_end > 0, got 0.01 and -1.0"),
+    ((0, 0.01, 1e-4, 0), "total_steps: expected a positive integer, got 0"),
+])
+def test_exponential_lr_rejects_bad_values(args, match):
+    with pytest.raises(ValueError, match=match):
+        exponential_lr(*args)

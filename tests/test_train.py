@@ -45,6 +45,26 @@ def test_resume_ends_with_identical_parameters(tmp_path, cell, options):
     assert train_records(straight) == train_records(broken)
 
 
+def test_lr_end_decays_every_step_and_resumes_on_the_same_rates(tmp_path):
+    config = TrainConfig(lr=0.01, lr_end=1e-3, **dict(QUICK, log_every=1))   # 20 steps
+    straight = tmp_path / "straight"
+    train(config, straight, progress=False, print_fn=lambda *a: None)
+    records = [r for r in train_records(straight) if r["split"] == "train"]
+    # the record of step s carries the rate of update s (0-based s - 1)
+    np.testing.assert_allclose([r["lr"] for r in records],
+                               [0.01 * 0.1 ** ((r["step"] - 1) / 19) for r in records],
+                               rtol=1e-12)
+    assert records[-1]["step"] == 20 and records[-1]["lr"] == pytest.approx(1e-3)
+
+    broken = tmp_path / "broken"
+    train(config, broken, progress=False, stop_after_steps=7, print_fn=lambda *a: None)
+    train(config, broken, resume=True, progress=False, print_fn=lambda *a: None)
+    a, b = params_of(straight), params_of(broken)
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    assert train_records(straight) == train_records(broken)
+
+
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
     config = TrainConfig(**QUICK)                       # 10 steps per epoch
     one_epoch = tmp_path / "one"
@@ -123,6 +143,12 @@ def test_config_rejects_bad_values():
         TrainConfig(task="cifar")
     with pytest.raises(ValueError, match="lr: expected a positive learning rate, got -1"):
         TrainConfig(lr=-1)
+    with pytest.raises(ValueError, match="lr_end: expected a positive learning rate, got 0"):
+        TrainConfig(lr_end=0)
+    with pytest.raises(ValueError, match="bn_convention: expected 'tensorflow' or 'pytorch'"):
+        TrainConfig(task="mnist", model="cnn", bn_convention="keras")
+    assert TrainConfig(task="mnist", model="cnn", lr_end=1e-4, bn_convention="pytorch").label() \
+        == "cnn +BN (pytorch) lr=0.01->0.0001 cost=stable"
     assert TrainConfig(cell="gru", cell_options={"reset_after": True}, lr=0.001).label() == \
         "gru reset_after=True lr=0.001"
 

@@ -31,8 +31,8 @@ def gates_and_cell(a, c_prev, ifog, c_pre, m_g=None):
     for n in range(B):
         for j in range(3 * H):
             ifog[n, j] = sigmoid(a[n, j])
-        for j in range(3 * H, 4 * H):
-            ifog[n, j] = tanh(a[n, j])
+        for j in range(H):      # range(H) + offset, not range(3H, 4H): see lstm.step_forward
+            ifog[n, 3 * H + j] = tanh(a[n, 3 * H + j])
         for j in range(H):
             g = ifog[n, 3 * H + j]
             if m_g is not None:
@@ -45,14 +45,21 @@ def gate_gradients(dc, dh, c_prev, ifog, tanh_c, da, dc_prev, m_g=None):
     """dL/da from dL/dc_t (before any LN of c) and dL/dh_t; dc_prev = dc * f.
     m_g: the forward's dropout mask on g, or None."""
     B, H = dc.shape
+    # Three short loops instead of one: a loop over many arrays is not vectorized
+    # (the compiler cannot rule out that they overlap); each of these reads few.
     for n in range(B):
-        for j in range(H):
-            i, f = ifog[n, j], ifog[n, H + j]
-            o, g = ifog[n, 2 * H + j], ifog[n, 3 * H + j]
-            g_in = g if m_g is None else g * m_g[n, j]            # what entered the cell
-            dg = dc[n, j] * i if m_g is None else dc[n, j] * i * m_g[n, j]
-            da[n, j] = dc[n, j] * g_in * i * (_ONE - i)
-            da[n, H + j] = dc[n, j] * c_prev[n, j] * f * (_ONE - f)
+        for j in range(H):                                   # o = sigma(a_o)
+            o = ifog[n, 2 * H + j]
             da[n, 2 * H + j] = dh[n, j] * tanh_c[n, j] * o * (_ONE - o)
-            da[n, 3 * H + j] = dg * (_ONE - g * g)
+        for j in range(H):                                   # i = sigma(a_i), g = tanh(a_g)
+            i, g = ifog[n, j], ifog[n, 3 * H + j]
+            if m_g is None:
+                da[n, j] = dc[n, j] * g * i * (_ONE - i)
+                da[n, 3 * H + j] = dc[n, j] * i * (_ONE - g * g)
+            else:                                            # g * m_g entered the cell
+                da[n, j] = dc[n, j] * g * m_g[n, j] * i * (_ONE - i)
+                da[n, 3 * H + j] = dc[n, j] * i * m_g[n, j] * (_ONE - g * g)
+        for j in range(H):                                   # f = sigma(a_f)
+            f = ifog[n, H + j]
+            da[n, H + j] = dc[n, j] * c_prev[n, j] * f * (_ONE - f)
             dc_prev[n, j] = dc[n, j] * f

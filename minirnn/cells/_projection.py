@@ -3,26 +3,36 @@
 ``x_t W + b`` for all t is one matrix product before the loop, and
 ``dW = sum_t x_t^T da_t`` and ``dx_t = da_t W^T`` are one product each after
 it: the recurrence only forces the ``h U`` products to wait for each other.
+
+Every cell's ``backward`` takes ``input_grad=False`` when its input is data (the
+first layer of a model): dx is then not computed and comes back as None. For an
+LSTM at row-MNIST sizes that product and its transpose are 0.4 ms of a 6.5 ms
+training step.
 """
 import numpy as np
 
 
-def input_projection(x, W, b):
-    """x: (B, T, I), W: (I, G), b: (G,) -> xw: (T, B, G), time-major, contiguous."""
+def input_projection(x, W, b=None):
+    """x: (B, T, I), W: (I, G), b: (G,) -> xw = x W + b: (T, B, G), time-major,
+    contiguous. ``b=None`` leaves the bias to the caller's loop, which can add it
+    where it reads xw anyway (the LSTM does: a pass over xw saved)."""
     B, T, I = x.shape
     xw = np.ascontiguousarray(x.transpose(1, 0, 2)).reshape(T * B, I) @ W
-    xw += b          # in place: a second (T*B, G) temporary costs more than the add
+    if b is not None:
+        xw += b      # in place: a second (T*B, G) temporary costs more than the add
     return xw.reshape(T, B, W.shape[1])
 
 
-def input_gradients(x, das, W):
+def input_gradients(x, das, W, input_grad=True):
     """x: (B, T, I), das: (T, B, G) = dL/d(pre-activations), W: (I, G)
-    -> dx: (B, T, I), dW: (I, G), db: (G,)."""
+    -> dx: (B, T, I) (None when not ``input_grad``), dW: (I, G), db: (G,)."""
     B, T, I = x.shape
     flat_da = das.reshape(T * B, -1)
     x_tm = np.ascontiguousarray(x.transpose(1, 0, 2)).reshape(T * B, I)
-    dx = (flat_da @ W.T).reshape(T, B, I).transpose(1, 0, 2)
-    return np.ascontiguousarray(dx), x_tm.T @ flat_da, flat_da.sum(axis=0)
+    dx = None
+    if input_grad:
+        dx = np.ascontiguousarray((flat_da @ W.T).reshape(T, B, I).transpose(1, 0, 2))
+    return dx, x_tm.T @ flat_da, flat_da.sum(axis=0)
 
 
 def batch_major(hs):

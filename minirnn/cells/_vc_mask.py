@@ -193,25 +193,29 @@ def scheduler_backward(dm, m, w_h, dh_prev):
 
 # ---------------------------------------------------------------- after the loop
 
-def input_side_gradients(x_tm, ex, das, dxbar, dz, W, w_x):
+def input_side_gradients(x_tm, ex, das, dxbar, dz, W, w_x, input_grad=True):
     """Everything on the input side, once for all t after the loop.
 
     x_tm: (T, B, I) time-major input; ex: (T, B, I) input masks; das: (T, B, G) =
     dL/d(pre-activations); dxbar: (T, B, I) = dL/d(e^x * x) (None: computed here
     as das W^T); dz: (T, B) = dL/dz of the scheduler.
-    Returns dx: (B, T, I), dW = sum_t xbar_t^T da_t, db, dw_x = sum_t x_t^T dz_t, db_m.
+    Returns dx: (B, T, I) (None when not ``input_grad``), dW = sum_t xbar_t^T da_t,
+    db, dw_x = sum_t x_t^T dz_t, db_m.
     """
     T, B, I = x_tm.shape
     G = das.shape[2]
     flat_da = das.reshape(T * B, G)
-    if dxbar is None:
-        dxbar = (flat_da @ W.T).reshape(T, B, I)
-    dx = dxbar * ex + dz[:, :, None] * w_x             # x reaches xbar and m
+    dx = None
+    if input_grad:
+        if dxbar is None:
+            dxbar = (flat_da @ W.T).reshape(T, B, I)
+        dx = dxbar * ex + dz[:, :, None] * w_x         # x reaches xbar and m
+        dx = np.ascontiguousarray(dx.transpose(1, 0, 2))
     xbar = (ex * x_tm).reshape(T * B, I)
     x_flat = x_tm.reshape(T * B, I)
     dz_flat = dz.reshape(T * B)
-    return (np.ascontiguousarray(dx.transpose(1, 0, 2)), xbar.T @ flat_da,
-            flat_da.sum(axis=0), x_flat.T @ dz_flat, dz_flat.sum(keepdims=True))
+    return (dx, xbar.T @ flat_da, flat_da.sum(axis=0), x_flat.T @ dz_flat,
+            dz_flat.sum(keepdims=True))
 
 
 def penalty_and_gradient(m, alpha, m_target, kind):

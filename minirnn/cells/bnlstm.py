@@ -57,8 +57,8 @@ Parameters::
 pre-activations saturate the sigmoids and tanh and the gradient vanishes), beta
 at 0, ``b`` at 0 except ``forget_bias`` (default 1) in its f block.
 
-Code names: ``bx`` = BN(x_t W) for every t, computed before the loop (it does not
-depend on h); ``xhat_*``/``inv_std_*`` are BN's normalized values and
+Code names: ``bx`` = BN(x_t W) + b for every t, computed before the loop (it does
+not depend on h; ``b`` serves as that batch norm's shift); ``xhat_*``/``inv_std_*`` are BN's normalized values and
 ``1/sqrt(var + eps)`` that backward needs; ``cbn`` = BN(c_t); ``tanh_c`` =
 tanh(cbn); ``ifog`` the activated gates.
 """
@@ -66,8 +66,8 @@ import numpy as np
 from numba import njit
 
 from ..functional.activations import tanh
-from ..functional.batchnorm import (bn_backward_2d, bn_eval_backward_2d, bn_eval_forward_2d,
-                                    bn_train_2d,
+from ..functional.batchnorm import (bn_backward_2d_into, bn_eval_backward_2d_into,
+                                    bn_eval_forward_2d_into, bn_train_2d_into,
                                     update_running_stats)
 from ..initializers import gate_blocks, glorot_uniform, orthogonal
 from ._dropout import lstm_kernel_masks, mask_at, recurrent_masks
@@ -172,102 +172,138 @@ def update_statistics(stats, cache, momentum=0.1):
 
 
 @njit(cache=True, error_model="numpy")
-def step_forward(bx_t, h_prev, c_prev, U, b, gamma_h, gamma_c, beta_c, eps, training,
-                 mean_h, var_h, mean_c, var_c, carry_normalized_c, mask_h=None, mask_g=None,
-                 mask_c=None):
-    """One timestep. bx_t: (B, 4H) = BN(x_t W); h_prev, c_prev: (B, H).
+def step_forward(bx_t, h_prev, c_prev, U, gamma_h, gamma_c, beta_c, eps, training, pop_h, pop_c,
+                 carry_normalized_c, out, work, mask_h=None, mask_g=None, mask_c=None):
+    """One timestep. bx_t: (B, 4H) = BN(x_t W) + b; h_prev, c_prev: (B, H).
 
     In training the statistics come from the batch; in evaluation from
-    ``mean_h, var_h`` (4H,) and ``mean_c, var_c`` (H,).
-    Returns h, c: (B, H); ifog: (B, 4H); tanh_c: (B, H); and what backward and the
-    population statistics need: xhat_h (B, 4H), inv_std_h (4H,), mean/var of
-    h U; xhat_c (B, H), inv_std_c (H,), mean/var of c_t.
-    mask_h, mask_g, mask_c: (B, H) dropout masks on h_{t-1} before U, on g, on the carried
-    cell (before BN, or after it when carry_normalized_c); None where there is none.
+    ``pop_h`` = (mean, var) of h U, (4H,) each, and ``pop_c`` = (mean, var) of
+    c_t, (H,) each.
+    Writes into ``out`` = (h, c, tanh_c, xhat_c: (B, H); ifog, xhat_h: (B, 4H);
+    inv_std_h, mean_h, var_h: (4H,); inv_std_c, mean_c, var_c: (H,)), slices of the
+    loop's buffers (the means and variances in training only), using ``work`` =
+    (hu: (B, 4H), u: (B, H), zero: (4H,) zeros), scratch that every step reuses.
+    mask_h, mask_g, mask_c: (B, H) dropout masks on h_{t-1} before U, on g, on the
+    carried cell (before BN, or after it when carry_normalized_c); None where there
+    is none.
     """
+    (h, c, tanh_c, xhat_c, ifog, xhat_h, inv_std_h, mean_h, var_h,
+     inv_std_c, mean_c, var_c) = out
+    hu, u, zero = work
     B, H = h_prev.shape
-    zero_shift = np.zeros(4 * H, dtype=h_prev.dtype)
     if mask_h is None:
-        hu = h_prev @ U
+        np.dot(h_prev, U, hu)
     else:
-        hu = (h_prev * mask_h) @ U         # (h_{t-1} * m_h) U
+        np.dot(h_prev * mask_h, U, hu)    # (h_{t-1} * m_h) U
+    # a_t = BN(h_{t-1} U) + (BN(x_t W) + b), built in hu: normalized in place, then added
     if training:
-        bh, xhat_h, inv_std_h, m_h, v_h = bn_train_2d(hu, gamma_h, zero_shift, eps)
+        bn_train_2d_into(hu, gamma_h, zero, eps, hu, xhat_h, inv_std_h, mean_h, var_h)
     else:
-        bh, xhat_h, inv_std_h = bn_eval_forward_2d(hu, gamma_h, zero_shift, mean_h, var_h, eps)
-        m_h, v_h = mean_h, var_h
-    ifog = np.empty_like(hu)
-    c_pre = np.empty_like(h_prev)
-    gates_and_cell(bh + bx_t + b, c_prev, ifog, c_pre, mask_g)
-    if mask_c is not None:
-        if not carry_normalized_c:
-            c_pre *= mask_c                # c_t = m_c * u_t, carried and normalized
+        bn_eval_forward_2d_into(hu, gamma_h, zero, pop_h[0], pop_h[1], eps, hu, xhat_h, inv_std_h)
+    for n in range(B):
+        for j in range(4 * H):
+            hu[n, j] += bx_t[n, j]
+    # The raw cell u_t = f c_{t-1} + i g is carried unless carry_normalized_c, in
+    # which case BN(u_t) is: each goes straight into c, the other into scratch.
+    raw = u if carry_normalized_c else c
+    cbn = c if carry_normalized_c else u
+    gates_and_cell(hu, c_prev, ifog, raw, mask_g)
+    if mask_c is not None and not carry_normalized_c:
+        raw *= mask_c                      # c_t = m_c * u_t, carried and normalized
     if training:
-        cbn, xhat_c, inv_std_c, m_c, v_c = bn_train_2d(c_pre, gamma_c, beta_c, eps)
+        bn_train_2d_into(raw, gamma_c, beta_c, eps, cbn, xhat_c, inv_std_c, mean_c, var_c)
     else:
-        cbn, xhat_c, inv_std_c = bn_eval_forward_2d(c_pre, gamma_c, beta_c, mean_c, var_c, eps)
-        m_c, v_c = mean_c, var_c
-    if mask_c is not None:
-        if carry_normalized_c:
-            cbn = cbn * mask_c             # c_t = m_c * BN(u_t), carried and in the tanh
-    tanh_c = np.empty_like(cbn)
-    h = np.empty_like(cbn)
+        bn_eval_forward_2d_into(raw, gamma_c, beta_c, pop_c[0], pop_c[1], eps, cbn, xhat_c,
+                                inv_std_c)
+    if mask_c is not None and carry_normalized_c:
+        cbn *= mask_c                      # c_t = m_c * BN(u_t), carried and in the tanh
     for n in range(B):
         for j in range(H):
             tanh_c[n, j] = tanh(cbn[n, j])
+        for j in range(H):
             h[n, j] = ifog[n, 2 * H + j] * tanh_c[n, j]
-    c = cbn if carry_normalized_c else c_pre
-    return h, c, ifog, tanh_c, xhat_h, inv_std_h, m_h, v_h, xhat_c, inv_std_c, m_c, v_c
 
 
 @njit(cache=True, error_model="numpy")
 def step_backward(dh, dc_next, c_prev, ifog, tanh_c, xhat_h, inv_std_h, xhat_c, inv_std_c,
-                  gamma_h, gamma_c, UT, training, carry_normalized_c, mask_h=None, mask_g=None,
-                  mask_c=None):
+                  gamma_h, gamma_c, UT, training, carry_normalized_c, out, grads, work,
+                  mask_h=None, mask_g=None, mask_c=None):
     """One timestep backwards. dh: (B, H) total dL/dh_t; dc_next: (B, H) dL/d(carried
-    c_t) from step t+1. Returns da: (B, 4H) = dL/da_t, dhu: (B, 4H) = dL/d(h_{t-1} U),
-    dh_prev, dc_prev: (B, H), and the gradients of gamma_h, gamma_c, beta_c.
+    c_t) from step t+1.
+
+    Writes ``out`` = (da, dhu: (B, 4H), dh_prev, dc_prev: (B, H)) with da = dL/da_t
+    and dhu = dL/d(h_{t-1} U); ``dc_prev`` may be ``dc_next`` itself (read first).
+    Adds this step's gradients to ``grads`` = (dgamma_h: (4H,), dgamma_c,
+    dbeta_c: (H,)). ``work`` = (dcbn, dc: (B, H), dbeta_h: (4H,)) is scratch.
     mask_h, mask_g, mask_c: the forward step's dropout masks (or None); each
     multiplies the local derivative where it multiplied the forward value."""
+    da, dhu, dh_prev, dc_prev = out
+    dgamma_h, dgamma_c, dbeta_c = grads
+    dcbn, dc, dbeta_h = work
     B, H = dh.shape
-    dcbn = np.empty_like(dh)
     for n in range(B):
         for j in range(H):
             tc = tanh_c[n, j]
             dcbn[n, j] = dh[n, j] * ifog[n, 2 * H + j] * (_ONE - tc * tc)
-            if carry_normalized_c:      # the next step read BN(c_t) as its c_{t-1}
+        if carry_normalized_c:          # the next step read BN(c_t) as its c_{t-1}
+            for j in range(H):
                 dcbn[n, j] += dc_next[n, j]
-    if mask_c is not None:
-        if carry_normalized_c:      # c_t = mask_c * BN(u_t): dL/dBN(u_t) = dL/dc_t * mask_c
-            dcbn *= mask_c
+    if mask_c is not None and carry_normalized_c:
+        dcbn *= mask_c              # c_t = mask_c * BN(u_t): dL/dBN(u_t) = dL/dc_t * mask_c
     if training:
-        dc_bn, dgamma_c, dbeta_c = bn_backward_2d(dcbn, xhat_c, inv_std_c, gamma_c)
+        bn_backward_2d_into(dcbn, xhat_c, inv_std_c, gamma_c, dc, dgamma_c, dbeta_c)
     else:
-        dc_bn, dgamma_c, dbeta_c = bn_eval_backward_2d(dcbn, xhat_c, inv_std_c, gamma_c)
+        bn_eval_backward_2d_into(dcbn, xhat_c, inv_std_c, gamma_c, dc, dgamma_c, dbeta_c)
     # the raw c_t reaches the loss through BN(c_t), and also directly through
     # step t+1 unless the normalized one is what is carried
-    dc = dc_bn if carry_normalized_c else dc_bn + dc_next
-    if mask_c is not None:
-        if not carry_normalized_c:  # c_t = mask_c * u_t: du = dL/dc_t * mask_c
-            dc = dc * mask_c
-    da = np.empty_like(ifog)
-    dc_prev = np.empty_like(dh)
+    if not carry_normalized_c:
+        dc += dc_next
+        if mask_c is not None:      # c_t = mask_c * u_t: du = dL/dc_t * mask_c
+            dc *= mask_c
     gate_gradients(dc, dh, c_prev, ifog, tanh_c, da, dc_prev, mask_g)
     if training:
-        dhu, dgamma_h, _ = bn_backward_2d(da, xhat_h, inv_std_h, gamma_h)
+        bn_backward_2d_into(da, xhat_h, inv_std_h, gamma_h, dhu, dgamma_h, dbeta_h)
     else:
-        dhu, dgamma_h, _ = bn_eval_backward_2d(da, xhat_h, inv_std_h, gamma_h)
-    dh_prev = dhu @ UT
+        bn_eval_backward_2d_into(da, xhat_h, inv_std_h, gamma_h, dhu, dgamma_h, dbeta_h)
+    np.dot(dhu, UT, dh_prev)
     if mask_h is not None:          # the product met h_{t-1} * mask_h
         dh_prev *= mask_h
-    return da, dhu, dh_prev, dc_prev, dgamma_h, dgamma_c, dbeta_c
 
 
 @njit(cache=True)
-def forward_loop(bx, h0, c0, U, b, gamma_h, gamma_c, beta_c, eps, training, stats_h_mean,
+def normalize_steps(z, gamma, beta, eps, training, pop_mean, pop_var, y, xhat, inv_std, mean,
+                    var):
+    """Batch norm of every timestep of z: (T, B, F) with that timestep's statistics:
+    the batch's in training (written to mean, var: (T, F)), the population's
+    ``pop_mean, pop_var`` (T_max, F) in evaluation, where t >= T_max uses the last.
+    Writes y, xhat: (T, B, F) and inv_std: (T, F)."""
+    T_max = pop_mean.shape[0]
+    for t in range(z.shape[0]):
+        if training:
+            bn_train_2d_into(z[t], gamma, beta, eps, y[t], xhat[t], inv_std[t], mean[t], var[t])
+        else:
+            s = min(t, T_max - 1)
+            bn_eval_forward_2d_into(z[t], gamma, beta, pop_mean[s], pop_var[s], eps, y[t],
+                                    xhat[t], inv_std[t])
+
+
+@njit(cache=True)
+def normalize_steps_backward(dy, xhat, inv_std, gamma, training, dz, dgamma, dbeta):
+    """Backward of ``normalize_steps``: dy, xhat: (T, B, F), inv_std: (T, F) ->
+    writes dz: (T, B, F) and adds the gradients of gamma and beta, summed over
+    time, to dgamma, dbeta: (F,)."""
+    for t in range(dy.shape[0]):
+        if training:
+            bn_backward_2d_into(dy[t], xhat[t], inv_std[t], gamma, dz[t], dgamma, dbeta)
+        else:
+            bn_eval_backward_2d_into(dy[t], xhat[t], inv_std[t], gamma, dz[t], dgamma, dbeta)
+
+
+@njit(cache=True)
+def forward_loop(bx, h0, c0, U, gamma_h, gamma_c, beta_c, eps, training, stats_h_mean,
                  stats_h_var, stats_c_mean, stats_c_var, carry_normalized_c, M_h=None, M_g=None,
                  M_c=None):
-    """bx: (T, B, 4H) = BN(x_t W) for every t; population statistics (T_max, size)
+    """bx: (T, B, 4H) = BN(x_t W) + b for every t; population statistics (T_max, size)
     (read in evaluation only); M_h, M_g, M_c: dropout masks (T or 1, B, H) or None.
     Returns the per-step arrays the cache keeps."""
     T, B, H = bx.shape[0], h0.shape[0], h0.shape[1]
@@ -280,20 +316,23 @@ def forward_loop(bx, h0, c0, U, b, gamma_h, gamma_c, beta_c, eps, training, stat
     xhat_c = np.empty((T, B, H), dtype=dt)
     inv_std_h = np.empty((T, 4 * H), dtype=dt)
     inv_std_c = np.empty((T, H), dtype=dt)
-    mean_h = np.empty((T, 4 * H), dtype=dt)
-    var_h = np.empty((T, 4 * H), dtype=dt)
-    mean_c = np.empty((T, H), dtype=dt)
-    var_c = np.empty((T, H), dtype=dt)
+    mean_h = np.zeros((T, 4 * H), dtype=dt)
+    var_h = np.zeros((T, 4 * H), dtype=dt)
+    mean_c = np.zeros((T, H), dtype=dt)
+    var_c = np.zeros((T, H), dtype=dt)
+    work = (np.empty((B, 4 * H), dtype=dt), np.empty((B, H), dtype=dt),
+            np.zeros(4 * H, dtype=dt))
     hs[0] = h0
     cs[0] = c0
     T_max = stats_h_mean.shape[0]
     for t in range(T):
         s = min(t, T_max - 1)       # beyond the statistics' length, the last ones serve
-        (hs[t + 1], cs[t + 1], ifog[t], tanh_c[t], xhat_h[t], inv_std_h[t], mean_h[t], var_h[t],
-         xhat_c[t], inv_std_c[t], mean_c[t], var_c[t]) = step_forward(
-            bx[t], hs[t], cs[t], U, b, gamma_h, gamma_c, beta_c, eps, training,
-            stats_h_mean[s], stats_h_var[s], stats_c_mean[s], stats_c_var[s], carry_normalized_c,
-            mask_at(M_h, t), mask_at(M_g, t), mask_at(M_c, t))
+        step_forward(bx[t], hs[t], cs[t], U, gamma_h, gamma_c, beta_c, eps, training,
+                     (stats_h_mean[s], stats_h_var[s]), (stats_c_mean[s], stats_c_var[s]),
+                     carry_normalized_c,
+                     (hs[t + 1], cs[t + 1], tanh_c[t], xhat_c[t], ifog[t], xhat_h[t],
+                      inv_std_h[t], mean_h[t], var_h[t], inv_std_c[t], mean_c[t], var_c[t]),
+                     work, mask_at(M_h, t), mask_at(M_g, t), mask_at(M_c, t))
     return (hs, cs, ifog, tanh_c, xhat_h, inv_std_h, mean_h, var_h, xhat_c, inv_std_c,
             mean_c, var_c)
 
@@ -306,22 +345,22 @@ def backward_loop(dhs, dh_T, dc_T, cs, ifog, tanh_c, xhat_h, inv_std_h, xhat_c, 
     (T, B, 4H), dh0, dc0: (B, H) and the gradients of gamma_h, gamma_c, beta_c
     summed over time."""
     T, B, H = dhs.shape
-    das = np.empty(ifog.shape, dtype=dhs.dtype)
-    dhus = np.empty(ifog.shape, dtype=dhs.dtype)
-    dgamma_h = np.zeros(4 * H, dtype=dhs.dtype)
-    dgamma_c = np.zeros(H, dtype=dhs.dtype)
-    dbeta_c = np.zeros(H, dtype=dhs.dtype)
-    dh_next, dc_next = dh_T, dc_T
+    dt = dhs.dtype
+    das = np.empty(ifog.shape, dtype=dt)
+    dhus = np.empty(ifog.shape, dtype=dt)
+    grads = (np.zeros(4 * H, dtype=dt), np.zeros(H, dtype=dt), np.zeros(H, dtype=dt))
+    work = (np.empty((B, H), dtype=dt), np.empty((B, H), dtype=dt), np.zeros(4 * H, dtype=dt))
+    dh = np.empty((B, H), dtype=dt)
+    dh_next, dc_next = dh_T.copy(), dc_T.copy()     # carried, and rewritten, by every step
     for t in range(T - 1, -1, -1):
-        das[t], dhus[t], dh_next, dc_next, dg_h, dg_c, db_c = step_backward(
-            dhs[t] + dh_next, dc_next, cs[t], ifog[t], tanh_c[t], xhat_h[t], inv_std_h[t],
-            xhat_c[t], inv_std_c[t], gamma_h, gamma_c, UT, training, carry_normalized_c,
-            mask_at(M_h, t), mask_at(M_g, t), mask_at(M_c, t))
-        dgamma_h += dg_h
-        dgamma_c += dg_c
-        dbeta_c += db_c
-    return das, dhus, dh_next, dc_next, dgamma_h, dgamma_c, dbeta_c
-
+        for n in range(B):
+            for j in range(H):
+                dh[n, j] = dhs[t, n, j] + dh_next[n, j]
+        step_backward(dh, dc_next, cs[t], ifog[t], tanh_c[t], xhat_h[t], inv_std_h[t],
+                      xhat_c[t], inv_std_c[t], gamma_h, gamma_c, UT, training,
+                      carry_normalized_c, (das[t], dhus[t], dh_next, dc_next), grads, work,
+                      mask_at(M_h, t), mask_at(M_g, t), mask_at(M_c, t))
+    return das, dhus, dh_next, dc_next, grads[0], grads[1], grads[2]
 
 
 def _check_stats(stats, H, dtype):
@@ -373,25 +412,16 @@ def forward(params, x, state=None, *, training=True, rng=None, stats=None, eps=1
         pop = {k: np.zeros((1, 4 * H if not k.endswith("_c") else H), dtype) for k in STAT_KEYS}
     else:
         pop = _check_stats(stats, H, dtype)
-    # BN(x_t W) does not depend on h: all timesteps before the loop.
+    # BN(x_t W) + b does not depend on h: all timesteps before the loop.
     xw = np.ascontiguousarray(x.transpose(1, 0, 2)).reshape(T * B, I) @ params["W"]
     xw = xw.reshape(T, B, 4 * H)
-    bx = np.empty_like(xw)
-    xhat_x = np.empty_like(xw)
+    bx, xhat_x = np.empty_like(xw), np.empty_like(xw)
     inv_std_x = np.empty((T, 4 * H), dtype)
-    mean_x, var_x = np.empty((T, 4 * H), dtype), np.empty((T, 4 * H), dtype)
-    zero_shift = np.zeros(4 * H, dtype)
-    T_max = pop["mean_x"].shape[0]
-    for t in range(T):
-        if training:
-            bx[t], xhat_x[t], inv_std_x[t], mean_x[t], var_x[t] = bn_train_2d(
-                xw[t], params["gamma_x"], zero_shift, eps)
-        else:
-            s = min(t, T_max - 1)
-            bx[t], xhat_x[t], inv_std_x[t] = bn_eval_forward_2d(
-                xw[t], params["gamma_x"], zero_shift, pop["mean_x"][s], pop["var_x"][s], eps)
+    mean_x, var_x = np.zeros((T, 4 * H), dtype), np.zeros((T, 4 * H), dtype)
+    normalize_steps(xw, params["gamma_x"], params["b"], eps, bool(training), pop["mean_x"],
+                    pop["var_x"], bx, xhat_x, inv_std_x, mean_x, var_x)
     (hs, cs, ifog, tanh_c, xhat_h, inv_std_h, mean_h, var_h, xhat_c, inv_std_c, mean_c,
-     var_c) = forward_loop(bx, h0, c0, np.ascontiguousarray(params["U"]), params["b"],
+     var_c) = forward_loop(bx, h0, c0, np.ascontiguousarray(params["U"]),
                            params["gamma_h"], params["gamma_c"], params["beta_c"], eps,
                            bool(training), pop["mean_h"], pop["var_h"], pop["mean_c"],
                            pop["var_c"], bool(carry_normalized_c), *lstm_kernel_masks(masks, B))
@@ -407,9 +437,10 @@ def forward(params, x, state=None, *, training=True, rng=None, stats=None, eps=1
 
 
 
-def backward(params, dhs, cache, dstate=None):
+def backward(params, dhs, cache, dstate=None, *, input_grad=True):
     """dhs: (batch, time, hidden) -> (dx: (batch, time, input), grads).
-    ``dstate``, optional: ``(dh_T, dc_T)``, the gradient of ``cache["state"]``."""
+    ``dstate``, optional: ``(dh_T, dc_T)``, the gradient of ``cache["state"]``.
+    ``input_grad=False`` skips dx (returned as None) when the input is data."""
     x, hs = cache["x"], cache["hs"]
     T, B, H = hs.shape[0] - 1, hs.shape[1], hs.shape[2]
     I = x.shape[2]
@@ -424,21 +455,20 @@ def backward(params, dhs, cache, dstate=None):
         cache["tanh_c"], cache["xhat_h"], cache["inv_std_h"], cache["xhat_c"],
         cache["inv_std_c"], params["gamma_h"], params["gamma_c"], np.ascontiguousarray(U.T),
         training, carry, M_h, M_g, M_c)
-    # The x branch's batch norm, per timestep, after the loop.
+    # The x branch's batch norm, per timestep, after the loop; its shift is b.
     dxw = np.empty_like(das)
-    dgamma_x = np.zeros(4 * H, dtype)
-    for t in range(T):
-        backward_bn = bn_backward_2d if training else bn_eval_backward_2d
-        dxw[t], dg, _ = backward_bn(das[t], cache["xhat_x"][t], cache["inv_std_x"][t],
-                                    params["gamma_x"])
-        dgamma_x += dg
+    dgamma_x, db = np.zeros(4 * H, dtype), np.zeros(4 * H, dtype)
+    normalize_steps_backward(das, cache["xhat_x"], cache["inv_std_x"], params["gamma_x"],
+                             training, dxw, dgamma_x, db)
     x_tm = np.ascontiguousarray(x.transpose(1, 0, 2)).reshape(T * B, I)
     h_prev = hs[:-1] if M_h is None else hs[:-1] * M_h     # what U met
     grads = {"W": x_tm.T @ dxw.reshape(T * B, 4 * H),
              "U": h_prev.reshape(T * B, H).T @ dhus.reshape(T * B, 4 * H),
-             "b": das.reshape(T * B, 4 * H).sum(axis=0),
-             "gamma_x": dgamma_x, "gamma_h": dgamma_h, "gamma_c": dgamma_c, "beta_c": dbeta_c}
+             "b": db, "gamma_x": dgamma_x, "gamma_h": dgamma_h, "gamma_c": dgamma_c,
+             "beta_c": dbeta_c}
     if cache["has_state"]:
         grads["h0"], grads["c0"] = dh0, dc0
+    if not input_grad:
+        return None, grads
     dx = (dxw.reshape(T * B, 4 * H) @ params["W"].T).reshape(T, B, I).transpose(1, 0, 2)
     return np.ascontiguousarray(dx), grads

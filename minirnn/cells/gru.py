@@ -224,10 +224,11 @@ def forward(params, x, state=None, *, training=True, rng=None, reset_after=False
     return batch_major(hs), cache
 
 
-def backward(params, dhs, cache, dstate=None):
+def backward(params, dhs, cache, dstate=None, *, input_grad=True):
     """dhs: (batch, time, hidden) -> (dx: (batch, time, input), grads).
     ``dstate``, optional: dL/dh_T for a caller that used ``cache["state"]``.
-    ``grads`` holds ``"h0"`` too when a state was passed to ``forward``."""
+    ``grads`` holds ``"h0"`` too when a state was passed to ``forward``.
+    ``input_grad=False`` skips dx (returned as None) when the input is data."""
     x, hs, zrn, reset_after = cache["x"], cache["hs"], cache["zrn"], cache["reset_after"]
     T, B, H = hs.shape[0] - 1, hs.shape[1], hs.shape[2]
     dhs = check_upstream(dhs, (B, T, H), x.dtype)
@@ -244,7 +245,7 @@ def backward(params, dhs, cache, dstate=None):
     r = zrn[:, :, H:2 * H].reshape(T * B, H)
     dU = np.empty_like(U)
     dU[:, :2 * H] = h_prev.T @ da[:, :2 * H]
-    dx, dW, db = input_gradients(x, das, params["W"])
+    dx, dW, db = input_gradients(x, das, params["W"], input_grad)
     grads = {"W": dW, "U": dU, "b": db}
     if reset_after:
         # the recurrent terms saw r * dL/da_n for the candidate block

@@ -238,9 +238,10 @@ def forward(params, x, state=None, *, training=True, rng=None, eps=1e-2, recurre
     return batch_major(hs), cache
 
 
-def backward(params, dhs, cache, dstate=None):
+def backward(params, dhs, cache, dstate=None, *, input_grad=True):
     """dhs: (batch, time, hidden) -> (dx: (batch, time, input), grads).
-    ``dstate``, optional: dL/dh_T for a caller that used ``cache["state"]``."""
+    ``dstate``, optional: dL/dh_T for a caller that used ``cache["state"]``.
+    ``input_grad=False`` skips dx (returned as None) when the input is data."""
     x, hs = cache["x"], cache["hs"]
     T, B, H = hs.shape[0] - 1, hs.shape[1], hs.shape[2]
     I, dtype = x.shape[2], x.dtype
@@ -264,5 +265,7 @@ def backward(params, dhs, cache, dstate=None):
              "shift_xn": dshift_xn, "gain_hn": dgain_hn, "shift_hn": dshift_hn}
     if cache["has_state"]:
         grads["h0"] = dh0
+    if not input_grad:
+        return None, grads
     dx = (du @ W[:, :2 * H].T + dxn @ W[:, 2 * H:].T).reshape(T, B, I).transpose(1, 0, 2)
     return np.ascontiguousarray(dx), grads

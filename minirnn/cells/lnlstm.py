@@ -74,7 +74,8 @@ import numpy as np
 from numba import njit
 
 from ..functional.activations import tanh
-from ..functional.layernorm import ln_backward_2d, ln_forward_2d
+from ..functional.layernorm import (ln_backward_2d, ln_backward_2d_into, ln_forward_2d,
+                                    ln_forward_2d_into)
 from ..initializers import gate_blocks, glorot_uniform, orthogonal
 from ._dropout import lstm_kernel_masks, mask_at, recurrent_masks
 from ._lstm_gates import gate_gradients, gates_and_cell
@@ -137,103 +138,129 @@ def init(input_size, hidden_size, *, rng, dtype=np.float32, flavour="paper", for
 
 
 @njit(cache=True, error_model="numpy")
-def step_forward(lx_t, h_prev, c_prev, U, b, gain_h, gain_c, shift_c, eps, m_h=None,
+def step_forward(lx_t, h_prev, c_prev, U, b, gain_h, gain_c, shift_c, eps, out, work, m_h=None,
                  m_g=None, m_c=None):
-    """Paper flavour, one timestep. lx_t: (B, 4H) = LN(x_t W; gain_x).
-    Returns h, c: (B, H); ifog: (B, 4H); tanh_c: (B, H); xhat_h (B, 4H), inv_std_h
-    (B,) of LN(h U); xhat_c (B, H), inv_std_c (B,) of LN(c_t).
+    """Paper flavour, one timestep. lx_t: (B, 4H) = LN(x_t W; gain_x); h_prev,
+    c_prev: (B, H).
+
+    Writes into ``out`` = (h, c: (B, H); ifog: (B, 4H); tanh_c: (B, H); xhat_h
+    (B, 4H), inv_std_h (B,) of LN(h U); xhat_c (B, H), inv_std_c (B,) of LN(c_t)),
+    slices of the loop's buffers, using ``work`` = (hu: (B, 4H), lc: (B, H),
+    zero: (4H,) zeros), scratch that every step reuses.
     m_h, m_g, m_c: (B, H) dropout masks on h_{t-1} before U, on g, on c_t (before
     its LN); None where there is none."""
+    h, c, ifog, tanh_c, xhat_h, inv_std_h, xhat_c, inv_std_c = out
+    hu, lc, zero = work
     B, H = h_prev.shape
     if m_h is None:
-        hu = h_prev @ U
+        np.dot(h_prev, U, hu)
     else:
-        hu = (h_prev * m_h) @ U         # (h_{t-1} * m_h) U
-    lh, xhat_h, inv_std_h = ln_forward_2d(hu, gain_h, np.zeros_like(b), eps)
-    a = lh + lx_t + b
-    ifog = np.empty_like(a)
-    c = np.empty_like(c_prev)
-    gates_and_cell(a, c_prev, ifog, c, m_g)
+        np.dot(h_prev * m_h, U, hu)     # (h_{t-1} * m_h) U
+    # a_t = LN(h_{t-1} U) + LN(x_t W) + b, built in hu: normalized in place, then added
+    ln_forward_2d_into(hu, gain_h, zero, eps, hu, xhat_h, inv_std_h)
+    for n in range(B):
+        for j in range(4 * H):
+            hu[n, j] = hu[n, j] + lx_t[n, j] + b[j]
+    gates_and_cell(hu, c_prev, ifog, c, m_g)
     if m_c is not None:
         c *= m_c                        # c_t = m_c * u_t: carried, and normalized
-    lc, xhat_c, inv_std_c = ln_forward_2d(c, gain_c, shift_c, eps)
-    tanh_c = np.empty_like(lc)
-    h = np.empty_like(lc)
+    ln_forward_2d_into(c, gain_c, shift_c, eps, lc, xhat_c, inv_std_c)
     for n in range(B):
         for j in range(H):
             tanh_c[n, j] = tanh(lc[n, j])
+        for j in range(H):
             h[n, j] = ifog[n, 2 * H + j] * tanh_c[n, j]
-    return h, c, ifog, tanh_c, xhat_h, inv_std_h, xhat_c, inv_std_c
 
 
 @njit(cache=True, error_model="numpy")
 def step_backward(dh, dc_next, c_prev, ifog, tanh_c, xhat_h, inv_std_h, xhat_c, inv_std_c,
-                  gain_h, gain_c, UT, m_h=None, m_g=None, m_c=None):
-    """Paper flavour, one timestep backwards. Returns da: (B, 4H) = dL/da_t,
-    dh_prev, dc_prev: (B, H), and the gradients of gain_h, gain_c, shift_c.
+                  gain_h, gain_c, UT, out, grads, work, m_h=None, m_g=None, m_c=None):
+    """Paper flavour, one timestep backwards. dh: (B, H) total dL/dh_t; dc_next:
+    (B, H) dL/dc_t from step t+1.
+
+    Writes ``out`` = (da, dhu: (B, 4H), dh_prev, dc_prev: (B, H)) with da = dL/da_t
+    and dhu = dL/d(h_{t-1} U); ``dc_prev`` may be ``dc_next`` itself (read first).
+    Adds this step's gradients to ``grads`` = (dgain_h: (4H,), dgain_c, dshift_c:
+    (H,)). ``work`` = (dlc, dc: (B, H), dshift_h: (4H,)) is scratch (LN(h U) has no
+    shift of its own: b's gradient is the sum of da, taken after the loop).
     m_h, m_g, m_c: the forward's dropout masks (or None)."""
+    da, dhu, dh_prev, dc_prev = out
+    dgain_h, dgain_c, dshift_c = grads
+    dlc, dc, dshift_h = work
     B, H = dh.shape
-    dlc = np.empty_like(dh)
     for n in range(B):
         for j in range(H):
             tc = tanh_c[n, j]
             dlc[n, j] = dh[n, j] * ifog[n, 2 * H + j] * (_ONE - tc * tc)
-    dc, dgain_c, dshift_c = ln_backward_2d(dlc, xhat_c, inv_std_c, gain_c)
+    ln_backward_2d_into(dlc, xhat_c, inv_std_c, gain_c, dc, dgain_c, dshift_c)
     dc += dc_next                       # c_t also feeds step t+1 directly
     if m_c is not None:
         dc *= m_c                       # c_t = m_c * u_t: du = dL/dc_t * m_c
-    da = np.empty_like(ifog)
-    dc_prev = np.empty_like(dh)
     gate_gradients(dc, dh, c_prev, ifog, tanh_c, da, dc_prev, m_g)
-    dhu, dgain_h, _ = ln_backward_2d(da, xhat_h, inv_std_h, gain_h)
-    dh_prev = dhu @ UT
+    ln_backward_2d_into(da, xhat_h, inv_std_h, gain_h, dhu, dgain_h, dshift_h)
+    np.dot(dhu, UT, dh_prev)
     if m_h is not None:                 # the product met h_{t-1} * m_h
         dh_prev *= m_h
-    return da, dh_prev, dc_prev, dhu, dgain_h, dgain_c, dshift_c
 
 
 @njit(cache=True, error_model="numpy")
-def step_forward_tf(xw_t, h_prev, c_prev, U, gain, shift, gain_c, shift_c, eps, m_h=None,
-                    m_g=None, m_c=None):
-    """TensorFlow flavour, one timestep. xw_t: (B, 4H) = x_t W.
-    Returns h, c: (B, H) with c = LN(...) the stored state; ifog; tanh_c; xhat_z
-    (B, 4H), inv_std_z (4B,) of the per-gate LN (rows are (example, gate));
-    xhat_c, inv_std_c of LN(c). m_h, m_g, m_c: (B, H) dropout masks on h_{t-1}
-    before U, on g (TensorFlow's dropout_keep_prob), on the stored c_t (after its
-    LN); None where there is none."""
+def step_forward_tf(xw_t, h_prev, c_prev, U, gain, shift, gain_c, shift_c, eps, out, work,
+                    m_h=None, m_g=None, m_c=None):
+    """TensorFlow flavour, one timestep. xw_t: (B, 4H) = x_t W; h_prev, c_prev: (B, H).
+
+    Writes into ``out`` = (h, c: (B, H) with c = LN(...) the stored state; ifog:
+    (B, 4H); tanh_c: (B, H); xhat_z (B, 4H), inv_std_z (4B,) of the per-gate LN
+    (rows are (example, gate)); xhat_c (B, H), inv_std_c (B,) of LN(c)), slices of
+    the loop's buffers, using ``work`` = (z: (B, 4H), u: (B, H), ones, zeros: (H,)),
+    scratch that every step reuses.
+    m_h, m_g, m_c: (B, H) dropout masks on h_{t-1} before U, on g (TensorFlow's
+    dropout_keep_prob), on the stored c_t (after its LN); None where there is none."""
+    h, c, ifog, tanh_c, xhat_z, inv_std_z, xhat_c, inv_std_c = out
+    z, u, ones, zeros = work
     B, H = h_prev.shape
     if m_h is None:
-        z = xw_t + h_prev @ U
+        np.dot(h_prev, U, z)
     else:
-        z = xw_t + (h_prev * m_h) @ U   # x_t W + (h_{t-1} * m_h) U
-    ones, zeros = np.ones(H, dtype=z.dtype), np.zeros(H, dtype=z.dtype)
-    # each (example, gate) block of H units is one row of the normalization
-    xhat_rows, _, inv_std_z = ln_forward_2d(z.reshape(4 * B, H), ones, zeros, eps)
-    xhat_z = xhat_rows.reshape(B, 4 * H)
-    a = xhat_z * gain + shift
-    ifog = np.empty_like(a)
-    c_pre = np.empty_like(c_prev)
-    gates_and_cell(a, c_prev, ifog, c_pre, m_g)
-    c, xhat_c, inv_std_c = ln_forward_2d(c_pre, gain_c, shift_c, eps)
+        np.dot(h_prev * m_h, U, z)      # (h_{t-1} * m_h) U
+    for n in range(B):
+        for j in range(4 * H):
+            z[n, j] = xw_t[n, j] + z[n, j]      # z_t = x_t W + h_{t-1} U
+    # Each (example, gate) block of H units is one row of the normalization. Gain
+    # and shift differ from gate to gate, so the rows are normalized with gain 1 and
+    # shift 0, in place (that y only repeats xhat), and scaled and shifted below.
+    z_rows = z.reshape(4 * B, H)
+    ln_forward_2d_into(z_rows, ones, zeros, eps, z_rows, xhat_z.reshape(4 * B, H), inv_std_z)
+    for n in range(B):
+        for j in range(4 * H):
+            z[n, j] = xhat_z[n, j] * gain[j] + shift[j]     # a_t, built in z
+    gates_and_cell(z, c_prev, ifog, u, m_g)
+    ln_forward_2d_into(u, gain_c, shift_c, eps, c, xhat_c, inv_std_c)
     if m_c is not None:
         c *= m_c                        # c_t = m_c * LN(u_t): stored, and in the tanh
-    tanh_c = np.empty_like(c)
-    h = np.empty_like(c)
     for n in range(B):
         for j in range(H):
             tanh_c[n, j] = tanh(c[n, j])
+        for j in range(H):
             h[n, j] = ifog[n, 2 * H + j] * tanh_c[n, j]
-    return h, c, ifog, tanh_c, xhat_z, inv_std_z, xhat_c, inv_std_c
 
 
 @njit(cache=True, error_model="numpy")
 def step_backward_tf(dh, dc_next, c_prev, ifog, tanh_c, xhat_z, inv_std_z, xhat_c, inv_std_c,
-                     gain, gain_c, UT, m_h=None, m_g=None, m_c=None):
-    """TensorFlow flavour, one timestep backwards. Returns dz: (B, 4H) = dL/dz_t,
-    dh_prev, dc_prev: (B, H), and the gradients of gain, shift, gain_c, shift_c.
+                     gain, gain_c, UT, out, grads, work, m_h=None, m_g=None, m_c=None):
+    """TensorFlow flavour, one timestep backwards. dh: (B, H) total dL/dh_t;
+    dc_next: (B, H) dL/dc_t from step t+1.
+
+    Writes ``out`` = (dz: (B, 4H) = dL/dz_t, dh_prev, dc_prev: (B, H));
+    ``dc_prev`` may be ``dc_next`` itself (read first). Adds this step's gradients
+    to ``grads`` = (dgain, dshift: (4H,), dgain_c, dshift_c: (H,)). ``work`` =
+    (dc, dc_pre: (B, H), da: (B, 4H), ones, dgain_rows, dshift_rows: (H,)) is
+    scratch (the last two collect the unused gradients of the per-gate LN's gain 1
+    and shift 0).
     m_h, m_g, m_c: the forward's dropout masks (or None)."""
+    dz, dh_prev, dc_prev = out
+    dgain, dshift, dgain_c, dshift_c = grads
+    dc, dc_pre, da, ones, dgain_rows, dshift_rows = work
     B, H = dh.shape
-    dc = np.empty_like(dh)
     for n in range(B):
         for j in range(H):
             tc = tanh_c[n, j]
@@ -241,20 +268,22 @@ def step_backward_tf(dh, dc_next, c_prev, ifog, tanh_c, xhat_z, inv_std_z, xhat_
             dc[n, j] = dc_next[n, j] + dh[n, j] * ifog[n, 2 * H + j] * (_ONE - tc * tc)
     if m_c is not None:
         dc *= m_c                       # c_t = m_c * LN(u_t): dL/dLN(u_t) = dL/dc_t * m_c
-    dc_pre, dgain_c, dshift_c = ln_backward_2d(dc, xhat_c, inv_std_c, gain_c)
-    da = np.empty_like(ifog)
-    dc_prev = np.empty_like(dh)
+    ln_backward_2d_into(dc, xhat_c, inv_std_c, gain_c, dc_pre, dgain_c, dshift_c)
     gate_gradients(dc_pre, dh, c_prev, ifog, tanh_c, da, dc_prev, m_g)
-    dgain = (da * xhat_z).sum(axis=0)
-    dshift = da.sum(axis=0)
-    ones = np.ones(H, dtype=dh.dtype)
-    dz_rows, _, _ = ln_backward_2d((da * gain).reshape(4 * B, H), xhat_z.reshape(4 * B, H),
-                                   inv_std_z, ones)
-    dz = dz_rows.reshape(B, 4 * H)
-    dh_prev = dz @ UT
+    # a = xhat_z * gain + shift: gain's and shift's gradients, then da becomes
+    # dL/dxhat_z = da * gain, in place, for the per-gate LN's backward (gain 1)
+    for n in range(B):
+        for j in range(4 * H):
+            dshift[j] += da[n, j]
+        for j in range(4 * H):
+            dgain[j] += da[n, j] * xhat_z[n, j]
+        for j in range(4 * H):
+            da[n, j] *= gain[j]
+    ln_backward_2d_into(da.reshape(4 * B, H), xhat_z.reshape(4 * B, H), inv_std_z, ones,
+                        dz.reshape(4 * B, H), dgain_rows, dshift_rows)
+    np.dot(dz, UT, dh_prev)
     if m_h is not None:                 # the product met h_{t-1} * m_h
         dh_prev *= m_h
-    return dz, dh_prev, dc_prev, dgain, dshift, dgain_c, dshift_c
 
 
 @njit(cache=True)
@@ -264,7 +293,7 @@ def forward_loop(xin, h0, c0, U, b, gain_h, gain_c, shift_c, eps, gain, shift, t
     tensorflow flavour. Returns the per-step arrays the cache keeps; ``xhat_a``,
     ``inv_std_a`` belong to LN(h U) (paper, inv_std (T, B)) or to the per-gate LN of
     z (tensorflow, inv_std (T, 4B)). M_h, M_g, M_c: dropout masks (T or 1, B, H)
-    or None."""
+    or None. Each step writes straight into slices of these arrays."""
     T, B, H = xin.shape[0], h0.shape[0], h0.shape[1]
     dt = xin.dtype
     hs = np.empty((T + 1, B, H), dtype=dt)
@@ -275,57 +304,65 @@ def forward_loop(xin, h0, c0, U, b, gain_h, gain_c, shift_c, eps, gain, shift, t
     inv_std_a = np.empty((T, 4 * B if tf_flavour else B), dtype=dt)
     xhat_c = np.empty((T, B, H), dtype=dt)
     inv_std_c = np.empty((T, B), dtype=dt)
+    # scratch for the steps, allocated once
+    hu, u = np.empty((B, 4 * H), dtype=dt), np.empty((B, H), dtype=dt)
+    zeros_4h, ones_h, zeros_h = (np.zeros(4 * H, dtype=dt), np.ones(H, dtype=dt),
+                                 np.zeros(H, dtype=dt))
     hs[0] = h0
     cs[0] = c0
     for t in range(T):
+        out = (hs[t + 1], cs[t + 1], ifog[t], tanh_c[t], xhat_a[t], inv_std_a[t], xhat_c[t],
+               inv_std_c[t])
         if tf_flavour:
-            out = step_forward_tf(xin[t], hs[t], cs[t], U, gain, shift, gain_c, shift_c, eps,
-                                  mask_at(M_h, t), mask_at(M_g, t), mask_at(M_c, t))
+            step_forward_tf(xin[t], hs[t], cs[t], U, gain, shift, gain_c, shift_c, eps, out,
+                            (hu, u, ones_h, zeros_h), mask_at(M_h, t), mask_at(M_g, t),
+                            mask_at(M_c, t))
         else:
-            out = step_forward(xin[t], hs[t], cs[t], U, b, gain_h, gain_c, shift_c, eps,
-                               mask_at(M_h, t), mask_at(M_g, t), mask_at(M_c, t))
-        (hs[t + 1], cs[t + 1], ifog[t], tanh_c[t], xhat_a[t], inv_std_a[t], xhat_c[t],
-         inv_std_c[t]) = out
+            step_forward(xin[t], hs[t], cs[t], U, b, gain_h, gain_c, shift_c, eps, out,
+                         (hu, u, zeros_4h), mask_at(M_h, t), mask_at(M_g, t), mask_at(M_c, t))
     return hs, cs, ifog, tanh_c, xhat_a, inv_std_a, xhat_c, inv_std_c
 
 
 @njit(cache=True)
 def backward_loop(dhs, dh_T, dc_T, cs, ifog, tanh_c, xhat_a, inv_std_a, xhat_c, inv_std_c,
                   gain_h, gain, gain_c, UT, tf_flavour, M_h=None, M_g=None, M_c=None):
-    """dhs: (T, B, H). Returns das: (T, B, 4H) (dL/d(h U) for the paper flavour's
-    recurrent branch is returned separately as dhus), dh0, dc0 and the gain/shift
-    gradients summed over time. M_*: the forward's dropout masks, or None."""
+    """dhs: (T, B, H). Returns das: (T, B, 4H) (dL/da_t for the paper flavour,
+    dL/dz_t for the tensorflow flavour), dhus: (T, B, 4H) = dL/d(h_{t-1} U) (the
+    same array as das in the tensorflow flavour, where z = x W + h U), dh0, dc0 and
+    the gain/shift gradients summed over time (dshift_a stays 0 in the paper
+    flavour). M_*: the forward's dropout masks, or None."""
     T, B, H = dhs.shape
     dt = dhs.dtype
     das = np.empty(ifog.shape, dtype=dt)
-    dhus = np.empty(ifog.shape, dtype=dt)
+    dhus = das if tf_flavour else np.empty(ifog.shape, dtype=dt)
     dgain_a = np.zeros(4 * H, dtype=dt)
     dshift_a = np.zeros(4 * H, dtype=dt)
     dgain_c = np.zeros(H, dtype=dt)
     dshift_c = np.zeros(H, dtype=dt)
-    dh_next, dc_next = dh_T, dc_T
+    # scratch for the steps, allocated once
+    dh, dc1, dc2 = (np.empty((B, H), dtype=dt), np.empty((B, H), dtype=dt),
+                    np.empty((B, H), dtype=dt))
+    da, dshift_h = np.empty((B, 4 * H), dtype=dt), np.zeros(4 * H, dtype=dt)
+    ones_h, dgain_rows, dshift_rows = (np.ones(H, dtype=dt), np.zeros(H, dtype=dt),
+                                       np.zeros(H, dtype=dt))
+    dh_next, dc_next = dh_T.copy(), dc_T.copy()     # carried, and rewritten, by every step
     for t in range(T - 1, -1, -1):
-        dh = dhs[t] + dh_next
+        for n in range(B):
+            for j in range(H):
+                dh[n, j] = dhs[t, n, j] + dh_next[n, j]
         if tf_flavour:
-            dz, dh_next, dc_next, dg, ds, dgc, dsc = step_backward_tf(
-                dh, dc_next, cs[t], ifog[t], tanh_c[t], xhat_a[t], inv_std_a[t], xhat_c[t],
-                inv_std_c[t], gain, gain_c, UT, mask_at(M_h, t), mask_at(M_g, t),
-                mask_at(M_c, t))
-            das[t] = dz
-            dhus[t] = dz
-            dshift_a += ds
+            step_backward_tf(dh, dc_next, cs[t], ifog[t], tanh_c[t], xhat_a[t], inv_std_a[t],
+                             xhat_c[t], inv_std_c[t], gain, gain_c, UT,
+                             (das[t], dh_next, dc_next), (dgain_a, dshift_a, dgain_c, dshift_c),
+                             (dc1, dc2, da, ones_h, dgain_rows, dshift_rows),
+                             mask_at(M_h, t), mask_at(M_g, t), mask_at(M_c, t))
         else:
-            da, dh_next, dc_next, dhu, dg, dgc, dsc = step_backward(
-                dh, dc_next, cs[t], ifog[t], tanh_c[t], xhat_a[t], inv_std_a[t], xhat_c[t],
-                inv_std_c[t], gain_h, gain_c, UT, mask_at(M_h, t), mask_at(M_g, t),
-                mask_at(M_c, t))
-            das[t] = da
-            dhus[t] = dhu
-        dgain_a += dg
-        dgain_c += dgc
-        dshift_c += dsc
+            step_backward(dh, dc_next, cs[t], ifog[t], tanh_c[t], xhat_a[t], inv_std_a[t],
+                          xhat_c[t], inv_std_c[t], gain_h, gain_c, UT,
+                          (das[t], dhus[t], dh_next, dc_next), (dgain_a, dgain_c, dshift_c),
+                          (dc1, dc2, dshift_h), mask_at(M_h, t), mask_at(M_g, t),
+                          mask_at(M_c, t))
     return das, dhus, dh_next, dc_next, dgain_a, dshift_a, dgain_c, dshift_c
-
 
 
 def forward(params, x, state=None, *, training=True, rng=None, flavour="paper", eps=1e-2,
@@ -372,9 +409,10 @@ def forward(params, x, state=None, *, training=True, rng=None, flavour="paper", 
 
 
 
-def backward(params, dhs, cache, dstate=None):
+def backward(params, dhs, cache, dstate=None, *, input_grad=True):
     """dhs: (batch, time, hidden) -> (dx: (batch, time, input), grads).
-    ``dstate``, optional: ``(dh_T, dc_T)``, the gradient of ``cache["state"]``."""
+    ``dstate``, optional: ``(dh_T, dc_T)``, the gradient of ``cache["state"]``.
+    ``input_grad=False`` skips dx (returned as None) when the input is data."""
     x, hs = cache["x"], cache["hs"]
     T, B, H = hs.shape[0] - 1, hs.shape[1], hs.shape[2]
     I, dtype = x.shape[2], x.dtype
@@ -403,5 +441,7 @@ def backward(params, dhs, cache, dstate=None):
     grads["U"] = h_prev.reshape(T * B, H).T @ dhus.reshape(T * B, 4 * H)
     if cache["has_state"]:
         grads["h0"], grads["c0"] = dh0, dc0
+    if not input_grad:
+        return None, grads
     dx = (dxw @ params["W"].T).reshape(T, B, I).transpose(1, 0, 2)
     return np.ascontiguousarray(dx), grads

@@ -29,7 +29,8 @@ norm paper); ``forward`` adds no hidden constant, so ``b`` is the whole bias.
 State: ``(h0, c0)``, each (batch, hidden), zeros when omitted. The final state is
 ``cache["state"] == (h_T, c_T)``, ready to be passed as the next call's ``state``.
 
-Code names: ``xw`` is ``x_t W + b`` for every t (computed before the loop),
+Code names: ``xw`` is ``x_t W`` for every t (computed before the loop; ``b`` is
+added where the loop reads it, which saves a pass over the (T, B, 4H) array),
 ``ifog`` holds the activated gates ``i, f, o, g``, ``tanh_c`` is ``tanh(c_t)``,
 ``da`` is dL/da_t, ``dh``/``dc`` are dL/dh_t and dL/dc_t.
 """
@@ -73,8 +74,9 @@ def init(input_size, hidden_size, *, rng, dtype=np.float32, forget_bias=1.0):
 
 
 @njit(cache=True, error_model="numpy")
-def step_forward(xw_t, h_prev, c_prev, U, h, c, ifog, tanh_c, m_h=None, m_g=None, m_c=None):
-    """One timestep. xw_t: (B, 4H) = x_t W + b; h_prev, c_prev: (B, H); U: (H, 4H).
+def step_forward(xw_t, b, h_prev, c_prev, U, h, c, ifog, tanh_c, m_h=None, m_g=None,
+                 m_c=None):
+    """One timestep. xw_t: (B, 4H) = x_t W; b: (4H,); h_prev, c_prev: (B, H); U: (H, 4H).
 
     Writes the step's results into the buffers passed in (slices of the loop's
     (T, ...) arrays, so nothing is allocated or copied per step):
@@ -89,12 +91,15 @@ def step_forward(xw_t, h_prev, c_prev, U, h, c, ifog, tanh_c, m_h=None, m_g=None
         np.dot(h_prev * m_h, U, ifog)   # (h_{t-1} * m_h) U
     # Loops over contiguous runs of units, so the compiler can use SIMD: first the
     # gates a = x_t W + b + h_{t-1} U through sigmoid (i, f, o) or tanh (g), then
-    # the cell and the output.
+    # the cell and the output. The g loop runs over range(H) with the offset in
+    # the index: a loop over range(3H, 4H) is not vectorized (its index cannot be
+    # proven non-negative, so every access keeps its negative-index check) and
+    # took 19 us per step instead of 3.
     for n in range(B):
         for j in range(3 * H):
-            ifog[n, j] = sigmoid(xw_t[n, j] + ifog[n, j])
-        for j in range(3 * H, 4 * H):
-            ifog[n, j] = tanh(xw_t[n, j] + ifog[n, j])
+            ifog[n, j] = sigmoid(xw_t[n, j] + ifog[n, j] + b[j])
+        for j in range(H):
+            ifog[n, 3 * H + j] = tanh(xw_t[n, 3 * H + j] + ifog[n, 3 * H + j] + b[3 * H + j])
         for j in range(H):
             i, f, o, g = ifog[n, j], ifog[n, H + j], ifog[n, 2 * H + j], ifog[n, 3 * H + j]
             if m_g is not None:
@@ -118,32 +123,44 @@ def step_backward(dh_out, dh, dc, c_prev, ifog, tanh_c, UT, da, m_h=None, m_g=No
     the local derivative where it multiplied the forward value.
     """
     B, H = dh.shape
+    # Five short loops instead of one: a loop that touches many arrays is not
+    # vectorized (the compiler cannot rule out that they overlap, and gives up
+    # checking beyond a few pairs), while each of these touches at most four.
+    # dh and dc are rewritten in place: dh <- dL/dh_t, dc <- dL/dc_t, dc <- dL/dc_{t-1}.
     for n in range(B):
         for j in range(H):
-            i, f = ifog[n, j], ifog[n, H + j]
-            o, g = ifog[n, 2 * H + j], ifog[n, 3 * H + j]
+            dh[n, j] = dh_out[n, j] + dh[n, j]
+        for j in range(H):                                   # o = sigma(a_o)
+            o = ifog[n, 2 * H + j]
+            da[n, 2 * H + j] = dh[n, j] * tanh_c[n, j] * o * (_ONE - o)
+        # c_t reaches the loss through h_t = o * tanh(c_t) and through c_{t+1}
+        for j in range(H):
             tc = tanh_c[n, j]
-            dh_t = dh_out[n, j] + dh[n, j]
-            # c_t reaches the loss through h_t = o * tanh(c_t) and through c_{t+1}
-            dc_t = dc[n, j] + dh_t * o * (_ONE - tc * tc)
-            if m_c is not None:     # c_t = m_c * u with u = f c_{t-1} + i g: du = dc_t * m_c
-                dc_t = dc_t * m_c[n, j]
-            g_in = g if m_g is None else g * m_g[n, j]           # what entered the cell
-            dg = dc_t * i if m_g is None else dc_t * i * m_g[n, j]
-            da[n, j] = dc_t * g_in * i * (_ONE - i)               # i = sigma(a_i)
-            da[n, H + j] = dc_t * c_prev[n, j] * f * (_ONE - f)   # f = sigma(a_f)
-            da[n, 2 * H + j] = dh_t * tc * o * (_ONE - o)         # o = sigma(a_o)
-            da[n, 3 * H + j] = dg * (_ONE - g * g)                # g = tanh(a_g)
-            dc[n, j] = dc_t * f
+            dc[n, j] = dc[n, j] + dh[n, j] * ifog[n, 2 * H + j] * (_ONE - tc * tc)
+        if m_c is not None:     # c_t = m_c * u with u = f c_{t-1} + i g: du = dc_t * m_c
+            for j in range(H):
+                dc[n, j] = dc[n, j] * m_c[n, j]
+        for j in range(H):                                   # i = sigma(a_i), g = tanh(a_g)
+            i, g = ifog[n, j], ifog[n, 3 * H + j]
+            if m_g is None:
+                da[n, j] = dc[n, j] * g * i * (_ONE - i)
+                da[n, 3 * H + j] = dc[n, j] * i * (_ONE - g * g)
+            else:                                            # g * m_g entered the cell
+                da[n, j] = dc[n, j] * g * m_g[n, j] * i * (_ONE - i)
+                da[n, 3 * H + j] = dc[n, j] * i * m_g[n, j] * (_ONE - g * g)
+        for j in range(H):                                   # f = sigma(a_f)
+            f = ifog[n, H + j]
+            da[n, H + j] = dc[n, j] * c_prev[n, j] * f * (_ONE - f)
+            dc[n, j] = dc[n, j] * f
     np.dot(da, UT, dh)
     if m_h is not None:     # forward used h_{t-1} * m_h
         dh *= m_h
 
 
 @njit(cache=True)
-def forward_loop(xw, h0, c0, U, M_h=None, M_g=None, M_c=None):
-    """xw: (T, B, 4H) time-major; h0, c0: (B, H); M_h, M_g, M_c: dropout masks
-    (T or 1, B, H), or None.
+def forward_loop(xw, b, h0, c0, U, M_h=None, M_g=None, M_c=None):
+    """xw: (T, B, 4H) = x_t W time-major; b: (4H,); h0, c0: (B, H); M_h, M_g, M_c:
+    dropout masks (T or 1, B, H), or None.
     Returns hs, cs: (T+1, B, H) with the initial state at index 0; ifog: (T, B, 4H);
     tanh_c: (T, B, H)."""
     T, B, H = xw.shape[0], h0.shape[0], h0.shape[1]
@@ -154,7 +171,7 @@ def forward_loop(xw, h0, c0, U, M_h=None, M_g=None, M_c=None):
     hs[0] = h0
     cs[0] = c0
     for t in range(T):
-        step_forward(xw[t], hs[t], cs[t], U, hs[t + 1], cs[t + 1], ifog[t], tanh_c[t],
+        step_forward(xw[t], b, hs[t], cs[t], U, hs[t + 1], cs[t + 1], ifog[t], tanh_c[t],
                      mask_at(M_h, t), mask_at(M_g, t), mask_at(M_c, t))
     return hs, cs, ifog, tanh_c
 
@@ -197,8 +214,9 @@ def forward(params, x, state=None, *, training=True, rng=None, recurrent_dropout
                             time=T, batch=B, hidden=H, dtype=dtype)
     h0, c0 = check_lstm_state("state", state, B, H, dtype)
     U = np.ascontiguousarray(params["U"])
-    xw = input_projection(x, params["W"], params["b"])
-    hs, cs, ifog, tanh_c = forward_loop(xw, h0, c0, U, *lstm_kernel_masks(masks, B))
+    xw = input_projection(x, params["W"])           # b is added inside the loop
+    hs, cs, ifog, tanh_c = forward_loop(xw, params["b"], h0, c0, U,
+                                        *lstm_kernel_masks(masks, B))
     cache = {"x": x, "hs": hs, "cs": cs, "ifog": ifog, "tanh_c": tanh_c, "masks": masks,
              "has_state": state is not None, "state": (hs[-1], cs[-1])}
     return batch_major(hs), cache
@@ -206,13 +224,14 @@ def forward(params, x, state=None, *, training=True, rng=None, recurrent_dropout
 
 
 
-def backward(params, dhs, cache, dstate=None):
+def backward(params, dhs, cache, dstate=None, *, input_grad=True):
     """dhs: (batch, time, hidden) = dL/dhs -> (dx: (batch, time, input), grads).
 
     ``dstate``, optional, is the gradient of the final state ``(dh_T, dc_T)``
     when the caller used ``cache["state"]`` (e.g. carried it into the next
     chunk of a long sequence). ``grads`` has the keys of ``params`` and, when a
-    state was passed to ``forward``, ``"h0"`` and ``"c0"``.
+    state was passed to ``forward``, ``"h0"`` and ``"c0"``. ``input_grad=False``
+    skips dx (returned as None) when the input is data.
     """
     x, hs = cache["x"], cache["hs"]
     T, B, H = hs.shape[0] - 1, hs.shape[1], hs.shape[2]
@@ -226,7 +245,7 @@ def backward(params, dhs, cache, dstate=None):
     # Weight gradients do not depend on the loop order: one product each. U met
     # h_{t-1} * m_h under "hidden" dropout.
     h_prev = hs[:-1] if M_h is None else hs[:-1] * M_h
-    dx, dW, db = input_gradients(x, das, params["W"])
+    dx, dW, db = input_gradients(x, das, params["W"], input_grad)
     grads = {"W": dW, "U": h_prev.reshape(T * B, H).T @ das.reshape(T * B, 4 * H), "b": db}
     if cache["has_state"]:
         grads["h0"], grads["c0"] = dh0, dc0

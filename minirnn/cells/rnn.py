@@ -132,10 +132,11 @@ def forward(params, x, state=None, *, training=True, rng=None, recurrent_dropout
     return batch_major(hs), cache
 
 
-def backward(params, dhs, cache, dstate=None):
+def backward(params, dhs, cache, dstate=None, *, input_grad=True):
     """dhs: (batch, time, hidden) -> (dx: (batch, time, input), grads).
     ``dstate``, optional: dL/dh_T for a caller that used ``cache["state"]``.
-    ``grads`` holds ``"h0"`` too when a state was passed to ``forward``."""
+    ``grads`` holds ``"h0"`` too when a state was passed to ``forward``.
+    ``input_grad=False`` skips dx (returned as None) when the input is data."""
     x, hs = cache["x"], cache["hs"]
     T, B, H = hs.shape[0] - 1, hs.shape[1], hs.shape[2]
     dhs = check_upstream(dhs, (B, T, H), x.dtype)
@@ -144,7 +145,7 @@ def backward(params, dhs, cache, dstate=None):
     das, dh0 = backward_loop(np.ascontiguousarray(dhs.transpose(1, 0, 2)), dh_T, hs,
                              np.ascontiguousarray(params["U"].T), M_h)
     h_prev = hs[:-1] if M_h is None else hs[:-1] * M_h      # what U met
-    dx, dW, db = input_gradients(x, das, params["W"])
+    dx, dW, db = input_gradients(x, das, params["W"], input_grad)
     grads = {"W": dW, "U": h_prev.reshape(T * B, H).T @ das.reshape(T * B, H), "b": db}
     if cache["has_state"]:
         grads["h0"] = dh0

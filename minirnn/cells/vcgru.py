@@ -204,9 +204,10 @@ def forward(params, x, state=None, *, training=True, rng=None, **options):
     return batch_major(hs), cache
 
 
-def backward(params, dhs, cache, dstate=None):
+def backward(params, dhs, cache, dstate=None, *, input_grad=True):
     """dhs: (batch, time, hidden) -> (dx, grads), the gradient of ``L + cache["penalty"]``.
-    ``dstate``, optional: dL/dh_T. ``grads`` holds ``"h0"`` when a state was passed."""
+    ``dstate``, optional: dL/dh_T. ``grads`` holds ``"h0"`` when a state was passed.
+    ``input_grad=False`` skips dx (returned as None) when the input is data."""
     x_tm, hs, e, zrn = cache["x_tm"], cache["hs"], cache["e"], cache["zrn"]
     T, B, H = hs.shape[0] - 1, hs.shape[1], hs.shape[2]
     dtype = x_tm.dtype
@@ -221,7 +222,8 @@ def backward(params, dhs, cache, dstate=None):
         np.ascontiguousarray(params["w_h"]), cache["mask_h"], cache["mask_x"], cache["eps"],
         soft)
     dx, dW, db, dw_x, db_m = vc.input_side_gradients(
-        x_tm, cache["ex"], das, dxbar if soft else None, dz, params["W"], params["w_x"])
+        x_tm, cache["ex"], das, dxbar if soft else None, dz, params["W"], params["w_x"],
+        input_grad)
     h_prev = hs[:-1].reshape(T * B, H)
     hbar = (e * hs[:-1]).reshape(T * B, H)
     da = das.reshape(T * B, 3 * H)

@@ -98,8 +98,8 @@ def step_forward(x_t, xm_t, h_prev, c_prev, W, U, b, w_h, mask_h, mask_x, eps, s
     for n in range(B):
         for j in range(3 * H):
             ifog[n, j] = sigmoid(a[n, j] + b[j])
-        for j in range(3 * H, 4 * H):
-            ifog[n, j] = tanh(a[n, j] + b[j])
+        for j in range(H):      # range(H) + offset, not range(3H, 4H): see lstm.step_forward
+            ifog[n, 3 * H + j] = tanh(a[n, 3 * H + j] + b[3 * H + j])
         for j in range(H):
             i, f, o, g = ifog[n, j], ifog[n, H + j], ifog[n, 2 * H + j], ifog[n, 3 * H + j]
             e_j = e[n, j]
@@ -231,10 +231,11 @@ def forward(params, x, state=None, *, training=True, rng=None, **options):
     return batch_major(hs), cache
 
 
-def backward(params, dhs, cache, dstate=None):
+def backward(params, dhs, cache, dstate=None, *, input_grad=True):
     """dhs: (batch, time, hidden) -> (dx, grads), the gradient of ``L + cache["penalty"]``.
     ``dstate``, optional: ``(dh_T, dc_T)`` for a caller that used ``cache["state"]``.
-    ``grads`` holds ``"h0"`` and ``"c0"`` too when a state was passed to ``forward``."""
+    ``grads`` holds ``"h0"`` and ``"c0"`` too when a state was passed to ``forward``.
+    ``input_grad=False`` skips dx (returned as None) when the input is data."""
     x_tm, hs, e = cache["x_tm"], cache["hs"], cache["e"]
     T, B, H = hs.shape[0] - 1, hs.shape[1], hs.shape[2]
     dtype = x_tm.dtype
@@ -249,7 +250,8 @@ def backward(params, dhs, cache, dstate=None):
         np.ascontiguousarray(params["w_h"]), cache["mask_h"], cache["mask_x"], cache["eps"],
         soft)
     dx, dW, db, dw_x, db_m = vc.input_side_gradients(
-        x_tm, cache["ex"], das, dxbar if soft else None, dz, params["W"], params["w_x"])
+        x_tm, cache["ex"], das, dxbar if soft else None, dz, params["W"], params["w_x"],
+        input_grad)
     h_prev = hs[:-1].reshape(T * B, H)
     hbar = (e * hs[:-1]).reshape(T * B, H)
     grads = {"W": dW, "U": hbar.T @ das.reshape(T * B, 4 * H), "b": db, "w_x": dw_x,

@@ -195,10 +195,11 @@ def forward(params, x, state=None, *, training=True, rng=None, **options):
     return batch_major(hs), cache
 
 
-def backward(params, dhs, cache, dstate=None):
+def backward(params, dhs, cache, dstate=None, *, input_grad=True):
     """dhs: (batch, time, hidden) -> (dx: (batch, time, input), grads), the gradient
     of ``L + cache["penalty"]``. ``dstate``, optional: dL/dh_T for a caller that
-    used ``cache["state"]``. ``grads`` holds ``"h0"`` too when a state was passed."""
+    used ``cache["state"]``. ``grads`` holds ``"h0"`` too when a state was passed.
+    ``input_grad=False`` skips dx (returned as None) when the input is data."""
     x_tm, hs, e = cache["x_tm"], cache["hs"], cache["e"]
     T, B, H = hs.shape[0] - 1, hs.shape[1], hs.shape[2]
     dtype = x_tm.dtype
@@ -211,7 +212,8 @@ def backward(params, dhs, cache, dstate=None):
         np.ascontiguousarray(params["U"].T), params["w_h"], cache["mask_h"],
         cache["mask_x"], cache["eps"], soft)
     dx, dW, db, dw_x, db_m = vc.input_side_gradients(
-        x_tm, cache["ex"], das, dxbar if soft else None, dz, params["W"], params["w_x"])
+        x_tm, cache["ex"], das, dxbar if soft else None, dz, params["W"], params["w_x"],
+        input_grad)
     h_prev = hs[:-1].reshape(T * B, H)
     hbar = (e * hs[:-1]).reshape(T * B, H)
     grads = {"W": dW, "U": hbar.T @ das.reshape(T * B, H), "b": db, "w_x": dw_x,

@@ -30,7 +30,9 @@ evaluation mode with a backward pass ``bn_eval_forward_2d`` and
 ``bn_eval_backward_2d``, are Numba functions over 2-D float32/float64 arrays that
 keep the dtype, so the recurrent batch-norm cells can call them from inside their
 own compiled timestep loops (normalizing ``h_{t-1} U`` with that step's batch
-statistics). The training-mode backward pass is the closed form
+statistics). Each has an ``*_into`` form that writes into arrays it is given
+(the allocating form calls it): the cells pass slices of their (T, ...) buffers,
+so that a timestep allocates and copies nothing. The training-mode backward pass is the closed form
 
 $$dx = \\frac{\\gamma}{M\\sqrt{\\sigma^2 + \\epsilon}}\\Big(M\\,dy - \\sum_n dy_n
 - \\hat x \\sum_n dy_n \\hat x_n\\Big), \\quad d\\gamma = \\sum_n dy_n \\hat x_n, \\quad
@@ -112,23 +114,18 @@ def _as_dtype_of_compiled(value, a):
 
 
 @njit(cache=True, error_model="numpy")
-def bn_train_2d(x, gamma, beta, eps):
-    """Training-mode forward with batch statistics.
-
-    x: (M, F); gamma, beta: (F,); eps: scalar.
-    Returns y, xhat: (M, F) and inv_std, mean, var: (F,), with var the biased
-    batch variance and inv_std = 1 / sqrt(var + eps).
-    """
+def bn_train_2d_into(x, gamma, beta, eps, y, xhat, inv_std, mean, var):
+    """``bn_train_2d`` writing into given arrays: y, xhat (M, F); inv_std, mean,
+    var (F,). The recurrent cells pass slices of their (T, ...) buffers, so a
+    timestep allocates nothing. ``y`` may be ``x`` itself (normalized in place)."""
     M, F = x.shape
     m, one, eps = as_dtype_of(M, x), as_dtype_of(1, x), as_dtype_of(eps, x)
-    mean = np.zeros(F, dtype=x.dtype)
-    var = np.zeros(F, dtype=x.dtype)
-    inv_std = np.empty(F, dtype=x.dtype)
-    xhat = np.empty_like(x)
-    y = np.empty_like(x)
     # Each loop runs over the contiguous feature axis, so it vectorizes.
     # The mean relative to the first row: a constant feature gives exactly its
     # value, so that its centred values are exactly 0.
+    for j in range(F):
+        mean[j] = 0
+        var[j] = 0
     for n in range(M):
         for j in range(F):
             mean[j] += x[n, j] - x[0, j]
@@ -145,7 +142,23 @@ def bn_train_2d(x, gamma, beta, eps):
     for n in range(M):
         for j in range(F):
             xhat[n, j] = (x[n, j] - mean[j]) * inv_std[j]
+        for j in range(F):
             y[n, j] = gamma[j] * xhat[n, j] + beta[j]
+
+
+@njit(cache=True, error_model="numpy")
+def bn_train_2d(x, gamma, beta, eps):
+    """Training-mode forward with batch statistics.
+
+    x: (M, F); gamma, beta: (F,); eps: scalar.
+    Returns y, xhat: (M, F) and inv_std, mean, var: (F,), with var the biased
+    batch variance and inv_std = 1 / sqrt(var + eps).
+    """
+    M, F = x.shape
+    y, xhat = np.empty_like(x), np.empty_like(x)
+    inv_std, mean, var = (np.empty(F, dtype=x.dtype), np.empty(F, dtype=x.dtype),
+                          np.empty(F, dtype=x.dtype))
+    bn_train_2d_into(x, gamma, beta, eps, y, xhat, inv_std, mean, var)
     return y, xhat, inv_std, mean, var
 
 
@@ -168,21 +181,41 @@ def bn_eval_2d(x, gamma, beta, mean, var, eps):
 
 
 @njit(cache=True, error_model="numpy")
-def bn_eval_forward_2d(x, gamma, beta, mean, var, eps):
-    """``bn_eval_2d`` that also returns what backward needs:
-    y, xhat: (M, F) and inv_std: (F,)."""
+def bn_eval_forward_2d_into(x, gamma, beta, mean, var, eps, y, xhat, inv_std):
+    """``bn_eval_forward_2d`` writing into y, xhat: (M, F) and inv_std: (F,)."""
     M, F = x.shape
     one, eps = as_dtype_of(1, x), as_dtype_of(eps, x)
-    inv_std = np.empty(F, dtype=x.dtype)
     for j in range(F):
         inv_std[j] = one / np.sqrt(var[j] + eps)
-    xhat = np.empty_like(x)
-    y = np.empty_like(x)
     for n in range(M):
         for j in range(F):
             xhat[n, j] = (x[n, j] - mean[j]) * inv_std[j]
+        for j in range(F):
             y[n, j] = gamma[j] * xhat[n, j] + beta[j]
+
+
+@njit(cache=True, error_model="numpy")
+def bn_eval_forward_2d(x, gamma, beta, mean, var, eps):
+    """``bn_eval_2d`` that also returns what backward needs:
+    y, xhat: (M, F) and inv_std: (F,)."""
+    y, xhat, inv_std = np.empty_like(x), np.empty_like(x), np.empty(x.shape[1], dtype=x.dtype)
+    bn_eval_forward_2d_into(x, gamma, beta, mean, var, eps, y, xhat, inv_std)
     return y, xhat, inv_std
+
+
+@njit(cache=True, error_model="numpy")
+def bn_eval_backward_2d_into(dy, xhat, inv_std, gamma, dx, dgamma, dbeta):
+    """``bn_eval_backward_2d`` writing dx: (M, F) and *adding* this batch's
+    dgamma, dbeta: (F,) to the given arrays (a timestep loop sums them)."""
+    M, F = dy.shape
+    for n in range(M):
+        for j in range(F):
+            dbeta[j] += dy[n, j]
+        for j in range(F):
+            dgamma[j] += dy[n, j] * xhat[n, j]
+    for n in range(M):
+        for j in range(F):
+            dx[n, j] = dy[n, j] * (gamma[j] * inv_std[j])
 
 
 @njit(cache=True, error_model="numpy")
@@ -192,19 +225,35 @@ def bn_eval_backward_2d(dy, xhat, inv_std, gamma):
     dy, xhat: (M, F); inv_std, gamma: (F,) -> dx = dy * gamma * inv_std: (M, F),
     dgamma, dbeta: (F,).
     """
+    F = dy.shape[1]
+    dx, dgamma, dbeta = (np.empty_like(dy), np.zeros(F, dtype=dy.dtype),
+                         np.zeros(F, dtype=dy.dtype))
+    bn_eval_backward_2d_into(dy, xhat, inv_std, gamma, dx, dgamma, dbeta)
+    return dx, dgamma, dbeta
+
+
+@njit(cache=True, error_model="numpy")
+def bn_backward_2d_into(dy, xhat, inv_std, gamma, dx, dgamma, dbeta):
+    """``bn_backward_2d`` writing dx: (M, F) and *adding* this batch's dgamma,
+    dbeta: (F,) to the given arrays (a timestep loop sums them). ``dx`` may be
+    ``dy`` itself."""
     M, F = dy.shape
-    dgamma = np.zeros(F, dtype=dy.dtype)
-    dbeta = np.zeros(F, dtype=dy.dtype)
-    k = np.empty(F, dtype=dy.dtype)
-    for j in range(F):
-        k[j] = gamma[j] * inv_std[j]
-    dx = np.empty_like(dy)
+    m = as_dtype_of(M, dy)
+    sum_dy = np.zeros(F, dtype=dy.dtype)             # this batch's dbeta and dgamma
+    sum_dy_xhat = np.zeros(F, dtype=dy.dtype)
     for n in range(M):
         for j in range(F):
-            dbeta[j] += dy[n, j]
-            dgamma[j] += dy[n, j] * xhat[n, j]
-            dx[n, j] = dy[n, j] * k[j]
-    return dx, dgamma, dbeta
+            sum_dy[j] += dy[n, j]
+        for j in range(F):
+            sum_dy_xhat[j] += dy[n, j] * xhat[n, j]
+    k = np.empty(F, dtype=dy.dtype)
+    for j in range(F):
+        k[j] = gamma[j] * inv_std[j] / m
+        dbeta[j] += sum_dy[j]
+        dgamma[j] += sum_dy_xhat[j]
+    for n in range(M):
+        for j in range(F):
+            dx[n, j] = k[j] * (m * dy[n, j] - sum_dy[j] - xhat[n, j] * sum_dy_xhat[j])
 
 
 @njit(cache=True, error_model="numpy")
@@ -215,21 +264,10 @@ def bn_backward_2d(dy, xhat, inv_std, gamma):
     dx = gamma * inv_std / M * (M * dy - sum(dy) - xhat * sum(dy * xhat)),
     the sums over the M rows.
     """
-    M, F = dy.shape
-    m = as_dtype_of(M, dy)
-    dgamma = np.zeros(F, dtype=dy.dtype)
-    dbeta = np.zeros(F, dtype=dy.dtype)
-    for n in range(M):
-        for j in range(F):
-            dbeta[j] += dy[n, j]
-            dgamma[j] += dy[n, j] * xhat[n, j]
-    k = np.empty(F, dtype=dy.dtype)
-    for j in range(F):
-        k[j] = gamma[j] * inv_std[j] / m
-    dx = np.empty_like(dy)
-    for n in range(M):
-        for j in range(F):
-            dx[n, j] = k[j] * (m * dy[n, j] - dbeta[j] - xhat[n, j] * dgamma[j])
+    F = dy.shape[1]
+    dx, dgamma, dbeta = (np.empty_like(dy), np.zeros(F, dtype=dy.dtype),
+                         np.zeros(F, dtype=dy.dtype))
+    bn_backward_2d_into(dy, xhat, inv_std, gamma, dx, dgamma, dbeta)
     return dx, dgamma, dbeta
 
 

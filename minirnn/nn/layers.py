@@ -121,10 +121,12 @@ class Recurrent(Layer):
     A cell with population statistics (BN-LSTM) gets them from the layer in
     evaluation mode; after each training forward the layer moves them towards the
     batch's, by ``stats_momentum`` (the weight of the new batch).
+    ``input_grad=False`` (a model's first layer, whose input is data): backward
+    does not compute the gradient of x and returns None.
     """
 
     def __init__(self, cell, input_size, hidden_size, return_sequences=True, *, rng,
-                 dtype=np.float32, stats_momentum=0.1, **cell_options):
+                 dtype=np.float32, stats_momentum=0.1, input_grad=True, **cell_options):
         super().__init__()
         self.cell_name = cell
         self.cell = get_cell(cell)
@@ -139,6 +141,7 @@ class Recurrent(Layer):
         self.stats = (self.cell.init_statistics(hidden_size, 1, dtype)
                       if hasattr(self.cell, "init_statistics") else None)
         self.stats_momentum = stats_momentum
+        self.input_grad = input_grad
 
     def forward(self, x):
         extra = {} if self.stats is None or self.training else {"stats": self.stats}
@@ -180,7 +183,7 @@ class Recurrent(Layer):
         else:  # only h_T was used: the other steps' outputs get zero gradient
             dhs = np.zeros((dout.shape[0], self._T, dout.shape[1]), dtype=dout.dtype)
             dhs[:, -1] = dout
-        dx, grads = self.cell.backward(self.params, dhs, self.cache)
+        dx, grads = self.cell.backward(self.params, dhs, self.cache, input_grad=self.input_grad)
         self._store(grads)
         return dx
 

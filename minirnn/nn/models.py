@@ -17,8 +17,9 @@ def _recurrent_stack(cell, input_size, hidden_size, layers, return_last, rng, dt
     stack, size = [], input_size
     for k in range(layers):
         last = k == layers - 1
+        # the first layer reads the data: no gradient of x to compute
         stack.append(Recurrent(cell, size, hidden_size, return_sequences=not (last and return_last),
-                               rng=rng, dtype=dtype, **cell_options))
+                               rng=rng, dtype=dtype, input_grad=k > 0, **cell_options))
         if output_batchnorm:
             # source 001: tf.layers.batch_normalization(outputs, momentum=0.4)
             stack.append(BatchNorm(hidden_size, momentum=0.4, convention="tensorflow",
