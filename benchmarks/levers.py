@@ -12,9 +12,9 @@ Six levers, one table each (before, after, and their ratio):
    last quarter), with ``lstm.forward_loop`` at batch 64, time 28, hidden 100
    beside it to show what it is a part of.
 2. The LSTM backward's elementwise work as one loop over six arrays against the
-   short loops of ``lstm.step_backward``: LLVM vectorizes a loop only when it can
-   check at run time that its arrays do not overlap, and it gives up when there
-   are too many pairs to check.
+   short loops of ``lstm.step_backward`` (its own two, then ``gate_gradients``):
+   LLVM vectorizes a loop only when it can check at run time that its arrays do
+   not overlap, and it gives up when there are too many pairs to check.
 3. Keeping freed memory in the process (``minirnn.memory.keep_freed_memory``):
    page faults and time per training step of an LSTM and a BN-LSTM classifier
    (batch 64, time 28, input 28, hidden 100, Adam), each in two fresh Python
@@ -30,8 +30,9 @@ Six levers, one table each (before, after, and their ratio):
    ``layernorm.ln_forward_2d`` against the same code compiled without it.
 
 The "before" variants are small kernels defined here, copied in spirit from the
-old code; the "after" side calls the library's own functions (or, for lever 2,
-a copy of ``lstm.step_backward``'s loops without its matrix product). Every pair
+old code; the "after" side calls the library's own functions (for lever 2, a
+copy of ``lstm.step_backward``'s two loops, then the library's ``gate_gradients``,
+without the step's matrix product). Every pair
 is checked to compute the same values before it is timed. Times are medians of
 many repeats (``time.perf_counter``), the two sides called in turn within each
 repeat so that a change in the machine's load moves both alike; the ratio is
@@ -53,6 +54,7 @@ import numpy as np
 from numba import njit
 
 from minirnn.cells import gru, lstm
+from minirnn.cells._lstm_gates import gate_gradients
 from minirnn.functional.activations import tanh
 from minirnn.functional.batchnorm import as_dtype_of
 from minirnn.functional.layernorm import ln_forward_2d
@@ -177,32 +179,23 @@ def lstm_elementwise_before(dh_out, dh, dc, c_prev, ifog, tanh_c, da):
 
 
 @njit(error_model="numpy")
-def lstm_elementwise_after(dh_out, dh, dc, c_prev, ifog, tanh_c, da):
-    # lstm.step_backward's loops as they are now (without dropout masks and
-    # without the final np.dot(da, U^T, dh)): each loop touches at most four
-    # arrays. dh and dc are rewritten in place (dh <- dL/dh_t).
+def lstm_elementwise_after(dh_out, dh, dc, c_prev, ifog, tanh_c, da, dc_prev):
+    # lstm.step_backward's elementwise work as it is now (without dropout masks
+    # and without the final np.dot(da, U^T, dh)): its own two short loops, then
+    # the library's gate_gradients, each loop touching few arrays. dh and dc are
+    # rewritten in place (dh <- dL/dh_t, dc <- dL/dc_t); dc_prev <- dL/dc_{t-1}.
     n_rows, H = dh.shape
     for n in range(n_rows):
         for j in range(H):
             dh[n, j] = dh_out[n, j] + dh[n, j]
         for j in range(H):
-            o = ifog[n, 2 * H + j]
-            da[n, 2 * H + j] = dh[n, j] * tanh_c[n, j] * o * (_ONE - o)
-        for j in range(H):
             tc = tanh_c[n, j]
             dc[n, j] = dc[n, j] + dh[n, j] * ifog[n, 2 * H + j] * (_ONE - tc * tc)
-        for j in range(H):
-            i, g = ifog[n, j], ifog[n, 3 * H + j]
-            da[n, j] = dc[n, j] * g * i * (_ONE - i)
-            da[n, 3 * H + j] = dc[n, j] * i * (_ONE - g * g)
-        for j in range(H):
-            f = ifog[n, H + j]
-            da[n, H + j] = dc[n, j] * c_prev[n, j] * f * (_ONE - f)
-            dc[n, j] = dc[n, j] * f
+    gate_gradients(dc, dh, c_prev, ifog, tanh_c, da, dc_prev)
 
 
 def lever_split_loops(rng):
-    print("2. The LSTM backward's elementwise work: one loop over seven arrays before, five short")
+    print("2. The LSTM backward's elementwise work: one loop over seven arrays before, short")
     print("   loops after (LLVM gives up the run-time overlap checks a long loop would need)")
     f32 = lambda *s: rng.standard_normal(s).astype(np.float32)      # noqa: E731
     dh_out, dh0, dc0, c_prev = f32(B, H), f32(B, H), f32(B, H), f32(B, H)
@@ -213,21 +206,23 @@ def lever_split_loops(rng):
 
     def reset():        # both kernels rewrite dc (and "after" dh) in place
         for side in ("before", "after"):
-            state[side] = (dh0.copy(), dc0.copy(), np.empty((B, 4 * H), np.float32))
+            state[side] = (dh0.copy(), dc0.copy(), np.empty((B, 4 * H), np.float32),
+                           np.empty((B, H), np.float32))
 
     reset()
     lstm_elementwise_before(dh_out, *state["before"][:2], c_prev, ifog, tanh_c,
                             state["before"][2])
-    lstm_elementwise_after(dh_out, *state["after"][:2], c_prev, ifog, tanh_c, state["after"][2])
-    (_, dc_b, da_b), (dh_a, dc_a, da_a) = state["before"], state["after"]
+    lstm_elementwise_after(dh_out, *state["after"][:2], c_prev, ifog, tanh_c,
+                           *state["after"][2:])
+    (_, dc_b, da_b, _), (dh_a, _, da_a, dc_prev_a) = state["before"], state["after"]
     np.testing.assert_allclose(da_a, da_b, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(dc_a, dc_b, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(dc_prev_a, dc_b, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(dh_a, dh_out + dh0, rtol=1e-6)       # dh <- dL/dh_t
     (t_before, t_after), (_, ratio) = paired(
         [lambda: lstm_elementwise_before(dh_out, *state["before"][:2], c_prev, ifog, tanh_c,
                                          state["before"][2]),
          lambda: lstm_elementwise_after(dh_out, *state["after"][:2], c_prev, ifog, tanh_c,
-                                        state["after"][2])],
+                                        *state["after"][2:])],
         repeats=200, number=20, setup=reset)
     print(table_head())
     print(row(f"elementwise part, batch {B}, hidden {H}", 1e6 * t_before, 1e6 * t_after, ratio,
@@ -235,8 +230,9 @@ def lever_split_loops(rng):
     # The library's whole step, with its (64, 400) @ (400, 100) product, for scale.
     UT = np.ascontiguousarray(lstm.init(I, H, rng=rng)["U"].T)
     dh, dc, da = dh0.copy(), dc0.copy(), np.empty((B, 4 * H), np.float32)
+    dc_prev = np.empty((B, H), np.float32)
     (t_step,), _ = paired([lambda: lstm.step_backward(dh_out, dh, dc, c_prev, ifog, tanh_c,
-                                                       UT, da)], repeats=200, number=20,
+                                                       UT, da, dc_prev)], repeats=200, number=20,
                           setup=lambda: (dh.__setitem__(slice(None), dh0),
                                          dc.__setitem__(slice(None), dc0)))
     print(f"   reference: the whole lstm.step_backward (with np.dot) {1e6 * t_step:.1f} us per "

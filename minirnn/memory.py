@@ -11,8 +11,8 @@ allocation patterns that is enough; for others the memory keeps going back and
 the next step touches brand-new pages, each 4 KB page costing a page fault on
 first write. Measured on this project's 2-core machine (a virtual machine, where
 faults are dear) with ``python benchmarks/levers.py``: a BN-LSTM training step
-took 2,162 faults and 13.0 ms without the setting below, 0 faults and 9.3 ms with
-it; a plain LSTM step repeated alone took no faults either way, but the same
+took 2,162 faults and 15.0 ms without the setting below, 0 faults and 10.8 ms
+with it; a plain LSTM step repeated alone took no faults either way, but the same
 LSTM step after a few forward-only calls (as ``python -m minirnn bench`` makes
 them) took thousands.
 

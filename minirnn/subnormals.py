@@ -5,9 +5,10 @@ precision for range, and x86 processors compute with it through a microcode
 assist that takes around a hundred cycles instead of one. Backpropagation through
 time produces such numbers wherever a gradient vanishes: a classifier's gradient
 enters at the last step only and shrinks at every step it goes back. On
-pixel-MNIST (784 steps) the GRU's backward pass took 799 ms with the gradient at
-the last step only against 138 ms with a gradient at every step, the same
-arithmetic on other values; its training step was 4 times slower than the LSTM's.
+pixel-MNIST (784 steps) the GRU's backward pass took 882 ms with the gradient at
+the last step only against 166 ms with a gradient at every step, the same
+arithmetic on other values (``python benchmarks/levers.py``); its training step
+was 4 times slower than the LSTM's.
 
 The processor can instead treat subnormal inputs as zero (DAZ) and round
 subnormal results to zero (FTZ), two bits of the MXCSR control register. Values
@@ -21,8 +22,8 @@ runs the compiled loops, and the BLAS calls with one BLAS thread) through LLVM's
 ``stmxcsr``/``ldmxcsr`` intrinsics compiled by Numba, and restores the previous
 setting at the end of the block. ``python -m minirnn train`` and ``bench`` train
 inside it; nothing else changes the setting. On processors other than x86-64, or
-with ``NUMBA_DISABLE_JIT=1``, it does nothing (and yields False). PyTorch's ``torch.set_flush_denormal(True)`` sets
-the same bits.
+with ``NUMBA_DISABLE_JIT=1``, it does nothing (and yields False). PyTorch's
+``torch.set_flush_denormal(True)`` sets the same bits.
 """
 import platform
 from contextlib import contextmanager

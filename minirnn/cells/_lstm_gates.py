@@ -1,6 +1,6 @@
-"""The LSTM's elementwise equations, shared by the normalized LSTMs (bnlstm, lnlstm),
-which differ from the plain LSTM only in what they do to the pre-activations and
-to the cell before its tanh::
+"""The LSTM's elementwise equations, shared by the LSTM's backward pass and the
+normalized LSTMs (bnlstm, lnlstm), which differ from the plain LSTM only in what
+they do to the pre-activations and to the cell before its tanh::
 
     i, f, o = sigma(a_i), sigma(a_f), sigma(a_o)    g = tanh(a_g)
     c = f * c_prev + i * g

@@ -58,9 +58,9 @@ pre-activations saturate the sigmoids and tanh and the gradient vanishes), beta
 at 0, ``b`` at 0 except ``forget_bias`` (default 1) in its f block.
 
 Code names: ``bx`` = BN(x_t W) + b for every t, computed before the loop (it does
-not depend on h; ``b`` serves as that batch norm's shift); ``xhat_*``/``inv_std_*`` are BN's normalized values and
-``1/sqrt(var + eps)`` that backward needs; ``cbn`` = BN(c_t); ``tanh_c`` =
-tanh(cbn); ``ifog`` the activated gates.
+not depend on h; ``b`` serves as that batch norm's shift); ``xhat_*``/``inv_std_*``
+are BN's normalized values and ``1/sqrt(var + eps)`` that backward needs; ``cbn``
+= BN(c_t); ``tanh_c`` = tanh(cbn); ``ifog`` the activated gates.
 """
 import numpy as np
 from numba import njit

@@ -40,6 +40,7 @@ from numba import njit
 from ..functional.activations import sigmoid, tanh
 from ..initializers import gate_blocks, glorot_uniform, orthogonal
 from ._dropout import lstm_kernel_masks, mask_at, recurrent_masks
+from ._lstm_gates import gate_gradients
 from ._projection import batch_major, input_gradients, input_projection
 from ._checks import (check_lstm_state, check_matrix, check_options, check_params,
                       check_sequence, check_upstream)
@@ -112,27 +113,24 @@ def step_forward(xw_t, b, h_prev, c_prev, U, h, c, ifog, tanh_c, m_h=None, m_g=N
 
 
 @njit(cache=True, error_model="numpy")
-def step_backward(dh_out, dh, dc, c_prev, ifog, tanh_c, UT, da, m_h=None, m_g=None, m_c=None):
+def step_backward(dh_out, dh, dc, c_prev, ifog, tanh_c, UT, da, dc_prev, m_h=None, m_g=None,
+                  m_c=None):
     """One timestep backwards.
 
     dh_out: (B, H) dL/dh_t from the output at t; dh, dc: (B, H) the gradients
     carried from step t+1, dL/dh_t through U and dL/dc_t; UT: (4H, H) = U^T.
-    Writes da: (B, 4H) = dL/da_t, and turns the carried gradients into those of
-    step t-1: dh <- dL/dh_{t-1} = da U^T, dc <- dL/dc_{t-1} = dL/dc_t * f.
+    Writes da: (B, 4H) = dL/da_t and dc_prev: (B, H) = dL/dc_{t-1} = dL/dc_t * f,
+    and turns dh into dL/dh_{t-1} = da U^T (dc is used as scratch on the way).
     m_h, m_g, m_c: the forward step's dropout masks (or None); each multiplies
     the local derivative where it multiplied the forward value.
     """
     B, H = dh.shape
-    # Five short loops instead of one: a loop that touches many arrays is not
+    # Short loops, each over few arrays: a loop that touches many is not
     # vectorized (the compiler cannot rule out that they overlap, and gives up
-    # checking beyond a few pairs), while each of these touches at most four.
-    # dh and dc are rewritten in place: dh <- dL/dh_t, dc <- dL/dc_t, dc <- dL/dc_{t-1}.
+    # checking beyond a few pairs). dh <- dL/dh_t, then dc <- dL/dc_t:
     for n in range(B):
         for j in range(H):
             dh[n, j] = dh_out[n, j] + dh[n, j]
-        for j in range(H):                                   # o = sigma(a_o)
-            o = ifog[n, 2 * H + j]
-            da[n, 2 * H + j] = dh[n, j] * tanh_c[n, j] * o * (_ONE - o)
         # c_t reaches the loss through h_t = o * tanh(c_t) and through c_{t+1}
         for j in range(H):
             tc = tanh_c[n, j]
@@ -140,18 +138,8 @@ def step_backward(dh_out, dh, dc, c_prev, ifog, tanh_c, UT, da, m_h=None, m_g=No
         if m_c is not None:     # c_t = m_c * u with u = f c_{t-1} + i g: du = dc_t * m_c
             for j in range(H):
                 dc[n, j] = dc[n, j] * m_c[n, j]
-        for j in range(H):                                   # i = sigma(a_i), g = tanh(a_g)
-            i, g = ifog[n, j], ifog[n, 3 * H + j]
-            if m_g is None:
-                da[n, j] = dc[n, j] * g * i * (_ONE - i)
-                da[n, 3 * H + j] = dc[n, j] * i * (_ONE - g * g)
-            else:                                            # g * m_g entered the cell
-                da[n, j] = dc[n, j] * g * m_g[n, j] * i * (_ONE - i)
-                da[n, 3 * H + j] = dc[n, j] * i * m_g[n, j] * (_ONE - g * g)
-        for j in range(H):                                   # f = sigma(a_f)
-            f = ifog[n, H + j]
-            da[n, H + j] = dc[n, j] * c_prev[n, j] * f * (_ONE - f)
-            dc[n, j] = dc[n, j] * f
+    # the gates' local derivatives, shared with the normalized LSTMs
+    gate_gradients(dc, dh, c_prev, ifog, tanh_c, da, dc_prev, m_g)
     np.dot(da, UT, dh)
     if m_h is not None:     # forward used h_{t-1} * m_h
         dh *= m_h
@@ -183,9 +171,11 @@ def backward_loop(dhs, dh_T, dc_T, cs, ifog, tanh_c, UT, M_h=None, M_g=None, M_c
     Returns das: (T, B, 4H) and the gradients of the initial state dh0, dc0: (B, H)."""
     das = np.empty(ifog.shape, dtype=dhs.dtype)
     dh, dc = dh_T.copy(), dc_T.copy()
+    dc_prev = np.empty_like(dc)     # two buffers in turn: dL/dc_t in, dL/dc_{t-1} out
     for t in range(dhs.shape[0] - 1, -1, -1):
-        step_backward(dhs[t], dh, dc, cs[t], ifog[t], tanh_c[t], UT, das[t],
+        step_backward(dhs[t], dh, dc, cs[t], ifog[t], tanh_c[t], UT, das[t], dc_prev,
                       mask_at(M_h, t), mask_at(M_g, t), mask_at(M_c, t))
+        dc, dc_prev = dc_prev, dc
     return das, dh, dc
 
 

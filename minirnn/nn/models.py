@@ -38,7 +38,9 @@ class SequenceClassifier(Sequential):
     ``dropout`` > 0 puts a plain (non-recurrent) Dropout after each recurrent
     layer, on its outputs, as in Zaremba et al. (2014). ``output_batchnorm``
     puts batch norm on each recurrent layer's outputs, before that dropout, with
-    source 001's settings (TensorFlow's convention, momentum 0.4).
+    source 001's settings (TensorFlow's convention, momentum 0.4). The input is
+    data: the first recurrent layer does not compute its gradient, and
+    ``backward`` returns None.
     """
 
     def __init__(self, cell, input_size, hidden_size, n_classes, *, layers=1, rng,
@@ -63,7 +65,8 @@ class SequenceRegressor(Sequential):
     shared over time. x: (B, T, input) -> hs: (B, T, hidden) -> y: (B, T, outputs);
     loss: mean squared error over every element. ``dropout`` and
     ``output_batchnorm`` as in ``SequenceClassifier``: source 001's model is
-    ``SequenceRegressor("rnn", 1, H, 1, output_batchnorm=True, dropout=p)``."""
+    ``SequenceRegressor("rnn", 1, H, 1, output_batchnorm=True, dropout=p)``.
+    As there, ``backward`` returns None (no gradient for the input data)."""
 
     def __init__(self, cell, input_size, hidden_size, n_outputs, *, layers=1, rng,
                  dtype=np.float32, dropout=0.0, output_batchnorm=False, **cell_options):
