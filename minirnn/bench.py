@@ -99,13 +99,80 @@ def time_cell(name, *, batch=64, time_steps=28, input_size=28, hidden=100,
     return record
 
 
+CNN_BATCH = 100         # source 002's batch size
+
+
+def cnn_step_flops(model, x):
+    """Floating-point operations in the products of one CNN training step: each
+    convolution (as its im2col product) and the dense layer, forward, and twice
+    that backward (the input's and the weights' gradients). ``x`` is run through
+    ``model`` once to learn every layer's output size."""
+    from .nn import Dense
+    from .nn.conv import Conv2D
+    flops, h = 0, x
+    for layer in model.layers:
+        out = layer.forward(h)
+        if isinstance(layer, Conv2D):
+            f, c, kh, kw = layer.params["W"].shape
+            flops += 2 * out.size * c * kh * kw          # out.size = N * F * OH * OW
+        elif isinstance(layer, Dense):
+            flops += 2 * h.shape[0] * layer.params["W"].size
+        h = out
+    return 3 * flops
+
+
+def time_cnn(*, batchnorm=True, batch=CNN_BATCH, dtype=np.float32, repeats=20):
+    """One record for source 002's CNN on 28x28 images, like ``time_cell``'s:
+    ``cell`` is "cnn", ``time`` and ``hidden`` are None, ``input`` is 784 pixels,
+    ``sequences_per_s`` counts images."""
+    from .nn import CNNClassifier
+    from .optim import Adam
+    rng = np.random.default_rng(0)
+    model = CNNClassifier(batchnorm=batchnorm, rng=rng, dtype=dtype)
+    x = rng.random((batch, 1, 28, 28)).astype(dtype)
+    labels = rng.integers(0, 10, batch)
+    adam = Adam(model.params, lr=1e-3)
+
+    def fwd():
+        return model.forward(x)
+
+    def fwd_bwd():
+        logits = fwd()
+        return model.backward(rng.standard_normal(logits.shape).astype(dtype))
+
+    def step():
+        model.loss_and_backward(x, labels)
+        adam.step(model.grads)
+
+    t0 = time.perf_counter()
+    step()
+    first = 1e3 * (time.perf_counter() - t0)
+    record = {"cell": "cnn", "options": {"batchnorm": batchnorm}, "batch": batch,
+              "time": None, "input": 28 * 28, "hidden": None, "dtype": np.dtype(dtype).name,
+              "first_call_ms": first, "forward_ms": _median_ms(fwd, repeats),
+              "forward_backward_ms": _median_ms(fwd_bwd, repeats),
+              "train_step_ms": _median_ms(step, repeats)}
+    record["sequences_per_s"] = batch / (record["train_step_ms"] / 1e3)
+    record["step_flops"] = cnn_step_flops(model, x)
+    return record
+
+
 def run(cells=None, *, batch=64, time_steps=28, input_size=28, hidden=100, dtype=np.float32,
         repeats=20):
-    """Time every cell (with each option combination of ``BENCH_CASES``) and attach
-    the floor. Returns a list of records."""
+    """Time every cell (with each option combination of ``BENCH_CASES``) and source
+    002's CNN (``"cnn"``, with and without batch norm, at its batch of 100), and
+    attach the floor. Returns a list of records."""
     rate = matmul_gflops(dtype)
     records = []
-    for name in cells or CELLS:
+    for name in cells or [*CELLS, "cnn"]:
+        if name == "cnn":
+            for batchnorm in (True, False):
+                r = time_cnn(batchnorm=batchnorm, dtype=dtype, repeats=repeats)
+                flops = r.pop("step_flops")
+                r.update(matmul_gflops=rate, step_gflop=flops / 1e9,
+                         floor_ms=flops / (rate * 1e9) * 1e3)
+                records.append(r)
+            continue
         for options in BENCH_CASES.get(name, ({},)):
             r = time_cell(name, batch=batch, time_steps=time_steps, input_size=input_size,
                           hidden=hidden, dtype=dtype, repeats=repeats, options=options)
@@ -119,6 +186,8 @@ def run(cells=None, *, batch=64, time_steps=28, input_size=28, hidden=100, dtype
 def format_table(records):
     lines = [f"{'cell':24} {'first call s':>12} {'forward ms':>10} {'fwd+bwd ms':>10} "
              f"{'train step ms':>13} {'floor ms':>8} {'seq/s':>7}"]
+    if any(r["cell"] == "cnn" for r in records):
+        lines[0] += "   (cnn: batch 100 images of 28x28; seq/s counts images)"
     for r in records:
         label = r["cell"] + "".join(f" {k}={v}" for k, v in r["options"].items())
         lines.append(f"{label:24} {r['first_call_ms'] / 1e3:12.1f} {r['forward_ms']:10.2f} "

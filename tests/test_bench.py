@@ -1,0 +1,56 @@
+"""python -m minirnn bench: the records' keys and values, the CNN's floor, the CLI."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from minirnn import bench
+from minirnn.nn import CNNClassifier
+
+KEYS = {"cell", "batch", "time", "input", "hidden", "dtype", "forward_ms", "train_step_ms",
+        "forward_backward_ms", "first_call_ms", "sequences_per_s", "floor_ms",
+        "matmul_gflops", "step_gflop"}
+
+
+def test_run_gives_a_record_per_cell_case_and_for_the_cnn_with_and_without_batch_norm():
+    records = bench.run(["gru", "cnn"], batch=3, time_steps=2, input_size=2, hidden=4,
+                        repeats=1)
+    assert [(r["cell"], r["options"]) for r in records] == [
+        ("gru", {"reset_after": False}), ("gru", {"reset_after": True}),
+        ("cnn", {"batchnorm": True}), ("cnn", {"batchnorm": False})]
+    for r in records:
+        assert KEYS <= set(r), KEYS - set(r)
+        assert r["dtype"] == "float32"
+        for key in ("forward_ms", "forward_backward_ms", "train_step_ms", "floor_ms"):
+            assert r[key] > 0, key
+    gru, cnn = records[0], records[2]
+    assert (gru["batch"], gru["time"], gru["input"], gru["hidden"]) == (3, 2, 2, 4)
+    assert (cnn["batch"], cnn["time"], cnn["input"], cnn["hidden"]) == (100, None, 784, None)
+    # the floor is the step's products over the measured rate, for every record
+    for r in records:
+        assert r["floor_ms"] == pytest.approx(r["step_gflop"] / r["matmul_gflops"] * 1e3)
+
+
+def test_cnn_flops_by_hand():
+    # conv1: 26*26 outputs * 32 filters * 9 taps; conv2: 11*11 * 64 * (32*9);
+    # dense: 1600 * 10; two flops a multiply-add, three products a training step
+    model = CNNClassifier(rng=np.random.default_rng(0))
+    x = np.zeros((2, 1, 28, 28), np.float32)
+    per_image = 2 * (26 * 26 * 32 * 9 + 11 * 11 * 64 * 32 * 9 + 1600 * 10)
+    assert bench.cnn_step_flops(model, x) == 3 * 2 * per_image
+
+
+def test_cli_json_has_the_issue_keys():
+    out = subprocess.run([sys.executable, "-m", "minirnn", "bench", "--cells", "rnn", "--json",
+                          "--repeats", "1", "--batch", "2", "--time", "3", "--input", "2",
+                          "--hidden", "5"], capture_output=True, text=True, check=True,
+                         timeout=300).stdout
+    (record,) = json.loads(out)
+    assert {"cell", "batch", "time", "input", "hidden", "dtype", "forward_ms",
+            "train_step_ms"} <= set(record)
+    assert (record["cell"], record["batch"], record["time"], record["input"],
+            record["hidden"]) == ("rnn", 2, 3, 2, 5)
+    assert record["freed_memory_kept"] in (True, False)
+    assert record["subnormals_flushed"] in (True, False)
