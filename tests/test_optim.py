@@ -546,3 +546,29 @@ def test_exponential_lr_hits_both_ends_with_one_factor_per_step():
 def test_exponential_lr_rejects_bad_values(args, match):
     with pytest.raises(ValueError, match=match):
         exponential_lr(*args)
+
+
+def test_adam_rejects_a_strided_view_it_could_not_update_in_place():
+    W = np.zeros((4, 6), np.float32)
+    with pytest.raises(TypeError, match=r"params\['W'\]: Adam updates each parameter in place "
+                                        r"as one flat array, so it must be C-contiguous"):
+        Adam({"W": W[:, ::2]})
+    Adam({"W": W[1:3]})                     # a contiguous slice is fine
+
+
+def test_adam_matches_the_whole_array_equations_bit_for_bit():
+    # the compiled one-pass update against the equations written with NumPy arrays
+    rng = np.random.default_rng(0)
+    for dtype in (np.float32, np.float64):
+        dt = np.dtype(dtype).type
+        p = rng.standard_normal((5, 3)).astype(dtype)
+        opt = Adam({"w": p}, lr=0.01)
+        q, m, v = p.copy(), np.zeros_like(p), np.zeros_like(p)
+        for t in range(1, 6):
+            g = rng.standard_normal(p.shape).astype(dtype)
+            opt.step({"w": g})
+            b1, b2 = dt(0.9), dt(0.999)
+            m = b1 * m + (1 - b1) * g
+            v = b2 * v + (1 - b2) * (g * g)
+            q -= dt(0.01) * (m / dt(1 - 0.9**t)) / (np.sqrt(v / dt(1 - 0.999**t)) + dt(1e-8))
+            np.testing.assert_array_equal(p, q)
