@@ -57,8 +57,8 @@ Parameters::
 pre-activations saturate the sigmoids and tanh and the gradient vanishes), beta
 at 0, ``b`` at 0 except ``forget_bias`` (default 1) in its f block.
 
-Code names: ``bx`` = BN(x_t W) + b for every t, computed before the loop (it does
-not depend on h; ``b`` serves as that batch norm's shift); ``xhat_*``/``inv_std_*``
+Code names: ``bx`` = BN(x_t W) for every t, computed before the loop (it does not
+depend on h); ``xhat_*``/``inv_std_*``
 are BN's normalized values and ``1/sqrt(var + eps)`` that backward needs; ``cbn``
 = BN(c_t); ``tanh_c`` = tanh(cbn); ``ifog`` the activated gates.
 """
@@ -172,9 +172,9 @@ def update_statistics(stats, cache, momentum=0.1):
 
 
 @njit(cache=True, error_model="numpy")
-def step_forward(bx_t, h_prev, c_prev, U, gamma_h, gamma_c, beta_c, eps, training, pop_h, pop_c,
-                 carry_normalized_c, out, work, mask_h=None, mask_g=None, mask_c=None):
-    """One timestep. bx_t: (B, 4H) = BN(x_t W) + b; h_prev, c_prev: (B, H).
+def step_forward(bx_t, h_prev, c_prev, U, b, gamma_h, gamma_c, beta_c, eps, training, pop_h,
+                 pop_c, carry_normalized_c, out, work, mask_h=None, mask_g=None, mask_c=None):
+    """One timestep. bx_t: (B, 4H) = BN(x_t W); h_prev, c_prev: (B, H); b: (4H,).
 
     In training the statistics come from the batch; in evaluation from
     ``pop_h`` = (mean, var) of h U, (4H,) each, and ``pop_c`` = (mean, var) of
@@ -195,14 +195,14 @@ def step_forward(bx_t, h_prev, c_prev, U, gamma_h, gamma_c, beta_c, eps, trainin
         np.dot(h_prev, U, hu)
     else:
         np.dot(h_prev * mask_h, U, hu)    # (h_{t-1} * m_h) U
-    # a_t = BN(h_{t-1} U) + (BN(x_t W) + b), built in hu: normalized in place, then added
+    # a_t = BN(h_{t-1} U) + BN(x_t W) + b, built in hu: normalized in place, then added
     if training:
         bn_train_2d_into(hu, gamma_h, zero, eps, hu, xhat_h, inv_std_h, mean_h, var_h)
     else:
         bn_eval_forward_2d_into(hu, gamma_h, zero, pop_h[0], pop_h[1], eps, hu, xhat_h, inv_std_h)
     for n in range(B):
         for j in range(4 * H):
-            hu[n, j] += bx_t[n, j]
+            hu[n, j] = hu[n, j] + bx_t[n, j] + b[j]
     # The raw cell u_t = f c_{t-1} + i g is carried unless carry_normalized_c, in
     # which case BN(u_t) is: each goes straight into c, the other into scratch.
     raw = u if carry_normalized_c else c
@@ -300,10 +300,10 @@ def normalize_steps_backward(dy, xhat, inv_std, gamma, training, dz, dgamma, dbe
 
 
 @njit(cache=True)
-def forward_loop(bx, h0, c0, U, gamma_h, gamma_c, beta_c, eps, training, stats_h_mean,
+def forward_loop(bx, h0, c0, U, b, gamma_h, gamma_c, beta_c, eps, training, stats_h_mean,
                  stats_h_var, stats_c_mean, stats_c_var, carry_normalized_c, M_h=None, M_g=None,
                  M_c=None):
-    """bx: (T, B, 4H) = BN(x_t W) + b for every t; population statistics (T_max, size)
+    """bx: (T, B, 4H) = BN(x_t W) for every t; population statistics (T_max, size)
     (read in evaluation only); M_h, M_g, M_c: dropout masks (T or 1, B, H) or None.
     Returns the per-step arrays the cache keeps."""
     T, B, H = bx.shape[0], h0.shape[0], h0.shape[1]
@@ -327,7 +327,7 @@ def forward_loop(bx, h0, c0, U, gamma_h, gamma_c, beta_c, eps, training, stats_h
     T_max = stats_h_mean.shape[0]
     for t in range(T):
         s = min(t, T_max - 1)       # beyond the statistics' length, the last ones serve
-        step_forward(bx[t], hs[t], cs[t], U, gamma_h, gamma_c, beta_c, eps, training,
+        step_forward(bx[t], hs[t], cs[t], U, b, gamma_h, gamma_c, beta_c, eps, training,
                      (stats_h_mean[s], stats_h_var[s]), (stats_c_mean[s], stats_c_var[s]),
                      carry_normalized_c,
                      (hs[t + 1], cs[t + 1], tanh_c[t], xhat_c[t], ifog[t], xhat_h[t],
@@ -412,16 +412,16 @@ def forward(params, x, state=None, *, training=True, rng=None, stats=None, eps=1
         pop = {k: np.zeros((1, 4 * H if not k.endswith("_c") else H), dtype) for k in STAT_KEYS}
     else:
         pop = _check_stats(stats, H, dtype)
-    # BN(x_t W) + b does not depend on h: all timesteps before the loop.
+    # BN(x_t W) does not depend on h: all timesteps before the loop.
     xw = np.ascontiguousarray(x.transpose(1, 0, 2)).reshape(T * B, I) @ params["W"]
     xw = xw.reshape(T, B, 4 * H)
     bx, xhat_x = np.empty_like(xw), np.empty_like(xw)
     inv_std_x = np.empty((T, 4 * H), dtype)
     mean_x, var_x = np.zeros((T, 4 * H), dtype), np.zeros((T, 4 * H), dtype)
-    normalize_steps(xw, params["gamma_x"], params["b"], eps, bool(training), pop["mean_x"],
-                    pop["var_x"], bx, xhat_x, inv_std_x, mean_x, var_x)
+    normalize_steps(xw, params["gamma_x"], np.zeros(4 * H, dtype), eps, bool(training),
+                    pop["mean_x"], pop["var_x"], bx, xhat_x, inv_std_x, mean_x, var_x)
     (hs, cs, ifog, tanh_c, xhat_h, inv_std_h, mean_h, var_h, xhat_c, inv_std_c, mean_c,
-     var_c) = forward_loop(bx, h0, c0, np.ascontiguousarray(params["U"]),
+     var_c) = forward_loop(bx, h0, c0, np.ascontiguousarray(params["U"]), params["b"],
                            params["gamma_h"], params["gamma_c"], params["beta_c"], eps,
                            bool(training), pop["mean_h"], pop["var_h"], pop["mean_c"],
                            pop["var_c"], bool(carry_normalized_c), *lstm_kernel_masks(masks, B))
@@ -455,16 +455,16 @@ def backward(params, dhs, cache, dstate=None, *, input_grad=True):
         cache["tanh_c"], cache["xhat_h"], cache["inv_std_h"], cache["xhat_c"],
         cache["inv_std_c"], params["gamma_h"], params["gamma_c"], np.ascontiguousarray(U.T),
         training, carry, M_h, M_g, M_c)
-    # The x branch's batch norm, per timestep, after the loop; its shift is b.
+    # The x branch's batch norm, per timestep, after the loop (it has no shift).
     dxw = np.empty_like(das)
-    dgamma_x, db = np.zeros(4 * H, dtype), np.zeros(4 * H, dtype)
+    dgamma_x, no_shift = np.zeros(4 * H, dtype), np.zeros(4 * H, dtype)
     normalize_steps_backward(das, cache["xhat_x"], cache["inv_std_x"], params["gamma_x"],
-                             training, dxw, dgamma_x, db)
+                             training, dxw, dgamma_x, no_shift)
     x_tm = np.ascontiguousarray(x.transpose(1, 0, 2)).reshape(T * B, I)
     h_prev = hs[:-1] if M_h is None else hs[:-1] * M_h     # what U met
     grads = {"W": x_tm.T @ dxw.reshape(T * B, 4 * H),
              "U": h_prev.reshape(T * B, H).T @ dhus.reshape(T * B, 4 * H),
-             "b": db, "gamma_x": dgamma_x, "gamma_h": dgamma_h, "gamma_c": dgamma_c,
+             "b": das.reshape(T * B, 4 * H).sum(axis=0), "gamma_x": dgamma_x, "gamma_h": dgamma_h, "gamma_c": dgamma_c,
              "beta_c": dbeta_c}
     if cache["has_state"]:
         grads["h0"], grads["c0"] = dh0, dc0

@@ -97,10 +97,10 @@ def step_forward(xw_t, b, h_prev, c_prev, U, h, c, ifog, tanh_c, m_h=None, m_g=N
     # proven non-negative, so every access keeps its negative-index check) and
     # took 19 us per step instead of 3.
     for n in range(B):
-        for j in range(3 * H):
-            ifog[n, j] = sigmoid(xw_t[n, j] + ifog[n, j] + b[j])
+        for j in range(3 * H):      # (x_t W + b) + h_{t-1} U: the order the sums had
+            ifog[n, j] = sigmoid(xw_t[n, j] + b[j] + ifog[n, j])   # when xw held the bias
         for j in range(H):
-            ifog[n, 3 * H + j] = tanh(xw_t[n, 3 * H + j] + ifog[n, 3 * H + j] + b[3 * H + j])
+            ifog[n, 3 * H + j] = tanh(xw_t[n, 3 * H + j] + b[3 * H + j] + ifog[n, 3 * H + j])
         for j in range(H):
             i, f, o, g = ifog[n, j], ifog[n, H + j], ifog[n, 2 * H + j], ifog[n, 3 * H + j]
             if m_g is not None:
