@@ -1,9 +1,5 @@
 """The recurrent cells: gradients, forwards against references, contract, errors."""
-import json
 import math
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -11,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import reference
+from jit_off import compiled_and_plain
 from minirnn import gradcheck
 from minirnn.cells import CELLS, gru, lstm, rnn
 
@@ -262,12 +259,7 @@ json.dump(out, sys.stdout)
 
 
 def test_compiled_loops_equal_the_same_code_without_jit():
-    def run(disable):
-        env = dict(os.environ, NUMBA_DISABLE_JIT="1" if disable else "0")
-        res = subprocess.run([sys.executable, "-c", _NOJIT_SCRIPT], env=env,
-                             capture_output=True, text=True, check=True)
-        return json.loads(res.stdout)
-    jit, plain = run(False), run(True)
+    jit, plain = compiled_and_plain(_NOJIT_SCRIPT)
     assert jit.keys() == plain.keys() and len(jit) == len(CASES)
     for key in jit:
         for a, b in zip(jit[key], plain[key]):

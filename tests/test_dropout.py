@@ -7,17 +7,14 @@ state where the state is linear in the mask; the rate, the sharing over the
 batch and over time; step-by-step calls and a resumed training run see the
 same masks as one call; clear errors.
 """
-import json
 import math
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from jit_off import compiled_and_plain
 from minirnn import gradcheck
 from minirnn.cells import _dropout, gru, lstm, rnn
 
@@ -417,12 +414,7 @@ json.dump(out, sys.stdout)
 
 
 def test_compiled_dropout_kernels_equal_the_same_code_without_jit():
-    def run(disable):
-        env = dict(os.environ, NUMBA_DISABLE_JIT="1" if disable else "0")
-        res = subprocess.run([sys.executable, "-c", _NOJIT_SCRIPT], env=env,
-                             capture_output=True, text=True, check=True)
-        return json.loads(res.stdout)
-    jit, plain = run(False), run(True)
+    jit, plain = compiled_and_plain(_NOJIT_SCRIPT)
     assert jit.keys() == plain.keys()
     assert sum("dropout" in k for k in jit) >= 2 * 9
     for key in jit:
@@ -716,12 +708,7 @@ json.dump(out, sys.stdout)
 
 
 def test_norm_cells_compiled_dropout_kernels_equal_the_same_code_without_jit():
-    def run(disable):
-        env = dict(os.environ, NUMBA_DISABLE_JIT="1" if disable else "0")
-        res = subprocess.run([sys.executable, "-c", _NORM_NOJIT_SCRIPT], env=env,
-                             capture_output=True, text=True, check=True)
-        return json.loads(res.stdout)
-    jit, plain = run(False), run(True)
+    jit, plain = compiled_and_plain(_NORM_NOJIT_SCRIPT)
     assert jit.keys() == plain.keys()
     assert sum("dropout" in k for k in jit) >= 4 + 6 + 3
     for key in jit:

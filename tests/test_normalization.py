@@ -7,16 +7,13 @@ A note on seeds: ``check_function(..., seed=s)`` draws the upstream gradient R f
 norm's input gradient is then exactly 0, like with an all-ones R. The tests
 below give check_function a seed of its own.
 """
-import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from jit_off import compiled_and_plain
 from minirnn import functional as F
 from minirnn import gradcheck
 from minirnn.functional import batchnorm as bn_module
@@ -541,12 +538,7 @@ json.dump(out, sys.stdout)
 
 
 def test_compiled_cores_equal_the_same_code_without_jit():
-    def run(disable):
-        env = dict(os.environ, NUMBA_DISABLE_JIT="1" if disable else "0")
-        res = subprocess.run([sys.executable, "-c", _NOJIT_SCRIPT], env=env,
-                             capture_output=True, text=True, check=True)
-        return json.loads(res.stdout)
-    jit, plain = run(False), run(True)
+    jit, plain = compiled_and_plain(_NOJIT_SCRIPT)
     assert jit.pop("compiled") is True and plain.pop("compiled") is False
     for dtype, rtol in (("float32", 1e-6), ("float64", 1e-13)):
         assert len(jit[dtype]) == len(plain[dtype]) == 26

@@ -339,7 +339,7 @@ def test_clip_float32_and_random():
 @pytest.mark.parametrize("max_norm", [0.0, -1.0, float("nan")])
 def test_clip_rejects_nonpositive_max_norm(max_norm):
     with pytest.raises(ValueError, match="max_norm"):
-        clip_grad_norm({"a": np.ones(2)}, max_norm)
+        clip_grad_norm({"a": np.array([3.0, 4.0])}, max_norm)
 
 
 def test_clip_nonfinite_norm_is_reported_and_grads_untouched():

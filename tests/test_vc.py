@@ -2,17 +2,14 @@
 and on both sides of both threshold edges, the penalty, the hard mask against
 source 003's formula, the plain cells at m_t = 1, compiled against plain Python,
 float32, errors, the sparse inference kernel, the MAC count and the schedule."""
-import json
 import math
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from jit_off import compiled_and_plain
 from minirnn import gradcheck
 from minirnn.cells import _vc_mask as vc
 from minirnn.cells import gru, lstm, rnn, vcgru, vclstm, vcrnn
@@ -443,12 +440,7 @@ json.dump(out, sys.stdout)
 
 
 def test_compiled_loops_equal_the_same_code_without_jit():
-    def run(disable):
-        env = dict(os.environ, NUMBA_DISABLE_JIT="1" if disable else "0")
-        res = subprocess.run([sys.executable, "-c", _NOJIT_SCRIPT], env=env,
-                             capture_output=True, text=True, check=True)
-        return json.loads(res.stdout)
-    jit, plain = run(False), run(True)
+    jit, plain = compiled_and_plain(_NOJIT_SCRIPT)
     assert jit.keys() == plain.keys() and len(jit) == 8
     for key in jit:
         for a, b in zip(jit[key], plain[key]):

@@ -119,7 +119,7 @@ def bn_train_2d_into(x, gamma, beta, eps, y, xhat, inv_std, mean, var):
     var (F,). The recurrent cells pass slices of their (T, ...) buffers, so a
     timestep allocates nothing. ``y`` may be ``x`` itself (normalized in place)."""
     M, F = x.shape
-    m, one, eps = as_dtype_of(M, x), as_dtype_of(1, x), as_dtype_of(eps, x)
+    m = as_dtype_of(M, x)
     # Each loop runs over the contiguous feature axis, so it vectorizes.
     # The mean relative to the first row: a constant feature gives exactly its
     # value, so that its centred values are exactly 0.
@@ -138,12 +138,8 @@ def bn_train_2d_into(x, gamma, beta, eps, y, xhat, inv_std, mean, var):
             var[j] += d * d
     for j in range(F):
         var[j] = var[j] / m
-        inv_std[j] = one / np.sqrt(var[j] + eps)
-    for n in range(M):
-        for j in range(F):
-            xhat[n, j] = (x[n, j] - mean[j]) * inv_std[j]
-        for j in range(F):
-            y[n, j] = gamma[j] * xhat[n, j] + beta[j]
+    # then normalize with these statistics, as evaluation mode does with its own
+    bn_eval_forward_2d_into(x, gamma, beta, mean, var, eps, y, xhat, inv_std)
 
 
 @njit(cache=True, error_model="numpy")
