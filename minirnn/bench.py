@@ -99,7 +99,7 @@ def time_cell(name, *, batch=64, time_steps=28, input_size=28, hidden=100,
     return record
 
 
-CNN_BATCH = 100         # source 002's batch size
+CNN_BATCH = 100         # the Qiita batch-norm CNN note's batch size
 
 
 def cnn_step_flops(model, x):
@@ -122,9 +122,9 @@ def cnn_step_flops(model, x):
 
 
 def time_cnn(*, batchnorm=True, batch=CNN_BATCH, dtype=np.float32, repeats=20):
-    """One record for source 002's CNN on 28x28 images, like ``time_cell``'s:
-    ``cell`` is "cnn", ``time`` and ``hidden`` are None, ``input`` is 784 pixels,
-    ``sequences_per_s`` counts images."""
+    """One record for the Qiita batch-norm CNN note's CNN on 28x28 images, like
+    ``time_cell``'s: ``cell`` is "cnn", ``time`` and ``hidden`` are None, ``input`` is
+    784 pixels, ``sequences_per_s`` counts images."""
     from .nn import CNNClassifier
     from .optim import Adam
     rng = np.random.default_rng(0)
@@ -160,9 +160,9 @@ def time_cnn(*, batchnorm=True, batch=CNN_BATCH, dtype=np.float32, repeats=20):
 
 def run(cells=None, *, batch=64, time_steps=28, input_size=28, hidden=100, dtype=np.float32,
         repeats=20):
-    """Time every cell (with each option combination of ``BENCH_CASES``) and source
-    002's CNN (``"cnn"``, with and without batch norm, at its batch of 100), and
-    attach the floor. Returns a list of records."""
+    """Time every cell (with each option combination of ``BENCH_CASES``) and the Qiita
+    batch-norm CNN note's CNN (``"cnn"``, with and without batch norm, at its batch of
+    100), and attach the floor. Returns a list of records."""
     rate = matmul_gflops(dtype)
     records = []
     for name in cells or [*CELLS, "cnn"]:

@@ -141,19 +141,24 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", required=True, metavar="command")
     from .cells import CELLS
     from .tasks import TASKS
-    p = sub.add_parser("train", help="train a model (default: source 000's LSTM on row-MNIST)",
+    p = sub.add_parser("train", help="train a model (default: the Qiita BN-LSTM note's LSTM "
+                                     "on row-MNIST)",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--task", choices=TASKS, default="row-mnist")
     p.add_argument("--model", choices=["rnn", "cnn"], default="rnn",
-                   help="a recurrent network, or source 002's CNN (with --task mnist)")
+                   help="a recurrent network, or the Qiita batch-norm CNN note's CNN "
+                        "(with --task mnist)")
     p.add_argument("--no-batchnorm", action="store_true", help="CNN without batch norm")
     p.add_argument("--bn-convention", choices=["tensorflow", "pytorch"], default="tensorflow",
                    help="CNN: batch norm's momentum and eps, TensorFlow's (0.99, 1e-3; "
-                        "source 002) or PyTorch's (0.1 as the new value's weight, 1e-5)")
+                        "the Qiita batch-norm CNN note) or PyTorch's (0.1 as the new "
+                        "value's weight, 1e-5)")
     p.add_argument("--cost", choices=["stable", "clipped"], default="stable",
-                   help="CNN cost: log-softmax, or source 002's -mean(sum(t*log(clip(y))))")
+                   help="CNN cost: log-softmax, or the Qiita batch-norm CNN note's "
+                        "-mean(sum(t*log(clip(y))))")
     p.add_argument("--raw-pixels", action="store_true",
-                   help="mnist task: pixels 0..255, unscaled, as source 002 feeds them")
+                   help="mnist task: pixels 0..255, unscaled, as the Qiita batch-norm CNN note "
+                        "feeds them")
     p.add_argument("--kaggle-csv", default=None, metavar="PATH",
                    help="mnist task: read Kaggle's Digit Recognizer train.csv")
     p.add_argument("--cell", choices=sorted(CELLS), default="lstm")
@@ -164,8 +169,9 @@ def build_parser():
     p.add_argument("--dropout", type=float, default=0.0,
                    help="plain dropout on each recurrent layer's outputs")
     p.add_argument("--output-batchnorm", action="store_true",
-                   help="batch norm on each recurrent layer's outputs (source 001: momentum "
-                        "0.4, TensorFlow's convention), before --dropout")
+                   help="batch norm on each recurrent layer's outputs (as in the Stack Overflow "
+                        "BN-in-LSTM question: momentum 0.4, TensorFlow's convention), "
+                        "before --dropout")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--optimizer", choices=["sgd", "momentum", "nesterov", "adam", "rmsprop"],
                    default="adam")
@@ -211,7 +217,8 @@ def build_parser():
     p = sub.add_parser("bench", help="time every cell: forward, backward, training step",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--cells", nargs="+", choices=[*sorted(CELLS), "cnn"], default=None,
-                   help="cells to time, and cnn for source 002's CNN (default: all)")
+                   help="cells to time, and cnn for the Qiita batch-norm CNN note's CNN "
+                        "(default: all)")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--time", type=int, default=28)
     p.add_argument("--input", type=int, default=28)

@@ -1,18 +1,20 @@
 """The tasks ``python -m minirnn train`` knows: data, splits and the model's output.
 
-    row-mnist       28 steps of 28 pixels (source 000's setting)
+    row-mnist       28 steps of 28 pixels (the Qiita BN-LSTM note's setting)
     pixel-mnist     784 steps of 1 pixel
     permuted-mnist  784 steps of 1 pixel, in a fixed random order (seeded)
-    sine            read sin(t), predict cos(t) at every step (source 001's shape)
-    mnist           the images themselves, (N, 1, 28, 28), for the CNN (source 002)
+    sine            read sin(t), predict cos(t) at every step (as in the Stack
+                    Overflow BN-in-LSTM question)
+    mnist           the images themselves, (N, 1, 28, 28), for the CNN (the Qiita
+                    batch-norm CNN note)
 
 MNIST's validation set is the first 5,000 training images, the remaining 55,000
-train (the split of TensorFlow's ``input_data`` that source 000 uses); the test
-set is the official 10,000. ``limit`` keeps the first N of each split, for quick
-runs. The ``mnist`` task (images) holds out a random 10% of the training images
-for validation, as source 002 does; read from Kaggle's ``train.csv``
-(``kaggle_csv``), whose test file has no labels, that held-out 10% is the test
-set as well.
+train (the split of TensorFlow's ``input_data`` that the Qiita BN-LSTM note uses);
+the test set is the official 10,000. ``limit`` keeps the first N of each split, for
+quick runs. The ``mnist`` task (images) holds out a random 10% of the training
+images for validation, as the Qiita batch-norm CNN note does; read from Kaggle's
+``train.csv`` (``kaggle_csv``), whose test file has no labels, that held-out 10% is
+the test set as well.
 """
 from dataclasses import dataclass
 
@@ -44,7 +46,7 @@ def _first(split, limit):
 
 def load_images(*, seed=0, limit=None, data_root=None, raw_pixels=False, kaggle_csv=None):
     """The ``mnist`` task: x (N, 1, 28, 28) float32, pixels in [0, 1], or 0..255 with
-    ``raw_pixels`` (source 002 feeds them unscaled)."""
+    ``raw_pixels`` (the Qiita batch-norm CNN note feeds them unscaled)."""
     if kaggle_csv:
         images, labels = data.load_kaggle_csv(kaggle_csv)
         (x_tr, y_tr), (x_val, y_val) = data.train_val_split(images, labels, 0.1, seed)

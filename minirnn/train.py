@@ -40,17 +40,17 @@ EVAL_BATCH = 1000
 
 @dataclass
 class TrainConfig:
-    """Every setting of a run. The defaults are source 000's base model: an LSTM
-    with 100 units reading MNIST row by row, batch 64, learning rate 0.01 (source
-    000 does not show its optimizer; Adam is our choice), one epoch."""
+    """Every setting of a run. The defaults are the base model of the Qiita BN-LSTM
+    note: an LSTM with 100 units reading MNIST row by row, batch 64, learning rate
+    0.01 (the note does not show its optimizer; Adam is our choice), one epoch."""
     task: str = "row-mnist"
-    model: str = "rnn"          # "rnn": a recurrent network; "cnn": source 002's CNN
+    model: str = "rnn"          # "rnn": a recurrent network; "cnn": the Qiita CNN note's
     cell: str = "lstm"
     cell_options: dict = field(default_factory=dict)
     hidden: int = 100
     layers: int = 1
     dropout: float = 0.0
-    output_batchnorm: bool = False      # batch norm on recurrent outputs (source 001)
+    output_batchnorm: bool = False      # batch norm on recurrent outputs (Stack Overflow question)
     batch_size: int = 64
     optimizer: str = "adam"
     lr: float = 0.01
@@ -67,8 +67,8 @@ class TrainConfig:
     sharpness_schedule: list = None   # VC cells: [start, end, steps, "linear"|"exponential"]
     batchnorm: bool = True      # CNN: batch norm after each convolution
     bn_convention: str = "tensorflow"   # CNN: its momentum and eps ("tensorflow" or "pytorch")
-    cost: str = "stable"        # CNN: "stable" log-softmax or source 002's "clipped" cost
-    raw_pixels: bool = False    # mnist task: pixels 0..255 as source 002 feeds them
+    cost: str = "stable"        # CNN: "stable" log-softmax or the Qiita note's "clipped"
+    raw_pixels: bool = False    # mnist task: pixels 0..255, as the Qiita CNN note feeds them
     kaggle_csv: str = None      # mnist task: read Kaggle's train.csv instead
 
     def __post_init__(self):

@@ -1,4 +1,5 @@
-"""Convolution, max-pooling, flatten, the clipped cost and source 002's CNN."""
+"""Convolution, max-pooling, flatten, the clipped cost and the Qiita batch-norm CNN
+note's CNN."""
 import numpy as np
 import pytest
 from hypothesis import assume, given, settings
@@ -261,8 +262,8 @@ def test_clipped_cost_errors():
 # ---------------------------------------------------------------- the model
 
 def tiny_model(seed, batchnorm, cost, convention="tensorflow"):
-    """Source 002's architecture, small: 10x10 input, 2 then 3 filters, 4 classes
-    (10 -> conv 8 -> pool 4 -> conv 2 -> pool 1 -> Dense(3, 4))."""
+    """The Qiita batch-norm CNN note's architecture, small: 10x10 input, 2 then 3
+    filters, 4 classes (10 -> conv 8 -> pool 4 -> conv 2 -> pool 1 -> Dense(3, 4))."""
     rng = np.random.default_rng(seed)
     model = CNNClassifier(batchnorm=batchnorm, rng=rng, dtype=np.float64, cost=cost,
                           image_size=10, filters=(2, 3), n_classes=4,
@@ -364,7 +365,7 @@ def test_batch_norm_modes_inside_the_model():
     np.testing.assert_allclose(bn.forward(h), expected, rtol=1e-12)
 
 
-def test_source002_architecture_and_initialisation():
+def test_qiita_cnn_architecture_and_initialisation():
     model = CNNClassifier(rng=np.random.default_rng(0), cost="clipped")
     shapes = {k: v.shape for k, v in model.params.items()}
     assert shapes == {"0.W": (32, 1, 3, 3), "0.b": (32,), "1.gamma": (32,), "1.beta": (32,),
@@ -401,9 +402,10 @@ def test_model_input_errors():
 
 
 def test_batch_norm_lets_a_large_learning_rate_fit_raw_pixels():
-    """Source 002's finding on one fixed batch of real digits, raw pixels 0..255,
-    Adam at 0.01, the clipped cost: with batch norm the cost falls; without it the
-    first steps saturate the softmax and the cost sticks near -log(1e-10) * 0.9."""
+    """The Qiita batch-norm CNN note's finding on one fixed batch of real digits, raw
+    pixels 0..255, Adam at 0.01, the clipped cost: with batch norm the cost falls;
+    without it the first steps saturate the softmax and the cost sticks near
+    -log(1e-10) * 0.9."""
     from minirnn.data import load_mnist
     from minirnn.optim import Adam
     (images, labels), _ = load_mnist()

@@ -157,7 +157,7 @@ def test_mask_rate_matches_p_and_the_mean_is_one(p, seed):
     assert abs(m.mean() - 1) < 5 * math.sqrt(p / (1 - p) / n)    # the mask's sd is sqrt(p/(1-p))
 
 
-def test_mask_rule_is_source_000s_floor_of_keep_plus_uniform():
+def test_mask_rule_is_the_qiita_notes_floor_of_keep_plus_uniform():
     keep_prob = 0.8
     u = np.random.default_rng(4).random((1, 1, 1000))
     theirs = np.floor(keep_prob + u) / keep_prob

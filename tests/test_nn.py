@@ -112,7 +112,7 @@ def test_recurrent_rejects_unknown_cell_options():
 
 
 @given(seed=st.integers(0, 2**31 - 1), time=st.integers(2, 4))
-def test_source_001_model_batchnorm_on_outputs_gradients(seed, time):
+def test_stack_overflow_model_batchnorm_on_outputs_gradients(seed, time):
     """rnn -> batch norm on the outputs (momentum 0.4) -> dense at every step."""
     rng = np.random.default_rng(seed)
     model = SequenceRegressor("rnn", 1, 3, 1, rng=rng, dtype=np.float64, output_batchnorm=True)

@@ -554,8 +554,8 @@ def test_evaluation_reads_stats_t_and_then_the_last_row():
 @pytest.mark.parametrize("training", [True, False])
 def test_carry_normalized_c(training):
     """The default carries the raw c_t = f c_{t-1} + i g; carry_normalized_c=True
-    (source 000) carries BN(c_t), the value that also enters the tanh. The first
-    step is the same in both, the later ones differ."""
+    (the Qiita BN-LSTM note) carries BN(c_t), the value that also enters the tanh.
+    The first step is the same in both, the later ones differ."""
     rng = np.random.default_rng(6)
     B, T, H = 4, 3, 3
     params = random_params(bnlstm, 2, H, rng)

@@ -352,7 +352,7 @@ TWO_STEPS = [
     #   mean 0.99*0 + 0.01*2 = 0.02;   0.99*0.02 + 0.01*4 = 0.0598
     #   var  0.99*1 + 0.01*1 = 1.0;    0.99*1 + 0.01*8/3 = 1.01666...
     ("tensorflow", None, [(0.02, 1.0), (0.0598, 0.99 + 0.08 / 3)]),
-    # tensorflow, momentum 0.4 (source 001):
+    # tensorflow, momentum 0.4 (the Stack Overflow BN-in-LSTM question):
     #   mean 0.6*2 = 1.2;              0.4*1.2 + 0.6*4 = 2.88
     #   var  0.4*1 + 0.6*1 = 1.0;      0.4*1 + 0.6*8/3 = 2.0
     ("tensorflow", 0.4, [(1.2, 1.0), (2.88, 2.0)]),
@@ -732,11 +732,12 @@ def test_batchnorm_layer_train_and_eval(shape):
     np.testing.assert_allclose(layer.forward(x), y, rtol=1e-12, atol=1e-12)
 
 
-def test_batchnorm_layer_reproduces_source_001():
-    """Source 001: tf.layers.batch_normalization(outputs, momentum=0.4, training=True)
-    on RNN outputs (batch, time, H), written out with TensorFlow's formulas:
-    statistics over axes (0, 1), epsilon 1e-3, gamma 1, beta 0, moving mean 0 and
-    moving variance 1 at the start, moving = 0.4 * moving + 0.6 * batch (biased)."""
+def test_batchnorm_layer_reproduces_the_stack_overflow_question():
+    """The Stack Overflow BN-in-LSTM question:
+    tf.layers.batch_normalization(outputs, momentum=0.4, training=True) on RNN outputs
+    (batch, time, H), written out with TensorFlow's formulas: statistics over axes
+    (0, 1), epsilon 1e-3, gamma 1, beta 0, moving mean 0 and moving variance 1 at the
+    start, moving = 0.4 * moving + 0.6 * batch (biased)."""
     rng = np.random.default_rng(7)
     H = 5
     layer = BatchNorm(H, momentum=0.4, convention="tensorflow")

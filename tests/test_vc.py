@@ -1,7 +1,8 @@
 """Variable-computation cells (vcrnn, vcgru, vclstm): gradients in every mask regime
 and on both sides of both threshold edges, the penalty, the hard mask against
-source 003's formula, the plain cells at m_t = 1, compiled against plain Python,
-float32, errors, the sparse inference kernel, the MAC count and the schedule."""
+the Qiita variable-computation note's formula, the plain cells at m_t = 1, compiled
+against plain Python, float32, errors, the sparse inference kernel, the MAC count and
+the schedule."""
 import math
 
 import numpy as np
@@ -283,8 +284,9 @@ def test_band_side_gives_the_scheduler_a_gradient_and_the_clamped_side_none():
 
 # ---------------------------------------------------------------- the masks
 
-def source003_mask(m, size, lam, eps):
-    """Source 003's code: relu(sign(sigmoid(lam * (m * n - range(n))) - (1 - eps)))."""
+def qiita_vc_mask(m, size, lam, eps):
+    """The Qiita variable-computation note's code:
+    relu(sign(sigmoid(lam * (m * n - range(n))) - (1 - eps)))."""
     s = 1 / (1 + np.exp(-lam * (m[:, None] * size - np.arange(size)[None, :])))
     return np.maximum(np.sign(s - (1 - eps)), 0), s
 
@@ -292,19 +294,19 @@ def source003_mask(m, size, lam, eps):
 @pytest.mark.parametrize("name", NAMES)
 @given(seed=st.integers(0, 2**31 - 1), sharpness=st.floats(0.2, 8.0),
        eps=st.floats(0.01, 0.4))
-def test_hard_mask_is_source_003s_formula(name, seed, sharpness, eps):
+def test_hard_mask_is_the_qiita_notes_formula(name, seed, sharpness, eps):
     cell = VC[name]
     rng = np.random.default_rng(seed)
     params = random_params(cell, 5, 7, rng, scheduler_bias=rng.uniform(-3, 3))
     x = rng.standard_normal((3, 4, 5))
     _, cache = cell.forward(params, x, threshold="hard", sharpness=sharpness, eps=eps)
     for key, size in (("e", 7), ("ex", 5)):
-        want, s = source003_mask(cache["m"].reshape(-1), size, sharpness, eps)
+        want, s = qiita_vc_mask(cache["m"].reshape(-1), size, sharpness, eps)
         far = np.abs(s - (1 - eps)) > 1e-9
         np.testing.assert_array_equal(cache[key].reshape(-1, size)[far], want[far])
     # and the soft mask is Thres_eps of the same s, non-increasing in the unit index
     _, soft = cell.forward(params, x, sharpness=sharpness, eps=eps)
-    _, s = source003_mask(soft["m"].reshape(-1), 7, sharpness, eps)
+    _, s = qiita_vc_mask(soft["m"].reshape(-1), 7, sharpness, eps)
     want = np.where(s < eps, 0.0, np.where(s > 1 - eps, 1.0, s))
     np.testing.assert_allclose(soft["e"].reshape(-1, 7), want, atol=1e-12)
     assert np.all(np.diff(soft["e"], axis=-1) <= 0)

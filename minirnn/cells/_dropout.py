@@ -7,7 +7,7 @@ forward and backward step)::
     recurrent_dropout=0.0     the rate p: the probability that a unit is dropped
     dropout_where="update"    where the mask multiplies (the RNN's default: "hidden")
     dropout_per="sequence"    one mask for every timestep of a forward call, or "step"
-    dropout_shared=False      True: one mask for the whole batch (source 000)
+    dropout_shared=False      True: one mask for the whole batch (the Qiita BN-LSTM note)
 
 (The rate is not called ``dropout``: that name is the models' plain dropout on
 a layer's outputs, ``TrainConfig.dropout`` and ``--dropout``.)
@@ -27,7 +27,7 @@ a layer's outputs, ``TrainConfig.dropout`` and ``--dropout``.)
 Masks use inverted scaling: an entry is 0 with probability p and ``1/(1-p)``
 otherwise, so that its mean is 1 and evaluation (``training=False``) needs no
 mask at all. A unit is kept when ``u >= p`` for ``u`` uniform in [0, 1), which is
-source 000's ``floor(keep_prob + u)``. The drawn mask has shape
+the Qiita BN-LSTM note's ``floor(keep_prob + u)``. The drawn mask has shape
 ``(T or 1, B or 1, H)``: T with ``dropout_per="step"``, B unless
 ``dropout_shared``. It is drawn from the ``rng`` passed to ``forward``, before
 the loop, in one call, and kept in ``cache["masks"]``, so backward sees the very

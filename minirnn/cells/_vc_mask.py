@@ -12,12 +12,12 @@ with ``D = hidden`` for the hidden mask ``e`` and ``D = input`` for the input ma
 ``w_h: (hidden,)``, ``b_m: (1,)`` (a length-1 vector rather than a 0-d array, so
 that optimizers, checkpoints and ``params[k][...] = g`` treat it like any bias).
 
-**Index origin: units count from 0**, as in source 003's code (``range(n_units)``);
-the paper counts from 1. With 0-based indices ``m_t = 1`` gives every unit
-``s_i >= sigma(lambda)``, so a sharp enough mask (``lambda > ln((1-eps)/eps)``)
-updates all units and the cell becomes the plain cell; 1-based, the last unit
-would get ``s_D = sigma(0) = 1/2`` even at ``m_t = 1`` and could never be fully
-updated (in the hard mode: never at all). The price: unit 0 has
+**Index origin: units count from 0**, as in the Qiita variable-computation note's code
+(``range(n_units)``); the paper counts from 1. With 0-based indices ``m_t = 1`` gives
+every unit ``s_i >= sigma(lambda)``, so a sharp enough mask
+(``lambda > ln((1-eps)/eps)``) updates all units and the cell becomes the plain cell;
+1-based, the last unit would get ``s_D = sigma(0) = 1/2`` even at ``m_t = 1`` and
+could never be fully updated (in the hard mode: never at all). The price: unit 0 has
 ``s_0 = sigma(lambda m_t D) >= 1/2``, so in the soft mode it is never clamped to
 0 (the hard mode does switch it off when ``s_0 <= 1 - eps``). The masks are
 non-increasing in ``i``: the units a step updates are always a prefix
@@ -30,10 +30,11 @@ Two threshold modes, the forward option ``threshold``:
   differentiable, ``d e_i / d m = lambda * D * s_i * (1 - s_i)``; where it is
   clamped the derivative is 0. The scheduler learns *where* to compute through
   the few units in the band (about ``2 ln((1-eps)/eps) / lambda`` of them).
-* ``"hard"`` (source 003's code, ``relu(sign(s - (1 - eps)))``): ``e_i = 1 if
-  s_i > 1 - eps else 0``. Binary, piecewise constant in ``m``: no gradient
-  reaches the scheduler through the mask, only through the penalty below, so the
-  scheduler learns to meet the budget ``m_target`` and nothing else.
+* ``"hard"`` (the Qiita variable-computation note's code,
+  ``relu(sign(s - (1 - eps)))``): ``e_i = 1 if s_i > 1 - eps else 0``. Binary,
+  piecewise constant in ``m``: no gradient reaches the scheduler through the mask,
+  only through the penalty below, so the scheduler learns to meet the budget
+  ``m_target`` and nothing else.
 
 The threshold jumps at both edges (from 0 to eps, and from 1 - eps to 1), so the
 loss is discontinuous there; finite differences must stay away from them

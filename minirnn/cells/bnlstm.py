@@ -22,8 +22,8 @@ differs from the one at t = 20), while gamma and beta are shared over time:
   of the last one. ``init_statistics`` makes them, ``update_statistics`` returns
   them moved towards a training batch's; nothing is kept in module globals.
 
-Option ``carry_normalized_c=True`` is source 000's variant: the normalized cell
-``BN(c_t)`` is what is carried to the next step (``c_t = BN(f*c_{t-1} + i*g)``),
+Option ``carry_normalized_c=True`` is the Qiita BN-LSTM note's variant: the normalized
+cell ``BN(c_t)`` is what is carried to the next step (``c_t = BN(f*c_{t-1} + i*g)``),
 not only what enters the tanh. The tutorial shows the difference.
 
 Recurrent dropout (``tutorials/08_recurrent_dropout.md``; the options and the

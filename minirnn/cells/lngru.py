@@ -1,5 +1,5 @@
 """Layer-normalized GRU, with the semantics of TensorFlow's ``LayerNormBasicGRUCell``
-(the layer-normalized GRU of source 001's answer).
+(the layer-normalized GRU of the answer to the Stack Overflow BN-in-LSTM question).
 
 Equations, for one timestep::
 

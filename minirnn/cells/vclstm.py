@@ -1,4 +1,5 @@
-"""Variable-computation LSTM (VCLSTM, Jernite et al. 2016; source 003's notes).
+"""Variable-computation LSTM (VCLSTM, Jernite et al. 2017; the Qiita variable-computation
+note).
 
 One timestep (``tutorials/06_variable_computation.md``; the scheduler, the masks,
 the threshold modes and the penalty are in ``_vc_mask.py``)::

@@ -10,8 +10,8 @@ Kaggle ships the digits as text, one image per row, pixels in row-major order:
     (x_train, y_train), (x_val, y_val) = train_val_split(x, y)   # holds out 10%
 
 Labels are uint8, like those of ``load_mnist``, so either source feeds the same code.
-Source 002 reads train.csv and holds out 10% for validation with a seeded shuffle;
-``train_val_split`` does the same without scikit-learn.
+The Qiita batch-norm CNN note reads train.csv and holds out 10% for validation with a
+seeded shuffle; ``train_val_split`` does the same without scikit-learn.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 A recurrent cell consumes x: (batch, time, input). An image (28, 28) becomes such a
 sequence in one of three ways:
 
-    row       T = 28 steps of I = 28 pixels, one image row per step (source 000);
+    row       T = 28 steps of I = 28 pixels, one image row per step (the Qiita BN-LSTM note);
     pixel     T = 784 steps of I = 1 pixel, in row-major (scanline) order;
     permuted  T = 784 steps of I = 1 pixel, in one fixed random order.
 

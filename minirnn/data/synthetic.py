@@ -2,10 +2,10 @@
 
 Sine to cosine (many-to-many regression)
 ----------------------------------------
-Source 001 builds a cell that emits an output at every step and maps each one through
-a shared dense layer to a prediction of the same size as the input, trained on
-(batch, time, input) windows. The classic task for that setup: read a window of
-sin(t) and predict cos(t) at every step.
+The Stack Overflow BN-in-LSTM question builds a cell that emits an output at every
+step and maps each one through a shared dense layer to a prediction of the same size
+as the input, trained on (batch, time, input) windows. The classic task for that
+setup: read a window of sin(t) and predict cos(t) at every step.
 
 Every sequence starts at its own random phase phi, drawn uniformly from [0, 2*pi),
 and advances by ``step_size`` radians per step:

@@ -1,4 +1,5 @@
-r"""Source 002's convolutional network for MNIST, with or without batch norm.
+r"""The convolutional network of the Qiita batch-norm CNN note, for MNIST, with or
+without batch norm.
 
     x: (N, 1, 28, 28)
     -> Conv2D(32, 3x3, valid) -> [BatchNorm per channel] -> ReLU -> MaxPool 2x2   (N, 32, 13, 13)
@@ -16,7 +17,7 @@ Two costs (``cost=``):
     softmax cross-entropy from the logits through log-sum-exp
     (``functional.softmax_cross_entropy_forward``); finite for any logits.
 ``"clipped"``
-    source 002's cost on the softmax *probabilities* ``p``,
+    the Qiita batch-norm CNN note's cost on the softmax *probabilities* ``p``,
     ``-mean(sum(t * log(clip(p, 1e-10, 1))))`` with one-hot ``t``:
 
     $$L = -\frac{1}{N} \sum_n \log \operatorname{clip}(p_{n y_n}, 10^{-10}, 1),$$
@@ -93,20 +94,21 @@ def clipped_cross_entropy_backward(dloss, cache):
 
 
 class CNNClassifier(Sequential):
-    """Source 002's CNN: two Conv -> [BatchNorm] -> ReLU -> MaxPool blocks, Flatten,
-    Dense. x: (N, in_channels, image_size, image_size), any real dtype (cast to
-    ``dtype``; raw uint8 pixels are fine) -> logits (N, n_classes).
+    """The Qiita batch-norm CNN note's CNN: two Conv -> [BatchNorm] -> ReLU -> MaxPool
+    blocks, Flatten, Dense. x: (N, in_channels, image_size, image_size), any real
+    dtype (cast to ``dtype``; raw uint8 pixels are fine) -> logits (N, n_classes).
 
     Keyword arguments:
       batchnorm     put a per-channel BatchNorm after each convolution
       rng           np.random.Generator for the Glorot-uniform weights
       dtype         np.float32 to train, np.float64 for gradient checks
       cost          "stable" (log-sum-exp softmax cross-entropy) or "clipped"
-                    (source 002's cost; see the module notes)
+                    (the Qiita batch-norm CNN note's cost; see the module notes)
       bn_convention the BatchNorm's defaults (momentum, eps), "tensorflow" as in
-                    source 002 (momentum 0.99, eps 1e-3) or "pytorch"
+                    the Qiita batch-norm CNN note (momentum 0.99, eps 1e-3) or
+                    "pytorch"
       in_channels, image_size, filters, kernel_size, pool, n_classes
-                    the architecture; the defaults are source 002's (filters
+                    the architecture; the defaults are the Qiita note's (filters
                     (32, 64), 3x3 kernels, 2x2 pools, 28x28 single-channel input)
 
     ``params`` keys are ``"<layer>.<name>"`` (with batch norm: 0.W, 0.b, 1.gamma,

@@ -21,7 +21,8 @@ def _recurrent_stack(cell, input_size, hidden_size, layers, return_last, rng, dt
         stack.append(Recurrent(cell, size, hidden_size, return_sequences=not (last and return_last),
                                rng=rng, dtype=dtype, input_grad=k > 0, **cell_options))
         if output_batchnorm:
-            # source 001: tf.layers.batch_normalization(outputs, momentum=0.4)
+            # the Stack Overflow BN-in-LSTM question:
+            # tf.layers.batch_normalization(outputs, momentum=0.4)
             stack.append(BatchNorm(hidden_size, momentum=0.4, convention="tensorflow",
                                    dtype=dtype))
         if dropout:
@@ -38,9 +39,9 @@ class SequenceClassifier(Sequential):
     ``dropout`` > 0 puts a plain (non-recurrent) Dropout after each recurrent
     layer, on its outputs, as in Zaremba et al. (2014). ``output_batchnorm``
     puts batch norm on each recurrent layer's outputs, before that dropout, with
-    source 001's settings (TensorFlow's convention, momentum 0.4). The input is
-    data: the first recurrent layer does not compute its gradient, and
-    ``backward`` returns None.
+    the Stack Overflow BN-in-LSTM question's settings (TensorFlow's convention,
+    momentum 0.4). The input is data: the first recurrent layer does not compute
+    its gradient, and ``backward`` returns None.
     """
 
     def __init__(self, cell, input_size, hidden_size, n_classes, *, layers=1, rng,
@@ -64,7 +65,8 @@ class SequenceRegressor(Sequential):
     """Many-to-many regression: an output at every step through one dense layer
     shared over time. x: (B, T, input) -> hs: (B, T, hidden) -> y: (B, T, outputs);
     loss: mean squared error over every element. ``dropout`` and
-    ``output_batchnorm`` as in ``SequenceClassifier``: source 001's model is
+    ``output_batchnorm`` as in ``SequenceClassifier``: the model of the
+    Stack Overflow BN-in-LSTM question is
     ``SequenceRegressor("rnn", 1, H, 1, output_batchnorm=True, dropout=p)``.
     As there, ``backward`` returns None (no gradient for the input data)."""
 

@@ -32,14 +32,15 @@ class BatchNorm(Layer):
     With the pytorch convention a training batch of one value per feature raises
     ValueError, as in PyTorch.
 
-    Source 001 puts ``tf.layers.batch_normalization(outputs, momentum=0.4,
-    training=True)`` (then dropout) on an RNN's outputs of shape (batch, time, H).
+    The Stack Overflow BN-in-LSTM question puts
+    ``tf.layers.batch_normalization(outputs, momentum=0.4, training=True)`` (then
+    dropout) on an RNN's outputs of shape (batch, time, H).
     ``BatchNorm(H, momentum=0.4, convention="tensorflow")`` reproduces it: the
     statistics per feature over batch and time (TensorFlow's ``axis=-1``), eps
     1e-3 (TensorFlow's default), gamma 1 and beta 0 at the start, and
     ``moving = 0.4 * moving + 0.6 * batch`` for the mean and the biased variance
     (the test suite checks this by hand over two steps). Two differences in use:
-    source 001 passes ``training=True`` always, so it normalizes test data with
+    the question passes ``training=True`` always, so it normalizes test data with
     the test batch's statistics too (keep this layer in ``train()`` mode to do the
     same; ``eval()`` uses the running statistics instead); and TensorFlow 1.x
     updates its moving averages only if the ops in ``tf.GraphKeys.UPDATE_OPS`` run
