@@ -1,4 +1,4 @@
-"""Recurrent cells, one module each, all on the same contract (see DESIGN.md)::
+"""Recurrent cells, one module each, all on the same contract (see docs/design.md)::
 
     params = cell.init(input_size, hidden_size, *, rng, dtype=np.float32, **options)
     hs, cache = cell.forward(params, x, state=None, *, training=True, rng=None, **options)

@@ -1,4 +1,4 @@
-"""Variable computation (Jernite et al. 2016): the scheduler, the masks, the penalty.
+"""Variable computation (Jernite et al. 2017): the scheduler, the masks, the penalty.
 
 Shared by ``vcrnn``, ``vcgru`` and ``vclstm``; ``tutorials/06_variable_computation.md``
 derives everything here. One timestep, for a batch of B examples (row vectors)::

@@ -1,4 +1,4 @@
-"""LSTM with recurrent batch normalization (Cooijmans et al. 2016).
+"""LSTM with recurrent batch normalization (Cooijmans et al. 2017).
 
 Equations, for one timestep (``tutorials/09_recurrent_normalization.md`` derives them)::
 

@@ -1,4 +1,4 @@
-"""Variable-computation GRU (VCGRU, Jernite et al. 2016).
+"""Variable-computation GRU (VCGRU, Jernite et al. 2017).
 
 The inner cell is ``gru`` with ``reset_after=False`` (Cho et al. 2014, TensorFlow's
 ``GRUCell``: the reset gate acts on the state before ``U_n``), gates z, r, n in

@@ -1,4 +1,4 @@
-"""Variable-computation RNN (VCRNN, Jernite et al. 2016): a vanilla RNN that updates
+"""Variable-computation RNN (VCRNN, Jernite et al. 2017): a vanilla RNN that updates
 only the first units of its state, as many as a scheduler decides, at each step.
 
 One timestep (``tutorials/06_variable_computation.md`` derives it; the scheduler,
