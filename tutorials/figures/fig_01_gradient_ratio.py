@@ -9,13 +9,10 @@ bound when rho < 1, and the exact ratio when the input is zero.
 """
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from minirnn.cells import rnn  # noqa: E402
+from minirnn.cells import rnn
 
 B, I, H = 3, 4, 6                               # the tutorial's sizes
 LENGTHS = np.arange(1, 61)
@@ -63,7 +60,7 @@ def draw(out_dir):
               fontsize=9.5, loc="upper right", bbox_to_anchor=(0.995, 0.615), framealpha=0.95)
     ax.annotate("saturation ($D_t \\to 0$)\nstops the growth", xy=(20, 8), xytext=(22, 1e-3),
                 fontsize=9.5, color="tab:red",
-                arrowprops=dict(arrowstyle="->", color="tab:red", lw=1))
+                arrowprops={"arrowstyle": "->", "color": "tab:red", "lw": 1})
     path = Path(out_dir) / "fig_01_gradient_ratio.png"
     fig.savefig(path, bbox_inches="tight")
     plt.close(fig)

@@ -7,11 +7,8 @@ h_0 from a loss on h_4 is the product of the Jacobians met on the way.
 """
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.patches import Circle, FancyArrowPatch, FancyBboxPatch  # noqa: E402
+import matplotlib.pyplot as plt
+from matplotlib.patches import Circle, FancyArrowPatch, FancyBboxPatch
 
 FWD, BWD = "black", "#c0392b"
 STEPS = 4
