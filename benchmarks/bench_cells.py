@@ -1,4 +1,4 @@
-"""Speed of each cell at the row-MNIST size of source 000 (batch 64, time 28,
+"""Speed of each cell at the row-MNIST size of the Qiita BN-LSTM note (batch 64, time 28,
 input 28, hidden 100, float32): forward, forward+backward, the one-off compile
 time, and the speed-up over a plain per-timestep NumPy loop of the same cell.
 

@@ -1,4 +1,4 @@
-"""Source 002's CNN with batch norm for 5 epochs: the 99.0% target, over seeds.
+"""The Qiita batch-norm CNN note's CNN with batch norm for 5 epochs: the 99.0% target, over seeds.
 
     python benchmarks/cnn_5epochs.py [--seeds 0 1 2 3 4] [--out benchmarks/results/cnn_5epochs]
 
@@ -6,9 +6,9 @@ Every run is what ``python -m minirnn train --task mnist --model cnn --epochs 5
 --batch-size 100`` does (pixels scaled to [0, 1], stable cost, Adam, 10% of the
 training images held out), through the same ``train``:
 
-* source 002's constant learning rate 0.01, and 0.001, seed 0 only;
+* the note's constant learning rate 0.01, and 0.001, seed 0 only;
 * learning rate 0.01 falling geometrically to 1e-4 at the last step (``--lr-end
-  1e-4``), with batch norm's TensorFlow convention (source 002's: momentum 0.99,
+  1e-4``), with batch norm's TensorFlow convention (the note's: momentum 0.99,
   eps 1e-3) and with PyTorch's (0.1 as the new value's weight, eps 1e-5), one
   run per seed (the seed draws the initial weights, the held-out images and the
   batch order).
@@ -27,6 +27,8 @@ import numpy as np
 
 from minirnn.train import TrainConfig, read_metrics, train
 from train_row_mnist import finished
+
+RESULTS = Path(__file__).resolve().parent / "results"  # whatever the working directory
 
 BASE = dict(task="mnist", model="cnn", epochs=5, batch_size=100)
 
@@ -51,7 +53,7 @@ def command(options):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    parser.add_argument("--out", default="benchmarks/results/cnn_5epochs")
+    parser.add_argument("--out", type=Path, default=RESULTS / "cnn_5epochs")
     args = parser.parse_args()
     out = Path(args.out)
     groups = {}

@@ -1,9 +1,9 @@
-"""Source 002's batch-norm experiment: a small CNN on MNIST with Adam at learning
+"""The Qiita batch-norm CNN note's experiment: a small CNN on MNIST with Adam at learning
 rate 0.01, with and without batch norm.
 
     python benchmarks/cnn_source002.py [--epochs 1] [--limit N] [--settings a,b,...]
 
-Source 002 (a TensorFlow blog post) finds that at learning rate 0.01 (Adam, batch
+The note (a TensorFlow blog post) finds that at learning rate 0.01 (Adam, batch
 100) the cost falls steadily with batch norm and does not fall without it, and that
 without batch norm learning rate 0.001 works. Three details of its code decide
 that outcome and are kept here unless a setting says otherwise:
@@ -15,7 +15,7 @@ that outcome and are kept here unless a setting says otherwise:
   probability below 1e-10.
 
 Data: the first 54,000 MNIST training images train, the last 6,000 (10%, as in
-source 002's ``test_size=0.1``) validate, the official 10,000 test. ``--limit N``
+the note's ``test_size=0.1``) validate, the official 10,000 test. ``--limit N``
 trains on the first N training images only (validation and test stay whole).
 
 Each setting trains from the same initial weights and the same batch order (one
@@ -41,6 +41,7 @@ from minirnn.nn.cnn import CLIP_LOW, softmax_forward
 from minirnn.optim import Adam
 from minirnn.threads import blas_threads
 
+RESULTS = Path(__file__).resolve().parent / "results"  # whatever the working directory
 TRAIN, VALIDATION, BATCH, EVAL_BATCH = 54000, 6000, 100, 1000
 
 # name -> (batch norm, learning rate, pixels / 255, cost)
@@ -161,7 +162,7 @@ def plot(results, path, window=20):
     ax.set_yscale("log")
     ax.set_xlabel(f"step (batch {BATCH}; {TRAIN // BATCH} steps per epoch)")
     ax.set_ylabel(f"training cost (faint: per step; bold: mean of {window})")
-    ax.set_title("Source 002's CNN on MNIST, Adam: batch norm and the learning rate")
+    ax.set_title("The Qiita batch-norm CNN note on MNIST, Adam: batch norm and the learning rate")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2,
               frameon=False)
@@ -208,7 +209,7 @@ def main(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog="settings:\n" + "\n".join(
                                          f"  {k:20s} {describe(k)}" for k in SETTINGS))
-    parser.add_argument("--epochs", type=int, default=5, help="source 002 trains 5 (default)")
+    parser.add_argument("--epochs", type=int, default=5, help="the note trains 5 (default)")
     parser.add_argument("--limit", type=int, default=None,
                         help="train on the first N training images only")
     parser.add_argument("--settings", default=",".join(SETTINGS),
@@ -216,7 +217,7 @@ def main(argv=None):
     parser.add_argument("--seeds", default="0",
                         help="comma-separated seeds of the initial weights and batch order "
                              "(default 0); the figure shows the smallest of each setting")
-    parser.add_argument("--out", default="benchmarks/results")
+    parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--plot-only", action="store_true",
                         help="redraw the figure and JSON from the saved settings")
     parser.add_argument("--blas-threads", type=int, default=1)

@@ -37,6 +37,7 @@ from minirnn.nn import SequenceClassifier
 from minirnn.optim import Adam
 from minirnn.threads import blas_threads
 
+RESULTS = Path(__file__).resolve().parent / "results"  # whatever the working directory
 P = 0.2
 K, T, HIDDEN, BATCH = 4, 50, 32, 64
 VARIANTS = [            # (label, cell options)
@@ -114,7 +115,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--out", default="benchmarks/results/dropout_memory")
+    parser.add_argument("--out", type=Path, default=RESULTS / "dropout_memory")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

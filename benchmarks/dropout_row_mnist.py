@@ -1,7 +1,7 @@
-"""Source 000's recurrent-dropout comparison on row-MNIST: the base LSTM(100) and
+"""The Qiita BN-LSTM note's recurrent-dropout comparison on row-MNIST: the base LSTM(100) and
 the same LSTM with recurrent dropout at keep probability 0.8 (rate 0.2) on the
 candidate g ("update", Semeniuta et al.), one mask per sequence shared over the
-batch, as source 000 draws it; batch 64, Adam, learning rate 0.01, through the
+batch, as the note draws it; batch 64, Adam, learning rate 0.01, through the
 same ``train`` that ``python -m minirnn train`` runs.
 
     python benchmarks/dropout_row_mnist.py [--epochs 3] [--out benchmarks/results/dropout_row_mnist]
@@ -10,7 +10,7 @@ Prints one row per run (test accuracy, best validation accuracy, seconds per
 epoch, the equivalent command) and draws every run's curves into one PNG next
 to the run folders. To compare another variant, append a ``Run`` to ``RUNS``.
 
-One difference from source 000 on purpose: its TensorFlow graph multiplies the
+One difference from the note on purpose: its TensorFlow graph multiplies the
 mask in at test time as well (it has no training flag), so its test accuracy
 is that of one random mask; here the masks are scaled by 1/keep_prob in
 training and evaluation uses none.
@@ -22,6 +22,8 @@ from pathlib import Path
 from minirnn.plot import plot_runs
 from minirnn.train import TrainConfig, read_metrics, train
 from train_row_mnist import finished
+
+RESULTS = Path(__file__).resolve().parent / "results"  # whatever the working directory
 
 
 @dataclass
@@ -35,12 +37,12 @@ class Run:
 # p = 1 - keep_prob = 0.2, one mask per sequence shared over the batch; the place
 # is g ("update") and the mask kind per sequence, the defaults, left out so that
 # the run's label (and the legend of the curves) stays short.
-SOURCE_000_DROPOUT = {"recurrent_dropout": 0.2, "dropout_shared": True}
+NOTE_DROPOUT = {"recurrent_dropout": 0.2, "dropout_shared": True}
 
 RUNS = [
     Run("lstm"),
     Run("bnlstm", cell="bnlstm"),
-    Run("lstm-recurrent-dropout", cell_options=SOURCE_000_DROPOUT),
+    Run("lstm-recurrent-dropout", cell_options=NOTE_DROPOUT),
 ]
 
 
@@ -56,12 +58,12 @@ def main():
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--limit", type=int, default=None, help="first N examples (quick runs)")
-    parser.add_argument("--out", default="benchmarks/results/dropout_row_mnist")
+    parser.add_argument("--out", type=Path, default=RESULTS / "dropout_row_mnist")
     args = parser.parse_args()
     out = Path(args.out)
     rows, dirs = [], []
     for run in RUNS:
-        # source 000's settings: 100 units, batch 64, learning rate 0.01 (Adam is our choice)
+        # the note's settings: 100 units, batch 64, learning rate 0.01 (Adam is our choice)
         config = TrainConfig(task="row-mnist", cell=run.cell, cell_options=run.cell_options,
                              hidden=100, batch_size=64, optimizer="adam", lr=0.01,
                              epochs=args.epochs, seed=args.seed, limit=args.limit,

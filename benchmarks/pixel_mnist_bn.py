@@ -22,7 +22,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-OUT = Path("benchmarks/results/pixel_mnist")
+OUT = Path(__file__).resolve().parent / "results" / "pixel_mnist"  # whatever the working directory
 # The first ~100 pixels of every image are 0, so for ~100 steps every example of a
 # batch is in the same state and each batch norm sees zero variance, where its
 # derivative is gamma / sqrt(eps). With eps = 1e-5 that compounds over the blank

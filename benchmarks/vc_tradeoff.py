@@ -1,11 +1,12 @@
 """Variable computation on row-MNIST: test accuracy against the computation used.
 
-VC-LSTM(100) (Jernite et al. 2016; ``tutorials/06_variable_computation.md``) at
+VC-LSTM(100) (Jernite et al. 2017; ``tutorials/06_variable_computation.md``) at
 several budgets ``m_target`` with the L1 computation penalty and a sharpness
 schedule (soft threshold: the scheduler learns from the loss through the band,
-ending nearly binary), the hard threshold of source 003's code at one budget,
-and the dense LSTM baseline; source 000's settings otherwise (100 units, batch
-64, Adam, learning rate 0.01, seed 0), one epoch each.
+ending nearly binary), the hard threshold of the Qiita variable-computation
+note's code at one budget, and the dense LSTM baseline; the Qiita BN-LSTM note's
+settings otherwise (100 units, batch 64, Adam, learning rate 0.01, seed 0), one
+epoch each.
 
     python benchmarks/vc_tradeoff.py                  # the runs, the table, the figures
     python benchmarks/vc_tradeoff.py --pilot          # short runs to choose alpha
@@ -40,7 +41,7 @@ from minirnn.cells import _vc_mask as vc
 from minirnn.threads import blas_threads
 from minirnn.train import METRICS, TrainConfig, load_trained_model, read_metrics, train
 
-OUT = Path("benchmarks/results/vc_tradeoff")
+OUT = Path(__file__).resolve().parent / "results" / "vc_tradeoff"  # whatever the working directory
 # Soft at the start (lambda = 1: about 4.4 units in the identity band, all with a
 # gradient to the scheduler), geometric to lambda = 20 at step 700 of the 860 of
 # an epoch (a band of 0.22 units: almost binary masks), held for the last 160.
@@ -266,7 +267,7 @@ def figures(results, out):
         groups.setdefault(key, []).append(r)
     # markers only: most soft runs diverged part-way (README), so a line through
     # them would suggest a curve that is not there
-    styles = {"soft": ("o", "soft"), "hard": ("s", "hard (source 003)")}
+    styles = {"soft": ("o", "soft"), "hard": ("s", "hard (Qiita note's code)")}
     for k, ((thr, alpha, clip, lam), rs) in enumerate(sorted(
             groups.items(), key=lambda kv: (kv[0][0] == "hard", -kv[0][1], kv[0][2] or 0,
                                             -kv[0][3]))):
