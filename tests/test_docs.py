@@ -19,19 +19,21 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
-cmarkgfm = pytest.importorskip("cmarkgfm", reason="the docs tests need cmarkgfm (pip install -e '.[test]')")
+cmarkgfm = pytest.importorskip("cmarkgfm", reason="needs cmarkgfm: pip install -e '.[test]'")
 from cmarkgfm.cmark import Options
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def tracked(*patterns):
-    """The repository's tracked files matching the git pathspecs (so .venv, results in progress... are left out)."""
+    """The repository's tracked files matching the git pathspecs (not .venv, not results
+    still being written)."""
     try:
         out = subprocess.run(["git", "ls-files", "-z", "--", *patterns], cwd=ROOT,
                              capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):  # not a git checkout: every file but the usual untracked dirs
-        skip = {".git", ".venv", ".venv-ci", "venv", "build", "runs", ".hypothesis", ".pytest_cache"}
+    except (OSError, subprocess.CalledProcessError):  # no git checkout: all but the usual extras
+        skip = {".git", ".venv", ".venv-ci", "venv", "build", "runs", ".hypothesis",
+                ".pytest_cache"}
         suffixes = {p.lstrip("*") for p in patterns}
         return sorted(p for p in ROOT.rglob("*") if p.is_file() and p.suffix in suffixes
                       and not skip.intersection(p.relative_to(ROOT).parts))
@@ -48,7 +50,7 @@ def render(markdown):
 
 
 def squeeze(text):
-    """Runs of whitespace as one space: line breaks inside a paragraph and table padding do not matter."""
+    """Runs of whitespace as one space: line breaks and table padding do not count."""
     return " ".join(text.split())
 
 
@@ -88,10 +90,10 @@ def fenced_blocks(lines):
 
 @dataclass(frozen=True)
 class MathSpan:
-    kind: str       # "inline" ($...$), "code" ($`...`$), "block" (```math) or "display" ($$...$$, not allowed)
+    kind: str       # "inline" ($...$), "code" ($`...`$), "block" (```math), "display" ($$...$$)
     source: str     # the text as written in the page
     expected: str   # what the rendered page must contain for the span to have survived
-    start: tuple    # (line, column) of its first character, 1-based, columns in bytes as cmark counts them
+    start: tuple    # (line, column) of its first character, 1-based, columns in bytes as in cmark
     end: tuple      # (line, column) of its last character
 
 
@@ -138,7 +140,8 @@ def _closing_dollar(s, start):
 
 
 def _code_content(raw):
-    """A code span's text as CommonMark renders it (line endings as spaces, one padding space stripped)."""
+    """A code span's text as CommonMark renders it (line endings as spaces, one padding space
+    stripped from each side)."""
     text = raw.replace("\n", " ")
     if len(text) >= 2 and text[0] == " " and text[-1] == " " and text.strip(" "):
         text = text[1:-1]
@@ -327,7 +330,8 @@ def _counterpart(expected, text):
         matched = [m for m in difflib.SequenceMatcher(None, window, expected, autojunk=False)
                    .get_matching_blocks() if m.size]
         stretch = window[matched[0].a:matched[-1].a + matched[-1].size]
-        candidates.append((difflib.SequenceMatcher(None, stretch, expected, autojunk=False).ratio(), -at, stretch))
+        likeness = difflib.SequenceMatcher(None, stretch, expected, autojunk=False).ratio()
+        candidates.append((likeness, -at, stretch))
         at = text.find(piece, at + 1)
     return max(candidates)[2]
 
@@ -335,16 +339,19 @@ def _counterpart(expected, text):
 def _changes(expected, became):
     """[(what was written, what it became)] for each stretch that differs."""
     ops = difflib.SequenceMatcher(None, expected, became, autojunk=False).get_opcodes()
-    return [(expected[i1:i2], became[j1:j2], expected[i2:i2 + 4]) for op, i1, i2, j1, j2 in ops if op != "equal"]
+    return [(expected[i1:i2], became[j1:j2], expected[i2:i2 + 4])
+            for op, i1, i2, j1, j2 in ops if op != "equal"]
 
 
 def _change(old, new):
     old, new = old.replace("\0", "<code>"), new.replace("\0", "<code>")
-    return f"lost `{old}`" if not new else f"gained `{new}`" if not old else f"`{old}` became `{new}`"
+    if not new:
+        return f"lost `{old}`"
+    return f"gained `{new}`" if not old else f"`{old}` became `{new}`"
 
 
 HINTS = {
-    "\\": "a backslash before punctuation is a Markdown escape: only the character after it is kept",
+    "\\": "a backslash before punctuation is a Markdown escape: only the next character stays",
     "_": "two `_` in one paragraph paired up into italics (<em>) and vanished",
     "*": "two `*` in one paragraph paired up into emphasis and vanished",
     "~": "two `~` in one paragraph paired up into strikethrough and vanished",
@@ -368,8 +375,9 @@ def math_problems(markdown):
     for span in math_spans(markdown):
         if span.kind == "display":
             first = span.source.split("\n")[0]
-            problems.append(Problem(span, f"`$$` display math ({first[:50]}{' ...' * (len(span.source) > 50)}) "
-                                          "must be a ```math fenced block (Markdown mangles the inside of $$...$$)"))
+            more = " ..." if len(span.source) > 50 else ""
+            problems.append(Problem(span, f"`$$` display math ({first[:50]}{more}) must be a "
+                                          "```math fenced block (Markdown mangles what is inside)"))
             continue
         full, prose = page.text_around(span)
         # $...$ must be intact in the prose; $`...`$ and ```math are code, intact in the full text
@@ -383,13 +391,16 @@ def math_problems(markdown):
         changes = _changes(expected, became)
         touched = "".join(old + new for old, new, _ in changes)
         hints = [hint for ch, hint in HINTS.items() if ch in touched]
-        copies = f" ({len(group) - intact} of {len(group)} copies in this block)" if len(group) > 1 else ""
+        copies = (f" ({len(group) - intact} of {len(group)} copies in this block)"
+                  if len(group) > 1 else "")
+        shown = became.replace("\0", "<code>") or "(nothing like it in the rendered text)"
         for span in group:
             problems.append(Problem(span, (
                 f"{span.kind} math altered by Markdown{copies}\n"
                 f"      wrote:  {span.source if span.kind != 'block' else expected}\n"
-                f"      became: {became.replace(chr(0), '<code>') or '(nothing like it in the rendered text)'}\n"
-                + "".join(f"      {_change(old, new)} before `{after}`\n" for old, new, after in changes[:6])
+                f"      became: {shown}\n"
+                + "".join(f"      {_change(old, new)} before `{after}`\n"
+                          for old, new, after in changes[:6])
                 + "".join(f"      ({hint})\n" for hint in hints)).rstrip()))
     return sorted(problems, key=lambda p: p.span.start)
 
@@ -453,7 +464,7 @@ def test_underscore_pairs_becoming_italics_are_caught():
     assert [p.span.source for p in problems] == ["$\\mathbf{x}_i$", "$\\mathbf{y}_{i}$"]
     assert "italics" in problems[0].message
     # the same spans written as $`...`$ survive
-    assert math_problems("Mean $`\\mathbf{x}_i`$ and variance $`\\mathbf{y}_{i}`$ of the batch.\n") == []
+    assert math_problems("Mean $`\\mathbf{x}_i`$ and variance $`\\mathbf{y}_{i}`$.\n") == []
 
 
 def test_braces_bars_and_stars_are_caught_and_clean_math_passes():
@@ -480,10 +491,10 @@ def test_math_survives_githubs_markdown_pass(page):
     name = page.relative_to(ROOT)
     problems = math_problems(page.read_text(encoding="utf-8"))
     if problems:
-        pytest.fail(f"{name}: {len(problems)} math span(s) would not reach GitHub's math renderer as "
-                    "written (cmark-gfm runs first). Write such spans as $`...`$, which Markdown leaves "
-                    "verbatim, or as a ```math fenced block:\n" + "\n".join(p.report(name) for p in problems),
-                    pytrace=False)
+        pytest.fail(f"{name}: {len(problems)} math span(s) would not reach GitHub's math renderer "
+                    "as written (cmark-gfm runs first). Write such spans as $`...`$, which "
+                    "Markdown leaves verbatim, or as a ```math fenced block:\n"
+                    + "\n".join(p.report(name) for p in problems), pytrace=False)
 
 
 # ----------------------------------------------------------------------------------------
@@ -506,8 +517,9 @@ def table_cells(line):
 
 def code_spans(cell):
     """Contents of the backticked spans of a table cell, leaving out math written as $`...`$."""
-    return [m.group(2) for m in CODE_SPAN.finditer(cell)
-            if not (cell[max(m.start() - 1, 0):m.start()] == "$" and cell[m.end():m.end() + 1] == "$")]
+    def is_math(m):  # $`...`$
+        return cell[max(m.start() - 1, 0):m.start()] == "$" and cell[m.end():m.end() + 1] == "$"
+    return [m.group(2) for m in CODE_SPAN.finditer(cell) if not is_math(m)]
 
 
 def code_name_tables(markdown):
@@ -519,7 +531,8 @@ def code_name_tables(markdown):
         in_fence.update(range(f.open_line, f.close_line + 1))
     found = []
     for i in range(len(lines) - 1):
-        if i in in_fence or not lines[i].strip().startswith("|") or not DELIMITER_ROW.match(lines[i + 1]):
+        is_header = lines[i].strip().startswith("|") and DELIMITER_ROW.match(lines[i + 1])
+        if i in in_fence or not is_header:
             continue
         rows = []
         j = i + 2
@@ -620,10 +633,12 @@ def test_quoted_code_reader_catches_edited_quotes():
     page = f"Text.\n\n```python\n# minirnn/cells/rnn.py\n{excerpt}\n```\n"
     assert quoted_code_problems(page) == []
     edited = page.replace(source[start + 1], source[start + 1] + "  # edited")
-    assert quoted_code_problems(edited)[0].startswith("4: the quote of `minirnn/cells/rnn.py` is not verbatim")
+    assert quoted_code_problems(edited)[0].startswith(
+        "4: the quote of `minirnn/cells/rnn.py` is not verbatim")
     reordered = f"```python\n# minirnn/cells/rnn.py\n{source[start + 1]}\n{source[start]}\n```\n"
     assert "not in this order" in quoted_code_problems(reordered)[0]
-    assert "does not exist" in quoted_code_problems(page.replace("cells/rnn.py", "cells/nope.py"))[0]
+    missing = page.replace("cells/rnn.py", "cells/nope.py")
+    assert "does not exist" in quoted_code_problems(missing)[0]
     # a block that merely mentions a path later, or another language, is no quote
     assert quoted_code_problems("```python\nx = 1\n# minirnn/cells/rnn.py\n```\n") == []
     assert quoted_code_problems("```text\n# minirnn/cells/rnn.py\nnot python\n```\n") == []
@@ -703,7 +718,7 @@ def link_problems(markdown, page, root=ROOT):
         parts = urlsplit(url)
         if parts.scheme or parts.netloc:
             if parts.scheme == "file":
-                problems.append(f"{line}: {kind} {url!r} points at a local file outside the repository")
+                problems.append(f"{line}: {kind} {url!r} points outside the repository")
             continue
         if parts.path.startswith("/"):
             problems.append(f"{line}: {kind} {url!r} is absolute; write it relative to the page")
@@ -712,21 +727,24 @@ def link_problems(markdown, page, root=ROOT):
         if target != root and root not in target.parents:
             problems.append(f"{line}: {kind} {url!r} leaves the repository")
         elif not target.exists():
-            problems.append(f"{line}: {kind} {url!r} points at {target.relative_to(root)}, which does not exist")
-        elif parts.fragment and target.suffix == ".md" and not re.fullmatch(r"L\d+(-L\d+)?", parts.fragment):
+            problems.append(f"{line}: {kind} {url!r} points at {target.relative_to(root)}, "
+                            "which does not exist")
+        elif (parts.fragment and target.suffix == ".md"
+              and not re.fullmatch(r"L\d+(-L\d+)?", parts.fragment)):
             text = markdown if target == page.resolve() else target.read_text(encoding="utf-8")
             if unquote(parts.fragment).lower() not in github_anchors(text):
-                problems.append(f"{line}: {kind} {url!r}: {target.relative_to(root)} has no heading "
-                                f"with the anchor #{parts.fragment}")
+                problems.append(f"{line}: {kind} {url!r}: {target.relative_to(root)} has no "
+                                f"heading with the anchor #{parts.fragment}")
     return problems
 
 
 def test_link_checker_catches_missing_escaping_and_anchor_links(tmp_path):
     (tmp_path / "docs").mkdir()
-    (tmp_path / "docs" / "references.md").write_text("# References\n\n### Cooijmans et al. 2017\n\ntext\n")
+    (tmp_path / "docs" / "references.md").write_text(
+        "# References\n\n### Cooijmans et al. 2017\n\ntext\n")
     (tmp_path / "plot.png").write_bytes(b"png")
     page = tmp_path / "docs" / "page.md"
-    text = ("[ok](references.md#cooijmans-et-al-2017), ![plot](../plot.png), [web](https://example.com),\n"
+    text = ("[ok](references.md#cooijmans-et-al-2017), ![plot](../plot.png), [w](https://a.org),\n"
             "[here](#a-heading) and `[not a link](nowhere.md)`\n\n"
             "## A heading\n\n"
             "[missing](nowhere.md) [out](../../shared/DESIGN.md) [abs](/docs/references.md)\n"
@@ -741,8 +759,10 @@ def test_link_checker_catches_missing_escaping_and_anchor_links(tmp_path):
 
 
 def test_github_anchors():
-    page = "# minirnn\n\n### Cooijmans et al. 2017\n\n## Speed: `numba` & BLAS\n\n## Notes\n\n## Notes\n"
-    assert github_anchors(page) == {"minirnn", "cooijmans-et-al-2017", "speed-numba--blas", "notes", "notes-1"}
+    page = ("# minirnn\n\n### Cooijmans et al. 2017\n\n## Speed: `numba` & BLAS\n\n"
+            "## Notes\n\n## Notes\n")
+    assert github_anchors(page) == {"minirnn", "cooijmans-et-al-2017", "speed-numba--blas",
+                                    "notes", "notes-1"}
 
 
 @pytest.mark.parametrize("page", MD_PAGES, ids=PAGE_IDS)
@@ -769,4 +789,5 @@ def test_old_source_labels_are_gone():
                 hits.append(f"{path.relative_to(ROOT)}:{n}: {line.strip()[:100]}")
     if hits:
         pytest.fail("name the write-ups by their short names from docs/references.md "
-                    "(e.g. 'the Qiita BN-LSTM note'), not by number:\n" + "\n".join(hits), pytrace=False)
+                    "(e.g. 'the Qiita BN-LSTM note'), not by number:\n" + "\n".join(hits),
+                    pytrace=False)

@@ -15,12 +15,15 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 TUTORIALS = sorted((ROOT / "tutorials").glob("[0-9]*.md"))
-BLOCK = re.compile(r"^```python\n(.*?)^```", re.DOTALL | re.MULTILINE)  # as tests/test_tutorials.py reads them
-RUN_ON_A_KERNEL = ROOT / "tutorials" / "01_rnn_bptt.md"  # short; the others run in test_tutorials.py
+# the blocks as tests/test_tutorials.py reads them
+BLOCK = re.compile(r"^```python\n(.*?)^```", re.DOTALL | re.MULTILINE)
+# a short one; test_tutorials.py runs them all, without a kernel
+RUN_ON_A_KERNEL = ROOT / "tutorials" / "01_rnn_bptt.md"
+INSTALL = "pip install -e '.[test]'"
 
 
 def as_notebook(path):
-    jupytext = pytest.importorskip("jupytext", reason="jupytext is not installed (pip install -e '.[test]')")
+    jupytext = pytest.importorskip("jupytext", reason=f"jupytext is not installed ({INSTALL})")
     return jupytext.read(path)
 
 
@@ -35,17 +38,17 @@ def test_notebook_code_cells_are_the_python_blocks(path):
     blocks = [block.strip() for block in BLOCK.findall(path.read_text(encoding="utf-8"))]
     extra = [cell for cell in cells if cell not in blocks]
     if extra:
-        pytest.fail(f"{path.name}: as a notebook, this tutorial has code cells that are no ```python "
-                    "block, so 'Run All' in Jupyter would run them; write such blocks as ```shell or "
-                    "```text, which jupytext keeps as Markdown:\n" + "\n---\n".join(c[:300] for c in extra),
-                    pytrace=False)
-    assert cells == blocks, f"{path.name}: the notebook's code cells are not the page's ```python blocks"
+        pytest.fail(f"{path.name}: as a notebook, this tutorial has code cells that are no "
+                    "```python block, so 'Run All' in Jupyter would run them; write such blocks "
+                    "as ```shell or ```text, which jupytext keeps as Markdown:\n"
+                    + "\n---\n".join(c[:300] for c in extra), pytrace=False)
+    assert cells == blocks, f"{path.name}: the notebook's code cells are not its ```python blocks"
 
 
 def test_a_tutorial_runs_as_a_notebook_on_a_python3_kernel(tmp_path):
     notebook = as_notebook(RUN_ON_A_KERNEL)
-    nbclient = pytest.importorskip("nbclient", reason="nbclient is not installed (pip install -e '.[test]')")
-    pytest.importorskip("ipykernel", reason="ipykernel is not installed (pip install -e '.[test]')")
+    nbclient = pytest.importorskip("nbclient", reason=f"nbclient is not installed ({INSTALL})")
+    pytest.importorskip("ipykernel", reason=f"ipykernel is not installed ({INSTALL})")
     from nbclient.exceptions import CellExecutionError
 
     client = nbclient.NotebookClient(
