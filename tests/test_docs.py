@@ -337,7 +337,8 @@ def _counterpart(expected, text):
 
 
 def _changes(expected, became):
-    """[(what was written, what it became)] for each stretch that differs."""
+    """[(what was written, what it became, the next characters written)] for each
+    stretch that differs."""
     ops = difflib.SequenceMatcher(None, expected, became, autojunk=False).get_opcodes()
     return [(expected[i1:i2], became[j1:j2], expected[i2:i2 + 4])
             for op, i1, i2, j1, j2 in ops if op != "equal"]
@@ -355,7 +356,7 @@ HINTS = {
     "_": "two `_` in one paragraph paired up into italics (<em>) and vanished",
     "*": "two `*` in one paragraph paired up into emphasis and vanished",
     "~": "two `~` in one paragraph paired up into strikethrough and vanished",
-    "\\0": "part of the span became a code span",
+    "\0": "part of the span became a code span",
 }
 
 
@@ -470,6 +471,8 @@ def test_underscore_pairs_becoming_italics_are_caught():
 def test_braces_bars_and_stars_are_caught_and_clean_math_passes():
     assert len(math_problems("Set $\\{a\\}$ and norm $\\|x\\|$.\n")) == 2
     assert len(math_problems("Products $a*b$ and $c*d$.\n")) == 2
+    quoted = math_problems("A span $a `b` c$ with backticks.\n")
+    assert len(quoted) == 1 and "became a code span" in quoted[0].message, quoted
     clean = ("For a batch of $B$ sequences, $h_t = \\tanh(x_t W + h_{t-1} U + b)$ with\n"
              "$W \\in \\mathbb{R}^{I \\times H}$; in a table:\n\n"
              "| a | b |\n|---|---|\n| $a_t$ | $`dx = dy\\, W^\\top`$ |\n\n"
