@@ -15,8 +15,7 @@ import time
 
 import numpy as np
 
-from .cells import CELLS, get_cell
-from .gradcheck import split_options
+from .cells import CELLS, get_cell, split_options
 
 GATES = {"rnn": 1, "lstm": 4, "gru": 3, "bnlstm": 4, "lnlstm": 4, "lngru": 3,
          "vcrnn": 1, "vcgru": 3, "vclstm": 4}

@@ -29,6 +29,8 @@ smaller of the two errors counts. A wrong gradient stays near 1 in both.
 """
 import numpy as np
 
+from .cells import CELLS, split_options
+
 TOLERANCE = 1e-6
 STEP = 1e-6
 
@@ -105,17 +107,6 @@ def check_function(forward, backward, inputs, *, seed=0, h=STEP):
     loss = lambda: float(np.sum(forward(**inputs)[0] * R))
     return {name: gradient_error(a, loss, inputs[name], h)
             for name, a in zip(inputs, analytic)}
-
-
-def split_options(cell, options):
-    """Split a cell's options into those of ``init`` and those of ``forward``
-    (an option may belong to both, like the GRU's ``reset_after``)."""
-    unknown = set(options) - set(cell.INIT_OPTIONS) - set(cell.FORWARD_OPTIONS)
-    if unknown:
-        raise TypeError(f"{cell.__name__}: unknown option(s) {sorted(unknown)}")
-    init_opts = {k: v for k, v in options.items() if k in cell.INIT_OPTIONS}
-    fwd_opts = {k: v for k, v in options.items() if k in cell.FORWARD_OPTIONS}
-    return init_opts, fwd_opts
 
 
 def make_state(cell, batch, hidden, rng):
@@ -229,7 +220,6 @@ def functional_cases():
 def run_all(print_fn=print):
     """Check every registered cell with each of its option combinations, and every
     functional op; print a table; return True when every row passes."""
-    from .cells import CELLS
     rows = []
     for name, cell in CELLS.items():
         for options in cell.GRADCHECK_CASES:

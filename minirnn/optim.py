@@ -54,6 +54,11 @@ Clipping
     ``clip_grad_norm(grads, c)`` computes $n = \sqrt{\sum_k \lVert g_k \rVert_2^2}$
     over all arrays and, if $n > c$, scales every gradient by $c / n$.
 
+Schedules
+    ``exponential_lr`` gives the learning rate of a step that decays geometrically
+    over a run; ``sharpness_at`` the mask sharpness $\lambda$ of the
+    variable-computation cells, raised over training (``minirnn/cells/vcrnn.py``).
+
 ``lr`` is a plain public attribute; a training loop may change it between steps.
 ``state_dict()`` / ``load_state_dict()`` save and restore everything needed to
 continue a run bit-identically (hyperparameters, step count, per-parameter buffers).
@@ -73,6 +78,7 @@ __all__ = [
     "RMSProp",
     "clip_grad_norm",
     "exponential_lr",
+    "sharpness_at",
     "make_optimizer",
     "OPTIMIZERS",
 ]
@@ -370,6 +376,30 @@ def exponential_lr(step, lr, lr_end, total_steps):
         return float(lr)
     fraction = min(step, total_steps - 1) / (total_steps - 1)
     return float(lr * (lr_end / lr) ** fraction)
+
+
+def sharpness_at(step, start, end, steps, kind="linear"):
+    """The sharpness lambda at training step ``step`` of a schedule from ``start``
+    (step 0) to ``end`` (step ``steps`` and after).
+
+    ``kind="linear"``: ``start + (end - start) * min(step / steps, 1)``.
+    ``kind="exponential"``: geometric, ``start * (end / start) ** min(step / steps, 1)``,
+    the same factor per step (a scale parameter's natural interpolation).
+
+    A small lambda at the start gives a wide identity band, many units with a
+    gradient to the scheduler; a large one at the end makes the masks (almost)
+    binary, the computation the model is evaluated and timed with.
+    """
+    if steps <= 0:
+        raise ValueError(f"sharpness_at: steps must be > 0, got {steps}")
+    if start <= 0 or end <= 0:
+        raise ValueError(f"sharpness_at: start and end must be > 0, got {start}, {end}")
+    frac = min(max(step, 0) / steps, 1.0)
+    if kind == "linear":
+        return start + (end - start) * frac
+    if kind == "exponential":
+        return start * (end / start) ** frac
+    raise ValueError(f"sharpness_at: kind must be 'linear' or 'exponential', got {kind!r}")
 
 
 OPTIMIZERS = {

@@ -5,7 +5,6 @@ from the defaults), the way the source texts compare variants. Training records
 are drawn as lines (running means over ``log_every`` steps), validation records
 as dots joined by a dashed line.
 """
-import json
 from pathlib import Path
 
 import matplotlib
@@ -13,14 +12,7 @@ import matplotlib
 matplotlib.use("Agg")   # files only: no screen needed
 import matplotlib.pyplot as plt  # noqa: E402
 
-
-def _load(run_dir):
-    from .train import CONFIG, TrainConfig, read_metrics
-    run_dir = Path(run_dir)
-    if not (run_dir / CONFIG).exists():
-        raise FileNotFoundError(f"{run_dir} is not a run folder: it has no {CONFIG}")
-    config = TrainConfig.from_dict(json.loads((run_dir / CONFIG).read_text()))
-    return config, read_metrics(run_dir)
+from .runs import read_config, read_metrics  # noqa: E402
 
 
 def _test_result(records):
@@ -34,7 +26,7 @@ def _test_result(records):
 
 def plot_runs(run_dirs, out_path, title=None):
     """Draw every run's curves into one PNG at ``out_path``; returns the path."""
-    runs = [(Path(d), *_load(d)) for d in run_dirs]
+    runs = [(Path(d), read_config(d), read_metrics(d)) for d in run_dirs]
     labels = [config.label() + _test_result(records) for _, config, records in runs]
     if len(set(labels)) < len(labels):      # same settings: tell them apart by folder
         labels = [f"{label} ({d.name})" for label, (d, _, _) in zip(labels, runs)]

@@ -1,15 +1,8 @@
 """The training loop: batches, steps, evaluation, checkpoints, the metrics log.
 
-A run folder holds
-
-    config.json      the run's settings (a ``TrainConfig``)
-    metrics.jsonl    one JSON record per line: ``split`` "train" every ``log_every``
-                     steps (running means since the last record), "val" after
-                     every epoch, "test" at the end; with step, epoch, loss,
-                     accuracy (None for regression), lr and seconds
-    checkpoint.npz   parameters, optimizer state, generator state, position;
-                     written atomically after every epoch and on Ctrl-C
-    curves.png       loss and accuracy against steps (``minirnn.plot``)
+A run lives in a run folder (``minirnn/runs.py``): its settings (``TrainConfig``,
+config.json), its metrics log and its checkpoint. ``train`` writes one,
+``load_trained_model`` reads one back.
 
 Reproducibility: the order of examples in epoch ``e`` is drawn from
 ``default_rng([seed, e])`` and everything else random (initialisation, dropout
@@ -17,110 +10,32 @@ masks) comes from one generator whose state is checkpointed. So a run stopped
 at any step and resumed ends with bit-identical parameters to a run that never
 stopped (on the same machine, with the same BLAS thread count).
 """
-import json
 import math
 import signal
 import time
-from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 
+from . import functional as F
 from .checkpoint import load_checkpoint, save_checkpoint
-from .nn import SequenceClassifier, SequenceRegressor
-from .optim import clip_grad_norm, exponential_lr, make_optimizer
-from .tasks import TASKS, load_task
+from .errors import FileFormatError
 from .memory import keep_freed_memory
+from .nn import CNNClassifier, Recurrent, SequenceClassifier, SequenceRegressor
+from .optim import clip_grad_norm, exponential_lr, make_optimizer, sharpness_at
+from .runs import (CHECKPOINT, CONFIG, CURVES, METRICS, MetricsLog, TrainConfig, read_config,
+                   read_metrics, write_config)
 from .subnormals import flush_subnormals
+from .tasks import load_task
 from .threads import blas_threads
 
-CONFIG, METRICS, CHECKPOINT, CURVES = "config.json", "metrics.jsonl", "checkpoint.npz", "curves.png"
+# What a training script imports from here; the run folder's names and readers
+# are those of minirnn.runs, re-exported.
+__all__ = ["CHECKPOINT", "CONFIG", "CURVES", "METRICS", "TrainConfig", "TrainingDiverged",
+           "build_model", "evaluate", "load_trained_model", "read_config", "read_metrics",
+           "restore_model", "set_sharpness", "train"]
+
 EVAL_BATCH = 1000
-
-
-@dataclass
-class TrainConfig:
-    """Every setting of a run. The defaults are the base model of the Qiita BN-LSTM
-    note: an LSTM with 100 units reading MNIST row by row, batch 64, learning rate
-    0.01 (the note does not show its optimizer; Adam is our choice), one epoch."""
-    task: str = "row-mnist"
-    model: str = "rnn"          # "rnn": a recurrent network; "cnn": the Qiita CNN note's
-    cell: str = "lstm"
-    cell_options: dict = field(default_factory=dict)
-    hidden: int = 100
-    layers: int = 1
-    dropout: float = 0.0
-    output_batchnorm: bool = False      # batch norm on recurrent outputs (Stack Overflow question)
-    batch_size: int = 64
-    optimizer: str = "adam"
-    lr: float = 0.01
-    lr_end: float = None        # decay the learning rate geometrically to this at the last step
-    clip: float = None
-    epochs: int = 1
-    seed: int = 0
-    limit: int = None
-    log_every: int = 20
-    blas_threads: int = 1
-    max_steps: int = None       # stop after this many steps in all (then evaluate and test)
-    eval_every: int = None      # also evaluate on validation data every N steps
-    eval_limit: int = None      # ... on its first N examples (the end of an epoch uses all)
-    sharpness_schedule: list = None   # VC cells: [start, end, steps, "linear"|"exponential"]
-    batchnorm: bool = True      # CNN: batch norm after each convolution
-    bn_convention: str = "tensorflow"   # CNN: its momentum and eps ("tensorflow" or "pytorch")
-    cost: str = "stable"        # CNN: "stable" log-softmax or the Qiita note's "clipped"
-    raw_pixels: bool = False    # mnist task: pixels 0..255, as the Qiita CNN note feeds them
-    kaggle_csv: str = None      # mnist task: read Kaggle's train.csv instead
-
-    def __post_init__(self):
-        if self.task not in TASKS:
-            raise ValueError(f"task: expected one of {list(TASKS)}, got {self.task!r}")
-        if self.model not in ("rnn", "cnn"):
-            raise ValueError(f"model: expected 'rnn' or 'cnn', got {self.model!r}")
-        if (self.model == "cnn") != (self.task == "mnist"):
-            raise ValueError(f"model {self.model!r} cannot read task {self.task!r}: the CNN "
-                             f"reads images (--task mnist --model cnn), recurrent models "
-                             f"read sequences (row-mnist, pixel-mnist, permuted-mnist, sine)")
-        for name in ("hidden", "layers", "batch_size", "epochs", "log_every"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name}: expected a positive integer, got {getattr(self, name)}")
-        if self.lr <= 0:
-            raise ValueError(f"lr: expected a positive learning rate, got {self.lr}")
-        if self.bn_convention not in ("tensorflow", "pytorch"):
-            raise ValueError(f"bn_convention: expected 'tensorflow' or 'pytorch', "
-                             f"got {self.bn_convention!r}")
-        if self.lr_end is not None and self.lr_end <= 0:
-            raise ValueError(f"lr_end: expected a positive learning rate, got {self.lr_end}")
-        if self.clip is not None and self.clip <= 0:
-            raise ValueError(f"clip: expected a positive gradient norm, got {self.clip}")
-        for name in ("max_steps", "eval_every", "eval_limit"):
-            if getattr(self, name) is not None and getattr(self, name) < 1:
-                raise ValueError(f"{name}: expected a positive integer, got {getattr(self, name)}")
-        if self.sharpness_schedule is not None:
-            from .cells._vc_mask import sharpness_at
-            start, end, steps, *kind = self.sharpness_schedule
-            sharpness_at(0, start, end, steps, *kind)        # raises on bad values
-        if self.limit is not None and self.limit < 1:
-            raise ValueError(f"limit: expected a positive number of examples, got {self.limit}")
-
-    @classmethod
-    def from_dict(cls, d):
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
-
-    def label(self):
-        """A short name for plots: the cell, its options, and what differs from the defaults."""
-        default = TrainConfig(task=self.task, model=self.model)
-        if self.model == "cnn":
-            parts = ["cnn" + (f" +BN ({self.bn_convention})" if self.batchnorm else " no BN"),
-                     f"lr={self.lr}" + (f"->{self.lr_end}" if self.lr_end else ""),
-                     f"cost={self.cost}"] + (["raw pixels"] if self.raw_pixels else [])
-            return " ".join(parts)
-        parts = [self.cell] + [f"{k}={v}" for k, v in sorted(self.cell_options.items())]
-        for name in ("hidden", "layers", "dropout", "output_batchnorm", "optimizer", "lr",
-                     "lr_end", "clip", "batch_size"):
-            if getattr(self, name) != getattr(default, name):
-                parts.append(f"{name}={getattr(self, name)}")
-        return " ".join(parts)
 
 
 class TrainingDiverged(RuntimeError):
@@ -128,8 +43,8 @@ class TrainingDiverged(RuntimeError):
 
 
 def build_model(config, task, rng):
+    """The model ``config`` describes, for ``task``'s inputs and outputs."""
     if config.model == "cnn":
-        from .nn import CNNClassifier
         return CNNClassifier(batchnorm=config.batchnorm, rng=rng, cost=config.cost,
                              bn_convention=config.bn_convention)
     cls = SequenceClassifier if task.kind == "classification" else SequenceRegressor
@@ -140,8 +55,6 @@ def build_model(config, task, rng):
 
 def set_sharpness(model, schedule, step):
     """Give every variable-computation layer the sharpness lambda of ``step``."""
-    from .cells._vc_mask import sharpness_at
-    from .nn import Recurrent
     start, end, steps, *kind = schedule
     value = sharpness_at(step, start, end, steps, *kind)
     for layer in model.layers:
@@ -149,14 +62,34 @@ def set_sharpness(model, schedule, step):
             layer.set_option("sharpness", value)
 
 
-def evaluate(model, split, kind):
-    """Mean loss and accuracy (None for regression) over a whole split, in eval mode."""
-    from . import functional as F
+def restore_model(model, params, buffers, path):
+    """Copy a checkpoint's parameters and buffers (read from ``path``) into ``model``,
+    after checking that they are the model's: the same names and shapes."""
+    expected = {k: v.shape for k, v in model.params.items()}
+    got = {k: np.shape(v) for k, v in params.items()}
+    if got != expected:
+        missing = sorted(set(expected) - set(got))
+        extra = sorted(set(got) - set(expected))
+        reshaped = sorted(k for k in set(got) & set(expected) if got[k] != expected[k])
+        raise FileFormatError(
+            f"{path}: expected the parameters of the model its {CONFIG} describes; "
+            f"missing {missing}, unexpected {extra}, other shapes {reshaped}")
+    for key, value in params.items():
+        model.params[key][...] = value
+    try:
+        model.load_buffers(buffers)
+    except KeyError as err:                  # statistics of another model
+        raise FileFormatError(f"{path}: {err.args[0]}") from None
+
+
+def evaluate(model, split, kind, batch_size=EVAL_BATCH):
+    """Mean loss and accuracy (None for regression) over a whole split, in eval
+    mode, ``batch_size`` examples at a time."""
     model.eval()
     x, y = split
     total_loss, correct = 0.0, 0
-    for start in range(0, len(x), EVAL_BATCH):
-        xb, yb = x[start:start + EVAL_BATCH], y[start:start + EVAL_BATCH]
+    for start in range(0, len(x), batch_size):
+        xb, yb = x[start:start + batch_size], y[start:start + batch_size]
         out = model.predict(xb)
         if kind == "classification":
             loss, _ = F.softmax_cross_entropy_forward(out, yb)
@@ -167,28 +100,6 @@ def evaluate(model, split, kind):
     model.train()
     accuracy = correct / len(x) if kind == "classification" else None
     return total_loss / len(x), accuracy
-
-
-class MetricsLog:
-    """Appends JSON lines; on resume, drops what was logged after the checkpoint."""
-
-    def __init__(self, path, keep_until_step=None):
-        self.path = Path(path)
-        if keep_until_step is not None and self.path.exists():
-            # A test record belongs to the end of a run: a resumed run writes its own.
-            kept = [line for line in self.path.read_text().splitlines()
-                    if line and json.loads(line)["step"] <= keep_until_step
-                    and json.loads(line)["split"] != "test"]
-            self.path.write_text("".join(line + "\n" for line in kept))
-
-    def write(self, **record):
-        with open(self.path, "a") as f:
-            f.write(json.dumps(record) + "\n")
-
-
-def read_metrics(run_dir):
-    path = Path(run_dir) / METRICS
-    return [json.loads(line) for line in path.read_text().splitlines() if line]
 
 
 class _StopRequest:
@@ -225,7 +136,6 @@ def train(config, out_dir, *, resume=False, progress=True, stop_after_steps=None
     call (saving a checkpoint); tests use it to interrupt a run at a known step.
     """
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     keep_freed_memory()         # every step reallocates the same arrays: keep their pages
     # and vanishing gradients must not fall into the processor's slow subnormal path
     with blas_threads(config.blas_threads), flush_subnormals():
@@ -235,6 +145,9 @@ def train(config, out_dir, *, resume=False, progress=True, stop_after_steps=None
 def _train(config, out, resume, progress, stop_after_steps, data_root, print_fn):
     from tqdm import tqdm
 
+    # What the user gave (the checkpoint, the data, the metrics log) is all read and
+    # checked before anything is written: a run that cannot start leaves its folder as it was.
+    saved = load_checkpoint(out / CHECKPOINT) if resume else None
     task = load_task(config.task, seed=config.seed, limit=config.limit, data_root=data_root,
                      raw_pixels=config.raw_pixels, kaggle_csv=config.kaggle_csv)
     rng = np.random.default_rng(config.seed)
@@ -243,19 +156,18 @@ def _train(config, out, resume, progress, stop_after_steps, data_root, print_fn)
     epoch, batch_index, step, seconds = 0, 0, 0, 0.0
     window = {"loss": 0.0, "correct": 0, "count": 0, "steps": 0, "metrics": {}}
     if resume:
-        params, opt_state, meta = load_checkpoint(out / CHECKPOINT)
-        for key, value in params.items():
-            model.params[key][...] = value
-        model.load_buffers(meta["buffers"])
+        params, opt_state, meta = saved
+        restore_model(model, params, meta["buffers"], out / CHECKPOINT)
         optimizer.load_state_dict(opt_state)
         rng.bit_generator.state = meta["rng"]
         epoch, batch_index, step, seconds = (meta["epoch"], meta["batch_index"],
                                              meta["step"], meta["seconds"])
         window = meta["window"]
     log = MetricsLog(out / METRICS, keep_until_step=step if resume else None)
+    out.mkdir(parents=True, exist_ok=True)
     if not resume:
         (out / METRICS).write_text("")
-    (out / CONFIG).write_text(json.dumps(asdict(config), indent=2) + "\n")
+    write_config(out, config)
 
     def checkpoint():
         save_checkpoint(out / CHECKPOINT, model.params, optimizer.state_dict(),
@@ -381,17 +293,12 @@ def _train(config, out, resume, progress, stop_after_steps, data_root, print_fn)
 def load_trained_model(run_dir, data_root=None):
     """Rebuild a run's model from its config and checkpoint; returns (config, task, model)."""
     run_dir = Path(run_dir)
-    config_path = run_dir / CONFIG
-    if not config_path.exists():
-        raise FileNotFoundError(f"{run_dir} is not a run folder: it has no {CONFIG}")
-    config = TrainConfig.from_dict(json.loads(config_path.read_text()))
+    config = read_config(run_dir)
+    params, _, meta = load_checkpoint(run_dir / CHECKPOINT)
     task = load_task(config.task, seed=config.seed, limit=config.limit, data_root=data_root,
                      raw_pixels=config.raw_pixels, kaggle_csv=config.kaggle_csv)
     model = build_model(config, task, np.random.default_rng(config.seed))
-    params, _, meta = load_checkpoint(run_dir / CHECKPOINT)
-    for key, value in params.items():
-        model.params[key][...] = value
-    model.load_buffers(meta["buffers"])
+    restore_model(model, params, meta["buffers"], run_dir / CHECKPOINT)
     if config.sharpness_schedule is not None:
         set_sharpness(model, config.sharpness_schedule, meta["step"])
     return config, task, model

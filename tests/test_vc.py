@@ -14,6 +14,7 @@ from jit_off import compiled_and_plain
 from minirnn import gradcheck
 from minirnn.cells import _vc_mask as vc
 from minirnn.cells import gru, lstm, rnn, vcgru, vclstm, vcrnn
+from minirnn.optim import sharpness_at
 
 VC = {"vcrnn": vcrnn, "vcgru": vcgru, "vclstm": vclstm}
 PLAIN = {"vcrnn": rnn, "vcgru": gru, "vclstm": lstm}
@@ -566,15 +567,15 @@ def test_prefix_length():
 # ---------------------------------------------------------------- schedule and layer
 
 def test_sharpness_schedule():
-    assert vc.sharpness_at(0, 1.0, 10.0, 100) == 1.0
-    assert vc.sharpness_at(50, 1.0, 10.0, 100) == pytest.approx(5.5)
-    assert vc.sharpness_at(50, 1.0, 100.0, 100, kind="exponential") == pytest.approx(10.0)
-    assert vc.sharpness_at(1000, 1.0, 10.0, 100) == 10.0          # held at the end
-    assert vc.sharpness_at(1000, 1.0, 10.0, 100, kind="exponential") == pytest.approx(10.0)
+    assert sharpness_at(0, 1.0, 10.0, 100) == 1.0
+    assert sharpness_at(50, 1.0, 10.0, 100) == pytest.approx(5.5)
+    assert sharpness_at(50, 1.0, 100.0, 100, kind="exponential") == pytest.approx(10.0)
+    assert sharpness_at(1000, 1.0, 10.0, 100) == 10.0          # held at the end
+    assert sharpness_at(1000, 1.0, 10.0, 100, kind="exponential") == pytest.approx(10.0)
     with pytest.raises(ValueError, match="kind must be 'linear' or 'exponential'"):
-        vc.sharpness_at(0, 1.0, 10.0, 100, kind="cosine")
+        sharpness_at(0, 1.0, 10.0, 100, kind="cosine")
     with pytest.raises(ValueError, match="steps must be > 0"):
-        vc.sharpness_at(0, 1.0, 10.0, 0)
+        sharpness_at(0, 1.0, 10.0, 0)
 
 
 def test_recurrent_layer_reads_penalty_metrics_and_takes_the_schedule(monkeypatch):
@@ -587,8 +588,8 @@ def test_recurrent_layer_reads_penalty_metrics_and_takes_the_schedule(monkeypatc
     layer.forward(x)
     assert layer.penalty() > 0 and set(layer.metrics()) == {"mean_m", "update_fraction"}
     for step in (0, 500, 1000):
-        layer.set_option("sharpness", vc.sharpness_at(step, 1.0, 20.0, 1000))
+        layer.set_option("sharpness", sharpness_at(step, 1.0, 20.0, 1000))
         hs = layer.forward(x)
-        assert layer.cache["options"]["sharpness"] == vc.sharpness_at(step, 1.0, 20.0, 1000)
+        assert layer.cache["options"]["sharpness"] == sharpness_at(step, 1.0, 20.0, 1000)
     layer.backward(np.ones_like(hs))
     assert np.any(layer.grads["b_m"] != 0)

@@ -3,18 +3,14 @@
 NumPy broadcasts silently: a state of shape ``(H,)`` or a bias of shape
 ``(1, 4H)`` would run and give wrong numbers. The cells call these checks on
 entry so that a bad argument fails at once, with its name, the expected and
-the actual shape or dtype.
+the actual shape or dtype. The checks of single arrays are those of the
+functional ops (``minirnn/functional/checks.py``); here are the ones that know
+a cell's parameters, sequences, states and options.
 """
 import numpy as np
 
-
-def check_floating(name, a):
-    """Return ``a`` as an array, or raise TypeError unless it is float32/float64."""
-    if not isinstance(a, np.ndarray):
-        raise TypeError(f"{name}: expected a NumPy array, got {type(a).__name__}")
-    if a.dtype not in (np.float32, np.float64):
-        raise TypeError(f"{name}: expected dtype float32 or float64, got {a.dtype}")
-    return a
+from ..functional import checks
+from ..functional.checks import check_float_array
 
 
 def check_params(params, shapes):
@@ -29,7 +25,7 @@ def check_params(params, shapes):
                        f" (missing {missing}, unexpected {extra})")
     dtype = None
     for key, shape in shapes.items():
-        p = check_floating(f"params['{key}']", params[key])
+        p = check_float_array(f"params['{key}']", params[key])
         if p.shape != tuple(shape):
             raise ValueError(f"params['{key}']: expected shape {tuple(shape)}, got {p.shape}")
         if dtype is None:
@@ -45,7 +41,7 @@ def check_matrix(params, key):
     if not isinstance(params, dict) or key not in params:
         got = sorted(params) if isinstance(params, dict) else type(params).__name__
         raise KeyError(f"params: expected a dict with key '{key}', got {got}")
-    p = check_floating(f"params['{key}']", params[key])
+    p = check_float_array(f"params['{key}']", params[key])
     if p.ndim != 2:
         raise ValueError(f"params['{key}']: expected a 2-D array, got shape {p.shape}")
     return p
@@ -53,7 +49,7 @@ def check_matrix(params, key):
 
 def check_sequence(x, input_size, dtype, name="x"):
     """x: (batch, time, input) of the parameters' dtype, with time >= 1."""
-    check_floating(name, x)
+    check_float_array(name, x)
     if x.ndim != 3:
         raise ValueError(f"{name}: expected shape (batch, time, {input_size}), got {x.shape}"
                          f" ({x.ndim}-D); add the missing axis, e.g. x[None] or x[..., None]")
@@ -72,7 +68,7 @@ def check_state(name, s, batch, hidden, dtype):
     """One state tensor (h0 or c0): (batch, hidden) of ``dtype``; zeros when None."""
     if s is None:
         return np.zeros((batch, hidden), dtype=dtype)
-    check_floating(name, s)
+    check_float_array(name, s)
     if s.shape != (batch, hidden):
         raise ValueError(f"{name}: expected shape ({batch}, {hidden}) = (batch, hidden), "
                          f"got {s.shape}")
@@ -83,11 +79,7 @@ def check_state(name, s, batch, hidden, dtype):
 
 def check_upstream(dhs, expected_shape, dtype, name="dhs"):
     """The upstream gradient of a cell's outputs: exactly the shape of hs."""
-    check_floating(name, dhs)
-    if dhs.shape != tuple(expected_shape):
-        raise ValueError(f"{name}: expected shape {tuple(expected_shape)} like the "
-                         f"outputs hs, got {dhs.shape}")
-    return dhs.astype(dtype, copy=False)
+    return checks.check_upstream(dhs, expected_shape, dtype, name, output="the outputs hs")
 
 
 def check_options(name, options, allowed):
@@ -95,7 +87,7 @@ def check_options(name, options, allowed):
     unknown = sorted(set(options) - set(allowed))
     if unknown:
         raise TypeError(f"{name}: unexpected option(s) {unknown}; "
-                        f"this cell accepts {sorted(allowed) or 'none'}")
+                        f"it accepts {sorted(allowed) or 'none'}")
 
 
 def check_lstm_state(name, state, batch, hidden, dtype, parts=("h0", "c0")):

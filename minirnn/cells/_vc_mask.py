@@ -63,6 +63,7 @@ import numpy as np
 from numba import njit
 
 from ..functional.activations import sigmoid
+from ..initializers import glorot_uniform
 
 FORWARD_OPTIONS = ("sharpness", "eps", "threshold", "alpha", "m_target", "penalty")
 DEFAULTS = {"sharpness": 1.0, "eps": 0.1, "threshold": "soft", "alpha": 0.0,
@@ -111,6 +112,14 @@ def check_options(where, sharpness, eps, threshold, alpha, m_target, penalty):
         raise ValueError(f"{where}: penalty must be 'l1' or 'l2', got {penalty!r}")
     return {"sharpness": sharpness, "eps": eps, "soft": threshold == "soft",
             "threshold": threshold, "alpha": alpha, "m_target": m_target, "penalty": penalty}
+
+
+def init_scheduler(input_size, hidden_size, rng, dtype, scheduler_bias):
+    """The scheduler's parameters: w = [w_x; w_h] Glorot-uniform as one (I + H, 1)
+    layer, b_m = scheduler_bias."""
+    w = glorot_uniform(rng, input_size + hidden_size, 1, dtype)[:, 0]
+    return {"w_x": w[:input_size].copy(), "w_h": w[input_size:].copy(),
+            "b_m": np.full(1, scheduler_bias, dtype=dtype)}
 
 
 def mask_constants(sharpness, size, dtype):
@@ -276,29 +285,3 @@ def distance_to_edges(m, size, sharpness, eps):
     m = np.asarray(m, dtype=np.float64)[..., None]
     s = 0.5 * np.tanh(0.5 * sharpness * (m * size - np.arange(size))) + 0.5
     return float(np.minimum(np.abs(s - eps), np.abs(s - (1 - eps))).min())
-
-
-# ---------------------------------------------------------------- schedule
-
-def sharpness_at(step, start, end, steps, kind="linear"):
-    """The sharpness lambda at training step ``step`` of a schedule from ``start``
-    (step 0) to ``end`` (step ``steps`` and after).
-
-    ``kind="linear"``: ``start + (end - start) * min(step / steps, 1)``.
-    ``kind="exponential"``: geometric, ``start * (end / start) ** min(step / steps, 1)``,
-    the same factor per step (a scale parameter's natural interpolation).
-
-    A small lambda at the start gives a wide identity band, many units with a
-    gradient to the scheduler; a large one at the end makes the masks (almost)
-    binary, the computation the model is evaluated and timed with.
-    """
-    if steps <= 0:
-        raise ValueError(f"sharpness_at: steps must be > 0, got {steps}")
-    if start <= 0 or end <= 0:
-        raise ValueError(f"sharpness_at: start and end must be > 0, got {start}, {end}")
-    frac = min(max(step, 0) / steps, 1.0)
-    if kind == "linear":
-        return start + (end - start) * frac
-    if kind == "exponential":
-        return start * (end / start) ** frac
-    raise ValueError(f"sharpness_at: kind must be 'linear' or 'exponential', got {kind!r}")

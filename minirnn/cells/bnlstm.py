@@ -398,7 +398,7 @@ def forward(params, x, state=None, *, training=True, rng=None, stats=None, eps=1
     ``training=False`` drops nothing. The batch statistics in training are those
     of the masked values.
     """
-    check_options("bnlstm.forward", options, ())
+    check_options("bnlstm.forward", options, FORWARD_OPTIONS)
     I, H = check_matrix(params, "W").shape[0], check_matrix(params, "U").shape[0]
     dtype = check_params(params, param_shapes(I, H))
     check_sequence(x, I, dtype)

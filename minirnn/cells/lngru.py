@@ -209,7 +209,7 @@ def forward(params, x, state=None, *, training=True, rng=None, eps=1e-2, recurre
     recurrent products); ``dropout_per`` "sequence" or "step"; ``dropout_shared``
     one mask for the whole batch. Masks come from ``rng`` when ``training`` and are
     kept in ``cache["masks"]``; ``training=False`` drops nothing."""
-    check_options("lngru.forward", options, ())
+    check_options("lngru.forward", options, FORWARD_OPTIONS)
     I, H = check_matrix(params, "W").shape[0], check_matrix(params, "U").shape[0]
     dtype = check_params(params, param_shapes(I, H))
     check_sequence(x, I, dtype)

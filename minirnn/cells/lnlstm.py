@@ -377,7 +377,7 @@ def forward(params, x, state=None, *, training=True, rng=None, flavour="paper", 
     or "step"; ``dropout_shared`` one mask for the whole batch. Masks are drawn
     from ``rng`` when ``training`` (an error if it is None) and kept in
     ``cache["masks"]``; ``training=False`` drops nothing."""
-    check_options("lnlstm.forward", options, ())
+    check_options("lnlstm.forward", options, FORWARD_OPTIONS)
     _check_flavour(flavour)
     I, H = check_matrix(params, "W").shape[0], check_matrix(params, "U").shape[0]
     dtype = check_params(params, param_shapes(I, H, flavour))

@@ -37,11 +37,11 @@ from numba import njit
 from ..functional.activations import sigmoid, tanh
 from ..initializers import gate_blocks, glorot_uniform, orthogonal
 from . import _vc_mask as vc
-from ._vc_mask import add_mask_gradient, scheduler, scheduler_backward, unit_mask
+from ._vc_mask import (add_mask_gradient, init_scheduler, scheduler, scheduler_backward,
+                       unit_mask)
 from ._projection import batch_major
 from ._checks import (check_matrix, check_options, check_params, check_sequence,
                       check_state, check_upstream)
-from .vcrnn import init_scheduler
 
 INIT_OPTIONS = ("scheduler_bias",)
 FORWARD_OPTIONS = vc.FORWARD_OPTIONS

@@ -47,7 +47,8 @@ from numba import njit
 from ..functional.activations import tanh
 from ..initializers import glorot_uniform, orthogonal
 from . import _vc_mask as vc
-from ._vc_mask import add_mask_gradient, scheduler, scheduler_backward, unit_mask
+from ._vc_mask import (add_mask_gradient, init_scheduler, scheduler, scheduler_backward,
+                       unit_mask)
 from ._projection import batch_major
 from ._checks import (check_matrix, check_options, check_params, check_sequence,
                       check_state, check_upstream)
@@ -65,13 +66,6 @@ def param_shapes(input_size, hidden_size, **options):
     that pass a case's options along)."""
     I, H = input_size, hidden_size
     return {"W": (I, H), "U": (H, H), "b": (H,), "w_x": (I,), "w_h": (H,), "b_m": (1,)}
-
-
-def init_scheduler(input_size, hidden_size, rng, dtype, scheduler_bias):
-    """w = [w_x; w_h] Glorot-uniform as one (I + H, 1) layer, b_m = scheduler_bias."""
-    w = glorot_uniform(rng, input_size + hidden_size, 1, dtype)[:, 0]
-    return {"w_x": w[:input_size].copy(), "w_h": w[input_size:].copy(),
-            "b_m": np.full(1, scheduler_bias, dtype=dtype)}
 
 
 def init(input_size, hidden_size, *, rng, dtype=np.float32, scheduler_bias=0.0):

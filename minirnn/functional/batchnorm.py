@@ -87,6 +87,8 @@ import numpy as np
 from numba import njit, types
 from numba.extending import overload
 
+from .checks import check_eps, check_float_array, check_upstream, check_vector
+
 BN_CONVENTIONS = {
     "pytorch": {"momentum": 0.1, "eps": 1e-5},
     "tensorflow": {"momentum": 0.99, "eps": 1e-3},
@@ -268,43 +270,6 @@ def bn_backward_2d(dy, xhat, inv_std, gamma):
 
 
 # ------------------------------------------------------------ checks and layouts
-
-def check_float_array(name, a):
-    """``a`` itself, or TypeError unless it is a float32/float64 NumPy array."""
-    if not isinstance(a, np.ndarray):
-        raise TypeError(f"{name}: expected a NumPy array, got {type(a).__name__}")
-    if a.dtype not in (np.float32, np.float64):
-        raise TypeError(f"{name}: expected dtype float32 or float64, got {a.dtype}")
-    return a
-
-
-def check_vector(name, a, size, dtype, context):
-    """A per-feature vector: shape (size,) and the dtype of x; contiguous."""
-    check_float_array(name, a)
-    if a.shape != (size,):
-        raise ValueError(f"{name}: expected shape ({size},), one value per feature of "
-                         f"{context}, got {a.shape}")
-    if a.dtype != dtype:
-        raise TypeError(f"{name}: expected dtype {dtype} like x, got {a.dtype}; "
-                        f"convert one of them with .astype()")
-    return np.ascontiguousarray(a)
-
-
-def check_eps(eps):
-    if not (np.isfinite(eps) and eps > 0):
-        raise ValueError(f"eps: expected a finite number > 0 (it keeps "
-                         f"1/sqrt(var + eps) finite), got {eps}")
-    return float(eps)
-
-
-def check_upstream(dy, shape, dtype, name="dy"):
-    """The upstream gradient: exactly the shape of the output y."""
-    check_float_array(name, dy)
-    if dy.shape != tuple(shape):
-        raise ValueError(f"{name}: expected shape {tuple(shape)} like the output y, "
-                         f"got {dy.shape}")
-    return dy.astype(dtype, copy=False)
-
 
 def _check_bn_input(x):
     check_float_array("x", x)

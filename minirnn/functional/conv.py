@@ -43,37 +43,12 @@ the two.
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-
-def _pair(name, value, minimum):
-    """An int or a pair of ints -> (a, b), each at least ``minimum``."""
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-        pair = (int(value), int(value))
-    else:
-        try:
-            pair = tuple(int(v) for v in value)
-            ok = len(pair) == 2 and all(float(v) == int(v) for v in value)
-        except (TypeError, ValueError):
-            ok = False
-        if not ok:
-            raise TypeError(f"{name}: expected an int or a pair of ints, got {value!r}")
-    if min(pair) < minimum:
-        raise ValueError(f"{name}: expected values >= {minimum}, got {value!r}")
-    return pair
-
-
-def _check_image(name, x):
-    if not isinstance(x, np.ndarray):
-        raise TypeError(f"{name}: expected a NumPy array, got {type(x).__name__}")
-    if x.dtype not in (np.float32, np.float64):
-        raise TypeError(f"{name}: expected dtype float32 or float64, got {x.dtype}")
-    if x.ndim != 4:
-        raise ValueError(f"{name}: expected shape (N, C, H, W), got {x.shape} ({x.ndim}-D); "
-                         f"a batch of single-channel images (N, H, W) needs x[:, None]")
+from .checks import check_image, check_pair
 
 
 def _check_conv_args(x, W, b, stride, padding):
-    _check_image("x", x)
-    _check_image("W", W)
+    check_image("x", x)
+    check_image("W", W)
     if W.shape[1] != x.shape[1]:
         raise ValueError(f"W: expected shape (F, {x.shape[1]}, KH, KW) to match x's "
                          f"{x.shape[1]} channels (x of shape {x.shape}), got {W.shape}")
@@ -85,8 +60,8 @@ def _check_conv_args(x, W, b, stride, padding):
                          f"got {getattr(b, 'shape', type(b).__name__)}")
     if b.dtype != W.dtype:
         raise TypeError(f"b: expected dtype {W.dtype} like W, got {b.dtype}")
-    sh, sw = _pair("stride", stride, 1)
-    ph, pw = _pair("padding", padding, 0)
+    sh, sw = check_pair("stride", stride, 1)
+    ph, pw = check_pair("padding", padding, 0)
     N, C, H, Wd = x.shape
     F, _, KH, KW = W.shape
     if KH < 1 or KW < 1:

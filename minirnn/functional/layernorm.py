@@ -45,7 +45,8 @@ TensorFlow 1.x's ``contrib/layers/python/layers/layers.py`` and
 import numpy as np
 from numba import njit
 
-from .batchnorm import as_dtype_of, check_eps, check_float_array, check_upstream, check_vector
+from .batchnorm import as_dtype_of
+from .checks import check_eps, check_float_array, check_upstream, check_vector
 
 
 # Reassociation lets the row sums vectorize (see the module docstring).

@@ -32,15 +32,15 @@ the same numbers in another order, which only permutes the next layer's weights.
 """
 import numpy as np
 
-from .conv import _check_image, _pair
+from .checks import check_image, check_pair
 
 
 def maxpool2d_forward(x, size=2, stride=None):
     """x: (N, C, H, W) -> (out: (N, C, OH, OW), cache). ``size`` and ``stride`` are
     an int or a pair; ``stride`` defaults to ``size``."""
-    _check_image("x", x)
-    kh, kw = _pair("size", size, 1)
-    sh, sw = _pair("stride", (kh, kw) if stride is None else stride, 1)
+    check_image("x", x)
+    kh, kw = check_pair("size", size, 1)
+    sh, sw = check_pair("stride", (kh, kw) if stride is None else stride, 1)
     N, C, H, W = x.shape
     if H < kh or W < kw:
         raise ValueError(f"x: expected height >= {kh} and width >= {kw} for a {kh}x{kw} "

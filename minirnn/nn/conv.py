@@ -8,7 +8,7 @@ into ``self.grads`` in place and returns dL/dx.
 import numpy as np
 
 from .. import functional as F
-from ..functional.conv import _pair
+from ..functional.checks import check_pair
 from .layers import Layer
 
 
@@ -34,7 +34,7 @@ class Conv2D(Layer):
     def __init__(self, in_channels, out_channels, kernel_size, *, stride=1, padding=0, rng,
                  dtype=np.float32):
         super().__init__()
-        kh, kw = _pair("kernel_size", kernel_size, 1)
+        kh, kw = check_pair("kernel_size", kernel_size, 1)
         self.stride, self.padding = stride, padding
         self.params = {"W": glorot_uniform_conv(rng, (out_channels, in_channels, kh, kw), dtype),
                        "b": np.zeros(out_channels, dtype=dtype)}

@@ -9,8 +9,7 @@ objects, so an optimizer holding them sees the new values) and returns dL/dx.
 import numpy as np
 
 from .. import functional as F
-from ..cells import get_cell
-from ..gradcheck import split_options
+from ..cells import get_cell, split_options
 from ..initializers import glorot_uniform
 
 
