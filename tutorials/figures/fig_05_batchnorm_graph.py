@@ -54,7 +54,7 @@ def case_by_hand():
     return fwd, g, msg
 
 
-def node(ax, xy, title, value, grad, fan=False, w=2.8, h=1.45):
+def node(ax, xy, title, value, grad, fan=False, w=3.2, h=1.45):
     x, y = xy
     ax.add_patch(FancyBboxPatch((x - w / 2, y - h / 2), w, h,
                                 boxstyle="round,pad=0.02,rounding_size=0.15",
@@ -89,18 +89,18 @@ def draw(out_dir):
     P = {"x": (0.0, lo), "mu": (3.4, hi), "xc": (6.8, lo), "var": (10.1, hi),
          "s": (14.7, hi), "xhat": (17.9, lo), "y": (21.6, hi)}
 
-    node(ax, P["x"], "$x$", fmt(fwd["x"]), "dx = " + fmt(g["dx"]), w=w, fan=True)
-    node(ax, P["mu"], "$\\mu$ = mean(x)", fmt(fwd["mu"]), "d$\\mu$ = " + fmt(g["dmu"]), w=w)
+    node(ax, P["x"], "$x$", fmt(fwd["x"]), "dx = " + fmt(g["dx"]), fan=True)
+    node(ax, P["mu"], "$\\mu$ = mean(x)", fmt(fwd["mu"]), "d$\\mu$ = " + fmt(g["dmu"]))
     node(ax, P["xc"], "$x^c = x - \\mu$", fmt(fwd["xc"]), "d$x^c$ = " + fmt(g["dxc"]),
-         w=w, fan=True)
+         fan=True)
     node(ax, P["var"], "$\\sigma^2$ = mean($(x^c)^2$)", fmt(fwd["var"]),
-         "d$\\sigma^2$ = " + fmt(g["dvar"]), w=w)
+         "d$\\sigma^2$ = " + fmt(g["dvar"]))
     node(ax, P["s"], "$s = (\\sigma^2 + \\epsilon)^{-1/2}$", fmt(fwd["s"]),
-         "ds = " + fmt(g["ds"]), w=w)
+         "ds = " + fmt(g["ds"]))
     node(ax, P["xhat"], "$\\hat x = x^c s$", fmt(fwd["xhat"]),
-         "d$\\hat x$ = " + fmt(g["dxhat"]), w=w)
+         "d$\\hat x$ = " + fmt(g["dxhat"]))
     node(ax, P["y"], "$y = \\gamma \\hat x + \\beta$", fmt(fwd["y"]),
-         "dy = " + fmt(g["dy"]), w=w)
+         "dy = " + fmt(g["dy"]))
     hw, hh = w / 2, h / 2
 
     # x fans out: into the mean (up) and into the centring node (along the bottom)
