@@ -6,14 +6,18 @@ everything else (optimizer scalars, generator state, epoch and step) as JSON in
 the entry ``meta``. It is written atomically: to a temporary file in the same
 folder, flushed and fsync'ed, then renamed over the old one, so a crash or a
 Ctrl-C at any moment leaves either the old checkpoint or the new one, never half
-of one. Loading needs no pickle.
+of one. Loading needs no pickle, and a file that is missing, cut short or not a
+checkpoint at all raises a ``minirnn.errors.UserError`` that names it.
 """
 import json
 import os
 import tempfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
+
+from .errors import FileFormatError, MissingFileError
 
 
 def atomic_write(path, write):
@@ -59,15 +63,30 @@ def load_checkpoint(path):
     """Returns (params, optimizer_state, meta) as saved; ``meta["buffers"]`` holds
     the buffers (an empty dict when there are none)."""
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"no checkpoint at {path}")
-    with np.load(path, allow_pickle=False) as data:
-        meta = json.loads(str(data["meta"]))
-        params = {k[len("params/"):]: data[k] for k in data.files if k.startswith("params/")}
-        meta["buffers"] = {k[len("buffers/"):]: data[k] for k in data.files
-                           if k.startswith("buffers/")}
-        state = dict(meta.pop("optimizer"))
-        for buf in meta.pop("optimizer_buffers"):
-            prefix = f"optim/{buf}/"
-            state[buf] = {k[len(prefix):]: data[k] for k in data.files if k.startswith(prefix)}
+    if not path.is_file():
+        raise MissingFileError(f"{path}: expected a checkpoint, but there is none (a run "
+                               f"writes it after its first epoch, or when stopped with Ctrl-C)")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            meta = json.loads(str(data["meta"]))
+            params = {k[len("params/"):]: data[k] for k in data.files if k.startswith("params/")}
+            meta["buffers"] = {k[len("buffers/"):]: data[k] for k in data.files
+                               if k.startswith("buffers/")}
+            state = dict(meta.pop("optimizer"))
+            for buf in meta.pop("optimizer_buffers"):
+                prefix = f"optim/{buf}/"
+                state[buf] = {k[len(prefix):]: data[k] for k in data.files
+                              if k.startswith(prefix)}
+    # What np.load and the reads above raise on a file that is not a whole checkpoint:
+    # cut short (BadZipFile, EOFError), another kind of file (ValueError), an entry missing.
+    except (zipfile.BadZipFile, EOFError, ValueError, KeyError) as err:
+        raise FileFormatError(f"{path}: expected a checkpoint written by minirnn, but the "
+                              f"file is cut short or damaged ({type(err).__name__}: "
+                              f"{_first_line(err)})") from None
     return params, state, meta
+
+
+def _first_line(err):
+    """An exception's message, up to its first line break (for a one-line report)."""
+    text = str(err)
+    return text.splitlines()[0] if text else ""

@@ -1,12 +1,18 @@
 """``python -m minirnn <command>``: the command line.
 
-Each command lives in its own function; ``main`` only dispatches.
+Each command lives in its own function; ``main`` only dispatches, and turns a
+``UserError`` (``minirnn/errors.py``: a bad option, a missing or damaged file)
+into one line ``error: ...`` and exit status 2. Any other exception is a bug and
+shows its traceback.
 """
 import argparse
+import dataclasses
 import json
 import sys
 import time
 from pathlib import Path
+
+from .errors import OptionError, UserError
 
 
 def cmd_gradcheck(args):
@@ -29,39 +35,36 @@ def _schedule(values):
     """['1', '20', '2000', 'linear'] -> [1.0, 20.0, 2000, 'linear']."""
     if values is None:
         return None
-    if len(values) not in (3, 4):
-        raise SystemExit("error: --sharpness-schedule takes START END STEPS [linear|exponential]")
-    return [float(values[0]), float(values[1]), int(values[2]), *values[3:]]
+    if len(values) in (3, 4):
+        try:
+            return [float(values[0]), float(values[1]), int(values[2]), *values[3:]]
+        except ValueError:          # not a number where one belongs
+            pass
+    raise OptionError(f"--sharpness-schedule: expected START END STEPS [linear|exponential] "
+                      f"(two numbers, an integer, a word), got {' '.join(values)!r}")
 
 
 def cmd_train(args):
-    from .train import CONFIG, TrainConfig, TrainingDiverged, train
+    from .runs import TrainConfig, read_config
+    from .train import TrainingDiverged, train
     if args.resume:
         run_dir = Path(args.resume)
-        if not (run_dir / CONFIG).exists():
-            print(f"error: --resume {run_dir}: not a run folder (no {CONFIG})", file=sys.stderr)
-            return 2
-        config = TrainConfig.from_dict(json.loads((run_dir / CONFIG).read_text()))
+        config = read_config(run_dir)
         if args.epochs is not None:
-            config.epochs = args.epochs
+            config = dataclasses.replace(config, epochs=args.epochs)
     else:
-        options = dict(args.cell_option or [])
-        try:
-            config = TrainConfig(
-                task=args.task, model=args.model, batchnorm=not args.no_batchnorm,
-                bn_convention=args.bn_convention,
-                cost=args.cost, raw_pixels=args.raw_pixels, kaggle_csv=args.kaggle_csv,
-                cell=args.cell, cell_options=options, hidden=args.hidden,
-                layers=args.layers, dropout=args.dropout, batch_size=args.batch_size,
-                output_batchnorm=args.output_batchnorm,
-                optimizer=args.optimizer, lr=args.lr, lr_end=args.lr_end, clip=args.clip,
-                epochs=args.epochs or 1, seed=args.seed, limit=args.limit,
-                log_every=args.log_every, blas_threads=args.blas_threads,
-                max_steps=args.max_steps, eval_every=args.eval_every, eval_limit=args.eval_limit,
-                sharpness_schedule=_schedule(args.sharpness_schedule))
-        except ValueError as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 2
+        config = TrainConfig(
+            task=args.task, model=args.model, batchnorm=not args.no_batchnorm,
+            bn_convention=args.bn_convention,
+            cost=args.cost, raw_pixels=args.raw_pixels, kaggle_csv=args.kaggle_csv,
+            cell=args.cell, cell_options=dict(args.cell_option or []), hidden=args.hidden,
+            layers=args.layers, dropout=args.dropout, batch_size=args.batch_size,
+            output_batchnorm=args.output_batchnorm,
+            optimizer=args.optimizer, lr=args.lr, lr_end=args.lr_end, clip=args.clip,
+            epochs=args.epochs or 1, seed=args.seed, limit=args.limit,
+            log_every=args.log_every, blas_threads=args.blas_threads,
+            max_steps=args.max_steps, eval_every=args.eval_every, eval_limit=args.eval_limit,
+            sharpness_schedule=_schedule(args.sharpness_schedule))
         run_dir = Path(args.out) if args.out else Path("runs") / (
             time.strftime("%Y%m%d-%H%M%S") + f"-{config.task}-{config.cell}")
     print(f"run folder: {run_dir}")
@@ -84,13 +87,33 @@ def cmd_train(args):
     return 0
 
 
+def set_bn_statistics(model, which):
+    """Make every recurrent batch-norm layer of ``model`` (BN-LSTM) normalize, in
+    evaluation mode, with the population statistics ("population", the default)
+    or with each evaluation batch's own ("batch"). Returns the number of layers set."""
+    from .nn import Recurrent
+    layers = [layer for layer in getattr(model, "layers", [])
+              if isinstance(layer, Recurrent) and "eval_stats" in layer.cell.FORWARD_OPTIONS]
+    for layer in layers:
+        layer.set_option("eval_stats", which)
+    return len(layers)
+
+
 def cmd_eval(args):
     from .train import evaluate, load_trained_model
     from .threads import blas_threads
+    if args.batch_size < 1:
+        raise OptionError(f"--batch-size: expected a positive integer, got {args.batch_size}")
     with blas_threads(args.blas_threads):
         config, task, model = load_trained_model(args.run_dir, data_root=args.data)
+        if set_bn_statistics(model, args.bn_stats) == 0 and args.bn_stats == "batch":
+            raise OptionError(f"--bn-stats batch: the model of {args.run_dir} has no recurrent "
+                              f"batch norm (cell {config.cell}); only BN-LSTM layers have "
+                              f"population statistics to replace")
+        if args.bn_stats == "batch":
+            print(f"batch norm: each batch's own statistics, batches of {args.batch_size}")
         for name, split in (("validation", task.val), ("test", task.test)):
-            loss, acc = evaluate(model, split, task.kind)
+            loss, acc = evaluate(model, split, task.kind, batch_size=args.batch_size)
             extra = f", accuracy {acc:.4f}" if acc is not None else ""
             print(f"{name}: loss {loss:.4f}{extra} ({len(split[0])} examples)")
     return 0
@@ -205,6 +228,13 @@ def build_parser():
     p = sub.add_parser("eval", help="evaluate a run's checkpoint on validation and test data")
     p.add_argument("run_dir")
     p.add_argument("--data", default=None, metavar="DIR")
+    p.add_argument("--bn-stats", choices=["population", "batch"], default="population",
+                   help="BN-LSTM: normalize with the population statistics kept in training "
+                        "(the honest evaluation: one example's output does not depend on the "
+                        "others), or with each evaluation batch's own statistics, to see the gap")
+    p.add_argument("--batch-size", type=int, default=1000,
+                   help="examples per evaluation batch (with --bn-stats batch, the batch whose "
+                        "statistics normalize it)")
     p.add_argument("--blas-threads", type=int, default=1)
     p.set_defaults(func=cmd_eval)
 
@@ -243,7 +273,11 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

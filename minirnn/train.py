@@ -68,12 +68,13 @@ def restore_model(model, params, buffers, path):
     expected = {k: v.shape for k, v in model.params.items()}
     got = {k: np.shape(v) for k, v in params.items()}
     if got != expected:
-        missing = sorted(set(expected) - set(got))
-        extra = sorted(set(got) - set(expected))
-        reshaped = sorted(k for k in set(got) & set(expected) if got[k] != expected[k])
+        differences = {
+            "missing": sorted(set(expected) - set(got)),
+            "unexpected": sorted(set(got) - set(expected)),
+            "other shapes": sorted(k for k in set(got) & set(expected) if got[k] != expected[k])}
         raise FileFormatError(
             f"{path}: expected the parameters of the model its {CONFIG} describes; "
-            f"missing {missing}, unexpected {extra}, other shapes {reshaped}")
+            + ", ".join(f"{what} {keys}" for what, keys in differences.items() if keys))
     for key, value in params.items():
         model.params[key][...] = value
     try:

@@ -5,8 +5,8 @@
     sequences.py  row / pixel / permuted-pixel views: images -> (N, T, I) float32
     synthetic.py  sine_cos_dataset: sin in, cos out, at every step
 
-This package depends on numpy and the standard library only; models and training
-import it, never the other way round.
+This package depends on numpy, the standard library and ``minirnn.errors`` only;
+models and training import it, never the other way round.
 """
 
 from .kaggle import KAGGLE_PIXEL_COLUMNS, load_kaggle_csv, train_val_split

@@ -17,8 +17,11 @@ seeded shuffle; ``train_val_split`` does the same without scikit-learn.
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import numpy as np
+
+from ..errors import FileFormatError, MissingFileError
 
 __all__ = ["load_kaggle_csv", "train_val_split", "KAGGLE_PIXEL_COLUMNS"]
 
@@ -49,11 +52,46 @@ def _check_header(header, path):
     )
     got_name = header[first_bad] if first_bad < len(header) else "(nothing)"
     want_name = expected[first_bad] if first_bad < len(expected) else "(nothing)"
-    raise ValueError(
+    raise FileFormatError(
         f"{path}: expected the header {_short(_TRAIN_HEADER)} of train.csv or "
         f"{_short(_TEST_HEADER)} of test.csv; got {_short(header)}, "
         f"whose column {first_bad} is {got_name!r} where {want_name!r} belongs"
     )
+
+
+def _read_rows(f, path, header):
+    """The rows after the header, from the open file ``f``: (N, columns) int64."""
+    try:
+        with warnings.catch_warnings():
+            # An empty body is a valid, empty data set, not a warning.
+            warnings.filterwarnings("ignore", message=".*input contained no data")
+            table = np.loadtxt(f, delimiter=",", dtype=np.int64, ndmin=2)
+    except UnicodeDecodeError:
+        raise
+    except ValueError as exc:      # a row np.loadtxt cannot read: find out which
+        where = _first_bad_row(path, header) or str(exc).splitlines()[0]
+        raise FileFormatError(f"{path}: expected {len(header)} integer columns in every "
+                              f"row, as in the header; {where}") from None
+    return table.reshape(0, len(header)) if table.size == 0 else table
+
+
+def _first_bad_row(path, header):
+    """Where a CSV file first breaks the header's layout: the first row with another
+    number of columns, or with a value that is not an integer (None if none does)."""
+    with open(path, encoding="utf-8-sig", newline=None) as f:
+        f.readline()
+        for line_number, line in enumerate(f, start=2):
+            if not line.strip():
+                continue
+            values = line.rstrip("\n").split(",")
+            if len(values) != len(header):
+                return f"line {line_number} has {len(values)}"
+            for name, value in zip(header, values):
+                try:
+                    int(value)
+                except ValueError:
+                    return f"line {line_number} has {value.strip()!r} in column {name!r}"
+    return None
 
 
 def load_kaggle_csv(path):
@@ -63,39 +101,37 @@ def load_kaggle_csv(path):
     returns:
       x: (N, 28, 28) uint8, pixels 0..255
       y: (N,) uint8 digits 0..9, or None when the file has no label column
-    raises ValueError on a wrong header, a row with the wrong number of columns,
-    or values out of range (pixels outside 0..255, labels outside 0..9).
+    raises MissingFileError (a FileNotFoundError) when there is no such file, and
+    FileFormatError (a ValueError) on a wrong header, a row with the wrong number of
+    columns or a value that is not an integer, or values out of range (pixels
+    outside 0..255, labels outside 0..9); the message names the file and the line.
     """
-    # utf-8-sig drops the byte-order mark that spreadsheet programs like to add.
-    with open(path, encoding="utf-8-sig", newline=None) as f:
-        header = tuple(column.strip() for column in f.readline().strip().split(","))
-        has_labels = _check_header(header, path)
-        n_columns = len(header)
-        try:
-            with warnings.catch_warnings():
-                # An empty body is a valid, empty data set, not a warning.
-                warnings.filterwarnings("ignore", message=".*input contained no data")
-                table = np.loadtxt(f, delimiter=",", dtype=np.int64, ndmin=2)
-        except ValueError as exc:
-            raise ValueError(
-                f"{path}: expected {n_columns} integer columns in every row, as in the "
-                f"header; numpy says: {exc}"
-            ) from None
-    if table.size == 0:
-        table = table.reshape(0, n_columns)
+    if not Path(path).is_file():
+        raise MissingFileError(f"{path}: expected Kaggle's Digit Recognizer train.csv or "
+                               f"test.csv, but there is no such file")
+    try:
+        # utf-8-sig drops the byte-order mark that spreadsheet programs like to add.
+        with open(path, encoding="utf-8-sig", newline=None) as f:
+            header = tuple(column.strip() for column in f.readline().strip().split(","))
+            has_labels = _check_header(header, path)
+            table = _read_rows(f, path, header)
+    except UnicodeDecodeError:
+        raise FileFormatError(f"{path}: expected a CSV text file, got bytes that are not "
+                              f"UTF-8 text") from None
+    n_columns = len(header)
     if table.shape[1] != n_columns:
-        raise ValueError(
+        raise FileFormatError(
             f"{path}: the header has {n_columns} columns but the rows have {table.shape[1]}"
         )
 
     labels, pixels = (table[:, 0], table[:, 1:]) if has_labels else (None, table)
     if pixels.size and (pixels.min() < 0 or pixels.max() > 255):
-        raise ValueError(
+        raise FileFormatError(
             f"{path}: expected pixels in 0..255, got values from {pixels.min()} "
             f"to {pixels.max()}"
         )
     if labels is not None and labels.size and (labels.min() < 0 or labels.max() > 9):
-        raise ValueError(
+        raise FileFormatError(
             f"{path}: expected labels 0..9, got values from {labels.min()} to {labels.max()}"
         )
     x = pixels.astype(np.uint8).reshape(-1, 28, 28)
