@@ -1,13 +1,23 @@
 """python -m minirnn bench: the records' keys and values, the CNN's floor, the CLI."""
 import json
+import platform
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+from numba.core import config as numba_config
 
-from minirnn import bench
+from minirnn import bench, cli
 from minirnn.nn import CNNClassifier
+
+# What the bench command does by default where it can: keep freed memory (glibc's
+# mallopt) and flush subnormals to zero (x86-64's MXCSR, in compiled code).
+KEEPS_FREED_MEMORY = platform.libc_ver()[0] == "glibc"
+FLUSHES_SUBNORMALS = (platform.machine().lower() in ("x86_64", "amd64")
+                      and not numba_config.DISABLE_JIT)
+TINY = ["bench", "--cells", "rnn", "--json", "--repeats", "1", "--batch", "2", "--time", "3",
+        "--input", "2", "--hidden", "5"]
 
 KEYS = {"cell", "batch", "time", "input", "hidden", "dtype", "forward_ms", "train_step_ms",
         "forward_backward_ms", "first_call_ms", "sequences_per_s", "floor_ms",
@@ -43,14 +53,19 @@ def test_cnn_flops_by_hand():
 
 
 def test_cli_json_has_the_issue_keys():
-    out = subprocess.run([sys.executable, "-m", "minirnn", "bench", "--cells", "rnn", "--json",
-                          "--repeats", "1", "--batch", "2", "--time", "3", "--input", "2",
-                          "--hidden", "5"], capture_output=True, text=True, check=True,
-                         timeout=300).stdout
+    out = subprocess.run([sys.executable, "-m", "minirnn", *TINY], capture_output=True,
+                         text=True, check=True, timeout=300).stdout
     (record,) = json.loads(out)
     assert {"cell", "batch", "time", "input", "hidden", "dtype", "forward_ms",
             "train_step_ms"} <= set(record)
     assert (record["cell"], record["batch"], record["time"], record["input"],
             record["hidden"]) == ("rnn", 2, 3, 2, 5)
-    assert record["freed_memory_kept"] in (True, False)
-    assert record["subnormals_flushed"] in (True, False)
+    assert record["freed_memory_kept"] is KEEPS_FREED_MEMORY
+    assert record["subnormals_flushed"] is FLUSHES_SUBNORMALS
+
+
+def test_cli_flags_switch_the_memory_and_subnormal_settings_off(capsys):
+    assert cli.main([*TINY, "--return-freed-memory", "--keep-subnormals"]) == 0
+    (record,) = json.loads(capsys.readouterr().out)
+    assert record["freed_memory_kept"] is False
+    assert record["subnormals_flushed"] is False
