@@ -136,9 +136,15 @@ def cmd_bench(args):
     if args.pixel_mnist:
         sizes.update(time_steps=784, input_size=1)
     kept = False if args.return_freed_memory else keep_freed_memory()
+    if args.sweep:
+        from .bench import bench_sweep
+        return bench_sweep(args.figure, repeats=args.repeats, dtype=np.dtype(args.dtype).type,
+                           blas=args.blas_threads, flush=not args.keep_subnormals,
+                           as_json=args.json)
     with blas_threads(args.blas_threads), \
             flush_subnormals(not args.keep_subnormals) as flushed:
-        records = run(args.cells, dtype=np.dtype(args.dtype).type, repeats=args.repeats, **sizes)
+        records = run(getattr(args, "cells", None), dtype=np.dtype(args.dtype).type,
+                      repeats=args.repeats, **sizes)
     for r in records:
         r["freed_memory_kept"] = kept
         r["subnormals_flushed"] = flushed
@@ -246,7 +252,8 @@ def build_parser():
 
     p = sub.add_parser("bench", help="time every cell: forward, backward, training step",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--cells", nargs="+", choices=[*sorted(CELLS), "cnn"], default=None,
+    p.add_argument("--cells", nargs="+", choices=[*sorted(CELLS), "cnn"],
+                   default=argparse.SUPPRESS,
                    help="cells to time, and cnn for the Qiita batch-norm CNN note's CNN "
                         "(default: all)")
     p.add_argument("--batch", type=int, default=64)
@@ -264,6 +271,10 @@ def build_parser():
                    help="do not flush subnormal floats to zero (vanishing gradients then "
                         "take a slow path in the processor; minirnn/subnormals.py)")
     p.add_argument("--json", action="store_true", help="print a list of JSON records")
+    p.add_argument("--sweep", action="store_true",
+                   help="time the LSTM training step over hidden, time and batch sizes (beside "
+                        "PyTorch if installed, one thread each) and draw --figure")
+    p.add_argument("--figure", default="docs/figures/scaling.png", help="--sweep's figure")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("gradcheck", help="finite-difference check of every cell and op")

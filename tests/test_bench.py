@@ -69,3 +69,48 @@ def test_cli_flags_switch_the_memory_and_subnormal_settings_off(capsys):
     (record,) = json.loads(capsys.readouterr().out)
     assert record["freed_memory_kept"] is False
     assert record["subnormals_flushed"] is False
+
+
+TINY_SWEEP = {"hidden": {"values": (3, 5), "fixed": {"time_steps": 2, "batch": 2}},
+              "time": {"values": (2, 4), "fixed": {"hidden": 3, "batch": 2}},
+              "batch": {"values": (1, 3), "fixed": {"time_steps": 2, "hidden": 3}}}
+
+
+def test_sweep_varies_one_size_at_a_time_and_draws_a_panel_per_size(tmp_path, capsys):
+    import matplotlib.image
+    bench.bench_sweep(tmp_path / "scaling.png", axes=TINY_SWEEP, repeats=1, with_torch=False)
+    table = capsys.readouterr().out
+    assert "hidden" in table and "wrote" in table
+    image = matplotlib.image.imread(tmp_path / "scaling.png")
+    assert image.shape[1] > 2.5 * image.shape[0]            # three panels side by side
+    records = bench.sweep(TINY_SWEEP, repeats=1, with_torch=False)
+    assert [(r["axis"], r["value"]) for r in records] == [
+        ("hidden", 3), ("hidden", 5), ("time", 2), ("time", 4), ("batch", 1), ("batch", 3)]
+    by_point = {(r["axis"], r["value"]): r for r in records}
+    assert ((by_point["time", 4]["time_steps"], by_point["time", 4]["hidden"],
+             by_point["time", 4]["batch"]) == (4, 3, 2))
+    for r in records:
+        assert r["minirnn_ms"] > 0 and r["torch_ms"] is None
+        flops = bench.step_flops("lstm", r["batch"], r["time_steps"], r["input_size"],
+                                 r["hidden"])
+        assert r["floor_ms"] == pytest.approx(flops / (r["matmul_gflops"] * 1e9) * 1e3)
+
+
+def test_sweep_times_pytorch_beside_when_it_is_installed(tmp_path):
+    torch = pytest.importorskip("torch")
+    threads = torch.get_num_threads()
+    (record,) = bench.sweep({"batch": {"values": (2,), "fixed": {"time_steps": 2, "hidden": 3}}},
+                            repeats=1)
+    assert record["torch_ms"] > 0 and record["torch_version"] == torch.__version__
+    assert torch.get_num_threads() == threads                 # restored after the sweep
+    bench.draw_sweep([record], tmp_path / "one.png")
+    assert (tmp_path / "one.png").stat().st_size > 0
+
+
+def test_bench_help_states_each_default_once(capsys):
+    from minirnn.cli import build_parser
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["bench", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(default: all)" in text and "(default: None)" not in text
+    assert "--sweep" in text
