@@ -28,20 +28,22 @@ def line(ax, points, color=INK, lw=1.5):
 
 
 def op(ax, xy, symbol, r=0.28):
+    """A pointwise operation in a small circle."""
     ax.add_patch(Circle(xy, r, fc="white", ec=INK, lw=1.4, zorder=4))
     ax.text(*xy, symbol, ha="center", va="center", fontsize=13, zorder=5)
 
 
-def box(ax, xy, w, h, text, fc="#fcf3cf", fontsize=11.5, family=None):
+def box(ax, xy, w, h, text, fontsize=11.5):
+    """A rounded box of size (w, h) centred at xy, with a label."""
     x, y = xy
     ax.add_patch(FancyBboxPatch((x - w / 2, y - h / 2), w, h, boxstyle="round,pad=0.03",
-                                fc=fc, ec=INK, lw=1.2, zorder=4))
-    ax.text(x, y, text, ha="center", va="center", fontsize=fontsize, zorder=5, family=family)
+                                fc="#fcf3cf", ec=INK, lw=1.2, zorder=4))
+    ax.text(x, y, text, ha="center", va="center", fontsize=fontsize, zorder=5)
 
 
 def gate(ax, x, name, block):
     """A gate box: sigma, and the column block of zrn it fills."""
-    box(ax, (x, Y_OP1), 1.7, 0.9, "", fontsize=13)
+    box(ax, (x, Y_OP1), 1.7, 0.9, "")
     ax.text(x, Y_OP1 + 0.17, r"$\sigma$", ha="center", va="center", fontsize=13, zorder=5)
     ax.text(x, Y_OP1 - 0.22, block, ha="center", va="center", fontsize=8, family="monospace",
             color="0.25", zorder=5)
@@ -50,6 +52,7 @@ def gate(ax, x, name, block):
 
 
 def panel(ax, reset_after):
+    """One convention's cell."""
     # the candidate column, shaded: the only part that differs
     ax.add_patch(FancyBboxPatch((X_N - 1.2, Y_OP1 - 0.55), 2.4, Y_TANH - Y_OP1 + 1.05,
                                 boxstyle="round,pad=0.05", fc=DIFF, ec="none", zorder=0))
