@@ -1,9 +1,10 @@
 """The normalized recurrent cells: bnlstm (recurrent batch norm), lnlstm (both
-flavours) and lngru. Gradients against finite differences, forwards against the
-plain-NumPy references in ``reference.py`` and tiny cases by hand, batch norm's
-per-timestep and population statistics, the layer-norm flavours, the contract
-(compiled = plain, float32, inputs untouched, step by step = whole sequence), the
-nn layer's statistics and the error messages.
+flavours) and lngru. Gradients against finite differences, forwards against tiny
+cases by hand (and against the readable twins in ``minirnn.reference``, every
+option, in tests/test_reference.py), batch norm's per-timestep and population
+statistics, the layer-norm flavours, the contract (compiled = plain, float32,
+inputs untouched, step by step = whole sequence), the nn layer's statistics and
+the error messages.
 
 Where finite differences cannot work, and why (the tests below keep away from it,
 and test the edge itself separately):
@@ -36,10 +37,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import reference
 from jit_off import compiled_and_plain
 from minirnn import gradcheck
 from minirnn.cells import bnlstm, lngru, lnlstm
+from minirnn.functional import layernorm_forward
+from minirnn.reference import bnlstm as bnlstm_twin
 
 TOL = gradcheck.TOLERANCE
 seeds = st.integers(0, 2**31 - 1)
@@ -350,75 +352,6 @@ def test_layer_norm_over_one_unit_is_finite(cell, opts):
 
 # ================================================================ forward values
 
-@given(batch=st.integers(2, 4), time=st.integers(1, 5), seed=seeds, carry=st.booleans(),
-       eps=st.sampled_from([1e-5, 1e-3]))
-def test_bnlstm_training_forward_and_statistics_match_reference(batch, time, seed, carry,
-                                                                 eps):
-    """Each timestep is normalized with its own batch statistics, and
-    cache["batch_stats"][k][t] is the mean / biased variance of that step's x_t W,
-    h_{t-1} U and c_t before normalization."""
-    rng = np.random.default_rng(seed)
-    params = random_params(bnlstm, 3, 4, rng)
-    x = rng.standard_normal((batch, time, 3))
-    h0, c0 = random_state(bnlstm, batch, 4, rng)
-    hs, cache = bnlstm.forward(params, x, (h0, c0), eps=eps, carry_normalized_c=carry)
-    ref_hs, (h, c), steps = reference.bnlstm(params, x, h0, c0, eps=eps,
-                                             carry_normalized_c=carry)
-    np.testing.assert_allclose(hs, ref_hs, rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(cache["state"][0], h, rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(cache["state"][1], c, rtol=1e-10, atol=1e-12)
-    for key in bnlstm.STAT_KEYS:
-        assert cache["batch_stats"][key].shape[0] == time
-        for t in range(time):
-            np.testing.assert_allclose(cache["batch_stats"][key][t], steps[t][key],
-                                       rtol=1e-10, atol=1e-12, err_msg=f"{key}[{t}]")
-
-
-@given(batch=st.integers(1, 4), time=st.integers(1, 6), t_max=st.integers(1, 7), seed=seeds,
-       carry=st.booleans())
-def test_bnlstm_evaluation_forward_matches_reference(batch, time, t_max, seed, carry):
-    rng = np.random.default_rng(seed)
-    params = random_params(bnlstm, 3, 4, rng)
-    x = rng.standard_normal((batch, time, 3))
-    h0, c0 = random_state(bnlstm, batch, 4, rng)
-    stats = random_stats(4, t_max, rng)
-    hs, cache = bnlstm.forward(params, x, (h0, c0), training=False, stats=stats,
-                               carry_normalized_c=carry)
-    ref_hs, (h, c), _ = reference.bnlstm(params, x, h0, c0, training=False, stats=stats,
-                                         carry_normalized_c=carry)
-    np.testing.assert_allclose(hs, ref_hs, rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(cache["state"][1], c, rtol=1e-10, atol=1e-12)
-    assert "batch_stats" not in cache
-
-
-@given(flavour=st.sampled_from(FLAVOURS), batch=st.integers(1, 3), time=st.integers(1, 5),
-       hidden=st.integers(2, 4), seed=seeds, eps=st.sampled_from([1e-5, 1e-3]))
-def test_lnlstm_forward_matches_reference(flavour, batch, time, hidden, seed, eps):
-    rng = np.random.default_rng(seed)
-    params = random_params(lnlstm, 3, hidden, rng, flavour=flavour)
-    x = rng.standard_normal((batch, time, 3))
-    h0, c0 = random_state(lnlstm, batch, hidden, rng)
-    hs, cache = lnlstm.forward(params, x, (h0, c0), flavour=flavour, eps=eps)
-    ref = reference.lnlstm_paper if flavour == "paper" else reference.lnlstm_tensorflow
-    ref_hs, (h, c) = ref(params, x, h0, c0, eps)
-    np.testing.assert_allclose(hs, ref_hs, rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(cache["state"][0], h, rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(cache["state"][1], c, rtol=1e-10, atol=1e-12)
-
-
-@given(batch=st.integers(1, 3), time=st.integers(1, 5), hidden=st.integers(2, 4), seed=seeds,
-       eps=st.sampled_from([1e-5, 1e-3]))
-def test_lngru_forward_matches_reference(batch, time, hidden, seed, eps):
-    rng = np.random.default_rng(seed)
-    params = random_params(lngru, 3, hidden, rng)
-    x = rng.standard_normal((batch, time, 3))
-    h0 = random_state(lngru, batch, hidden, rng)
-    hs, cache = lngru.forward(params, x, h0, eps=eps)
-    ref_hs, h = reference.lngru(params, x, h0, eps)
-    np.testing.assert_allclose(hs, ref_hs, rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(cache["state"], h, rtol=1e-10, atol=1e-12)
-
-
 # ---------------------------------------------------------------- by hand
 
 def test_bnlstm_tiny_case_by_hand():
@@ -479,11 +412,10 @@ def test_bnlstm_init_gamma_beta_and_forget_bias():
 
 
 def _batch_stats_by_hand(params, x, B):
-    """Per-step statistics from the reference, the variance made unbiased."""
-    H = params["U"].shape[0]
-    _, _, steps = reference.bnlstm(params, x, np.zeros((B, H)), np.zeros((B, H)))
-    return {k: np.stack([s[k] for s in steps]) * (B / (B - 1) if k.startswith("var") else 1)
-            for k in bnlstm.STAT_KEYS}
+    """Per-step statistics from the readable twin, the variance made unbiased."""
+    _, cache = bnlstm_twin.forward(params, x)
+    return {k: v * (B / (B - 1) if k.startswith("var") else 1)
+            for k, v in cache["batch_stats"].items()}
 
 
 def test_update_statistics_follows_the_moving_average():
@@ -562,25 +494,22 @@ def test_carry_normalized_c(training):
     x = rng.standard_normal((B, T, 2))
     h0, c0 = random_state(bnlstm, B, H, rng)
     opts = {} if training else {"training": False, "stats": random_stats(H, T, rng)}
-    ref_opts = dict(opts)
     hs = {}
     for carry in (False, True):
         hs[carry], cache = bnlstm.forward(params, x, (h0, c0), carry_normalized_c=carry, **opts)
-        _, _, steps = reference.bnlstm(params, x, h0, c0, carry_normalized_c=carry, **ref_opts)
-        # BN of the pre-normalization cell, with this step's statistics
-        s = steps[-1]
-        bn_c, _, _ = reference.batchnorm(s["c_pre"], params["gamma_c"], params["beta_c"], 1e-5,
-                                         s["mean_c"], s["var_c"])
-        carried = cache["state"][1]
-        if carry:
-            np.testing.assert_allclose(carried, bn_c, rtol=1e-10, atol=1e-12)
-            assert not np.allclose(carried, s["c_pre"])
-        else:
-            np.testing.assert_allclose(carried, s["c_pre"], rtol=1e-10, atol=1e-12)
-            assert not np.allclose(carried, bn_c)
         for t in range(T):
-            np.testing.assert_allclose(cache["cs"][t + 1], steps[t]["cbn" if carry else "c_pre"],
-                                       rtol=1e-10, atol=1e-12)
+            # the raw cell u_t = f c_{t-1} + i g from the step's gates, and BN(u_t)
+            # with the step's statistics: the batch's, or row t of the population's
+            i, f, g = (cache["ifog"][t][:, k * H:(k + 1) * H] for k in (0, 1, 3))
+            u = f * cache["cs"][t] + i * g
+            if training:
+                mean, var = u.mean(axis=0), u.var(axis=0)
+            else:
+                mean, var = opts["stats"]["mean_c"][t], opts["stats"]["var_c"][t]
+            bn_u = params["gamma_c"] * (u - mean) / np.sqrt(var + 1e-5) + params["beta_c"]
+            np.testing.assert_allclose(cache["cs"][t + 1], bn_u if carry else u, rtol=1e-10,
+                                       atol=1e-12)
+        assert not np.allclose(cache["state"][1], u if carry else bn_u)
     np.testing.assert_allclose(hs[True][:, 0], hs[False][:, 0], rtol=1e-14)
     assert not np.allclose(hs[True][:, 1:], hs[False][:, 1:])
 
@@ -600,8 +529,8 @@ def test_lnlstm_init_layouts_and_forget_bias():
 @pytest.mark.parametrize("forget_bias", [1.0, -0.7])
 def test_lnlstm_tensorflow_forget_bias_in_shift_is_a_constant_after_ln(forget_bias):
     """TensorFlow adds forget_bias to the f block after its LN; init writes it into
-    shift's f block instead. The reference adds the constant and keeps shift's f
-    block without it: the same function."""
+    shift's f block instead. The cell as TensorFlow writes it adds the constant and
+    keeps shift's f block without it: the same function."""
     rng = np.random.default_rng(7)
     H = 3
     params = lnlstm.init(2, H, rng=rng, dtype=np.float64, flavour="tensorflow",
@@ -614,8 +543,16 @@ def test_lnlstm_tensorflow_forget_bias_in_shift_is_a_constant_after_ln(forget_bi
     hs, _ = lnlstm.forward(params, x, (h0, c0), flavour="tensorflow", eps=1e-3)
     without = dict(params, shift=params["shift"].copy())
     without["shift"][H:2 * H] -= forget_bias
-    ref_hs, _ = reference.lnlstm_tensorflow(without, x, h0, c0, 1e-3, forget_bias=forget_bias)
-    np.testing.assert_allclose(hs, ref_hs, rtol=1e-10, atol=1e-12)
+    h, c, tf_hs = h0, c0, []                 # LayerNormBasicLSTMCell, step by step
+    for t in range(x.shape[1]):
+        z = x[:, t] @ without["W"] + h @ without["U"]
+        a = [layernorm_forward(z[:, k * H:(k + 1) * H], without["gain"][k * H:(k + 1) * H],
+                               without["shift"][k * H:(k + 1) * H], 1e-3)[0] for k in range(4)]
+        i, f, o, g = sigmoid(a[0]), sigmoid(a[1] + forget_bias), sigmoid(a[2]), np.tanh(a[3])
+        c = layernorm_forward(f * c + i * g, without["gain_c"], without["shift_c"], 1e-3)[0]
+        h = o * np.tanh(c)
+        tf_hs.append(h)
+    np.testing.assert_allclose(hs, np.stack(tf_hs, axis=1), rtol=1e-10, atol=1e-12)
 
 
 def test_lnlstm_stored_c_is_normalized_only_in_the_tensorflow_flavour():
@@ -631,7 +568,7 @@ def test_lnlstm_stored_c_is_normalized_only_in_the_tensorflow_flavour():
         # with gain_c = 1, shift_c = 0 a normalized row has mean 0 and variance
         # var / (var + eps) < 1
         row_means, row_vars = c.mean(axis=1), c.var(axis=1)
-        ln_c = reference.layernorm(c, np.ones(H), np.zeros(H), eps)
+        ln_c, _ = layernorm_forward(c, np.ones(H), np.zeros(H), eps)
         if flavour == "tensorflow":
             np.testing.assert_allclose(row_means, 0, atol=1e-12)
             assert np.all(row_vars < 1) and np.all(row_vars > 0.9)
