@@ -1,5 +1,8 @@
 """Gated recurrent unit (Cho et al. 2014), in both conventions users meet.
 
+Readable twin: ``minirnn/reference/gru.py``, the same equations in plain NumPy, one
+timestep per Python call; ``tests/test_reference.py`` holds this kernel equal to it.
+
 Gates z (update), r (reset), n (candidate), in that order along the last axis::
 
     z = sigma(x_t W_z + h_{t-1} U_z + b_z)        r = sigma(x_t W_r + h_{t-1} U_r + b_r)
@@ -95,7 +98,8 @@ def step_forward(xw_t, h_prev, U_zr, U_n, bh, reset_after, m_h=None, m_n=None):
     U_n: (H, H); bh: (3H,) (zeros when not reset_after); m_h, m_n: (B, H)
     dropout masks on h_{t-1} in the recurrent products and on n, or None.
     Returns h: (B, H), zrn: (B, 3H) activated gates (n before any mask), hu_n:
-    (B, H) (zeros when not reset_after: backward needs it only in that convention)."""
+    (B, H) (zeros when not reset_after: backward needs it only in that convention).
+    Readable twin: ``reference/gru.py``, ``step_forward``."""
     B, H = h_prev.shape
     zrn = np.empty_like(xw_t)
     h = np.empty_like(h_prev)
@@ -127,7 +131,8 @@ def step_forward(xw_t, h_prev, U_zr, U_n, bh, reset_after, m_h=None, m_n=None):
 def step_backward(dh, h_prev, zrn, hu_n, UT_zr, UT_n, reset_after, m_h=None, m_n=None):
     """One timestep backwards. dh: (B, H) total dL/dh_t; UT_zr: (2H, H) and
     UT_n: (H, H) are the transposed blocks of U; m_h, m_n: the forward's masks.
-    Returns da: (B, 3H) = dL/d(pre-activations of z, r, n) and dh_prev: (B, H)."""
+    Returns da: (B, 3H) = dL/d(pre-activations of z, r, n) and dh_prev: (B, H).
+    Readable twin: ``reference/gru.py``, ``step_backward``."""
     B, H = dh.shape
     da_zr = np.empty((B, 2 * H), dtype=dh.dtype)
     da_n = np.empty_like(dh)

@@ -1,6 +1,9 @@
 """Layer-normalized GRU, with the semantics of TensorFlow's ``LayerNormBasicGRUCell``
 (the layer-normalized GRU of the answer to the Stack Overflow BN-in-LSTM question).
 
+Readable twin: ``minirnn/reference/lngru.py``, the same equations in plain NumPy, one
+timestep per Python call; ``tests/test_reference.py`` holds this kernel equal to it.
+
 Equations, for one timestep::
 
     (u_z, u_r) = x_t W_zr + h_{t-1} U_zr                   one projection of [x, h]
@@ -89,7 +92,8 @@ def step_forward(xw_zr_t, lxn_t, h_prev, U_zr, U_n, gain_zr, shift_zr, gain_hn, 
     Returns h: (B, H); zrn: (B, 3H) = z, r, n (n before any mask); lhn: (B, H) =
     LN(h U_n); and the normalizations' xhat_zr (B, 2H), inv_std_zr (2B,), xhat_hn
     (B, H), inv_std_hn (B,). m_h, m_n: (B, H) dropout masks on h_{t-1} in the
-    recurrent products and on n, or None."""
+    recurrent products and on n, or None.
+    Readable twin: ``reference/lngru.py``, ``step_forward``."""
     B, H = h_prev.shape
     hm = h_prev if m_h is None else h_prev * m_h    # what the recurrent products see
     u = xw_zr_t + hm @ U_zr
@@ -120,7 +124,8 @@ def step_backward(dh, h_prev, zrn, lhn, xhat_zr, inv_std_zr, xhat_hn, inv_std_hn
     dropout masks, or None.
     Returns du: (B, 2H) = dL/d(x W_zr + h U_zr); dhn: (B, H) = dL/d(h U_n);
     dlxn: (B, H) = dL/dLN(x W_n); dh_prev; and the gradients of gain_zr, shift_zr,
-    gain_hn, shift_hn."""
+    gain_hn, shift_hn.
+    Readable twin: ``reference/lngru.py``, ``step_backward``."""
     B, H = dh.shape
     da_zr = np.empty((B, 2 * H), dtype=dh.dtype)     # dL/d(LN'd pre-activations of z, r)
     dlxn = np.empty_like(dh)

@@ -1,5 +1,8 @@
 """Layer-normalized LSTM (Ba et al. 2016), in two documented flavours.
 
+Readable twin: ``minirnn/reference/lnlstm.py``, the same equations in plain NumPy, one
+timestep per Python call; ``tests/test_reference.py`` holds this kernel equal to it.
+
 ``LN(z; gain, shift) = gain * (z - mean) / sqrt(var + eps) + shift`` with the mean
 and variance of each row (one example), so training and evaluation compute the
 same thing and nothing is kept between calls.
@@ -148,7 +151,8 @@ def step_forward(lx_t, h_prev, c_prev, U, b, gain_h, gain_c, shift_c, eps, out, 
     slices of the loop's buffers, using ``work`` = (hu: (B, 4H), lc: (B, H),
     zero: (4H,) zeros), scratch that every step reuses.
     m_h, m_g, m_c: (B, H) dropout masks on h_{t-1} before U, on g, on c_t (before
-    its LN); None where there is none."""
+    its LN); None where there is none.
+    Readable twin: ``reference/lnlstm.py``, ``step_forward``."""
     h, c, ifog, tanh_c, xhat_h, inv_std_h, xhat_c, inv_std_c = out
     hu, lc, zero = work
     B, H = h_prev.shape
@@ -183,7 +187,8 @@ def step_backward(dh, dc_next, c_prev, ifog, tanh_c, xhat_h, inv_std_h, xhat_c, 
     Adds this step's gradients to ``grads`` = (dgain_h: (4H,), dgain_c, dshift_c:
     (H,)). ``work`` = (dlc, dc: (B, H), dshift_h: (4H,)) is scratch (LN(h U) has no
     shift of its own: b's gradient is the sum of da, taken after the loop).
-    m_h, m_g, m_c: the forward's dropout masks (or None)."""
+    m_h, m_g, m_c: the forward's dropout masks (or None).
+    Readable twin: ``reference/lnlstm.py``, ``step_backward``."""
     da, dhu, dh_prev, dc_prev = out
     dgain_h, dgain_c, dshift_c = grads
     dlc, dc, dshift_h = work
@@ -214,7 +219,8 @@ def step_forward_tf(xw_t, h_prev, c_prev, U, gain, shift, gain_c, shift_c, eps, 
     the loop's buffers, using ``work`` = (z: (B, 4H), u: (B, H), ones, zeros: (H,)),
     scratch that every step reuses.
     m_h, m_g, m_c: (B, H) dropout masks on h_{t-1} before U, on g (TensorFlow's
-    dropout_keep_prob), on the stored c_t (after its LN); None where there is none."""
+    dropout_keep_prob), on the stored c_t (after its LN); None where there is none.
+    Readable twin: ``reference/lnlstm.py``, ``step_forward_tf``."""
     h, c, ifog, tanh_c, xhat_z, inv_std_z, xhat_c, inv_std_c = out
     z, u, ones, zeros = work
     B, H = h_prev.shape
@@ -256,7 +262,8 @@ def step_backward_tf(dh, dc_next, c_prev, ifog, tanh_c, xhat_z, inv_std_z, xhat_
     (dc, dc_pre: (B, H), da: (B, 4H), ones, dgain_rows, dshift_rows: (H,)) is
     scratch (the last two collect the unused gradients of the per-gate LN's gain 1
     and shift 0).
-    m_h, m_g, m_c: the forward's dropout masks (or None)."""
+    m_h, m_g, m_c: the forward's dropout masks (or None).
+    Readable twin: ``reference/lnlstm.py``, ``step_backward_tf``."""
     dz, dh_prev, dc_prev = out
     dgain, dshift, dgain_c, dshift_c = grads
     dc, dc_pre, da, ones, dgain_rows, dshift_rows = work

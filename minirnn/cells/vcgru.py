@@ -1,5 +1,8 @@
 """Variable-computation GRU (VCGRU, Jernite et al. 2017).
 
+Readable twin: ``minirnn/reference/vcgru.py``, the same equations in plain NumPy, one
+timestep per Python call; ``tests/test_reference.py`` holds this kernel equal to it.
+
 The inner cell is ``gru`` with ``reset_after=False`` (Cho et al. 2014, TensorFlow's
 ``GRUCell``: the reset gate acts on the state before ``U_n``), gates z, r, n in
 that order, ``z = 1`` keeping the old state. One timestep
@@ -75,7 +78,8 @@ def step_forward(x_t, xm_t, h_prev, W, U_zr, U_n, b, w_h, mask_h, mask_x, eps, s
     W: (I, 3H); U_zr: (H, 2H), U_n: (H, H) the column blocks of U; b: (3H,); w_h: (H,);
     mask_h, mask_x, eps, soft as in ``vcrnn.step_forward``.
     Returns h: (B, H), m: (B,), e: (B, H), ex: (B, I), zrn: (B, 3H) activated gates,
-    h_tilde: (B, H)."""
+    h_tilde: (B, H).
+    Readable twin: ``reference/vcgru.py``, ``step_forward``."""
     B, H = h_prev.shape
     m = scheduler(xm_t, h_prev, w_h)
     e = unit_mask(m, mask_h[0], mask_h[1], eps, soft)
@@ -104,7 +108,8 @@ def step_backward(dh, dm_pen, x_t, h_prev, h_tilde, m, e, zrn, WT, UT_zr, UT_n, 
                   mask_h, mask_x, eps, soft):
     """One timestep backwards. dh: (B, H) total dL/dh_t; dm_pen: (B,); WT: (3H, I),
     UT_zr: (2H, H), UT_n: (H, H) transposed. Returns da: (B, 3H) = dL/d(pre-activations
-    of z, r, n), dxbar: (B, I) (soft; (0, 0) hard), dz: (B,), dh_prev: (B, H)."""
+    of z, r, n), dxbar: (B, I) (soft; (0, 0) hard), dz: (B,), dh_prev: (B, H).
+    Readable twin: ``reference/vcgru.py``, ``step_backward``."""
     B, H = dh.shape
     hbar = e * h_prev
     da = np.empty_like(zrn)

@@ -1,6 +1,9 @@
 """Variable-computation LSTM (VCLSTM, Jernite et al. 2017; the Qiita variable-computation
 note).
 
+Readable twin: ``minirnn/reference/vclstm.py``, the same equations in plain NumPy, one
+timestep per Python call; ``tests/test_reference.py`` holds this kernel equal to it.
+
 One timestep (``tutorials/06_variable_computation.md``; the scheduler, the masks,
 the threshold modes and the penalty are in ``_vc_mask.py``)::
 
@@ -87,7 +90,8 @@ def step_forward(x_t, xm_t, h_prev, c_prev, W, U, b, w_h, mask_h, mask_x, eps, s
     """One timestep. x_t: (B, I); xm_t: (B,) = x_t w_x + b_m; h_prev, c_prev: (B, H);
     W: (I, 4H); U: (H, 4H); b: (4H,); w_h: (H,); mask_h, mask_x, eps, soft as in
     ``vcrnn.step_forward``. Returns h, c: (B, H), m: (B,), e: (B, H), ex: (B, I),
-    ifog: (B, 4H) activated gates, c_tilde, tanh_c: (B, H) (tanh of c~)."""
+    ifog: (B, 4H) activated gates, c_tilde, tanh_c: (B, H) (tanh of c~).
+    Readable twin: ``reference/vclstm.py``, ``step_forward``."""
     B, H = h_prev.shape
     m = scheduler(xm_t, h_prev, w_h)
     e = unit_mask(m, mask_h[0], mask_h[1], eps, soft)
@@ -117,7 +121,8 @@ def step_backward(dh, dc, dm_pen, x_t, h_prev, c_prev, m, e, ifog, c_tilde, tanh
     """One timestep backwards. dh: (B, H) total dL/dh_t; dc: (B, H) dL/dc_t from step
     t+1; dm_pen: (B,) dpenalty/dm_t; WT: (4H, I), UT: (4H, H) transposed.
     Returns da: (B, 4H), dxbar: (B, I) (soft; (0, 0) hard), dz: (B,),
-    dh_prev, dc_prev: (B, H)."""
+    dh_prev, dc_prev: (B, H).
+    Readable twin: ``reference/vclstm.py``, ``step_backward``."""
     B, H = dh.shape
     da = np.empty_like(ifog)
     dcbar = np.empty_like(dh)

@@ -1,6 +1,9 @@
 """Variable-computation RNN (VCRNN, Jernite et al. 2017): a vanilla RNN that updates
 only the first units of its state, as many as a scheduler decides, at each step.
 
+Readable twin: ``minirnn/reference/vcrnn.py``, the same equations in plain NumPy, one
+timestep per Python call; ``tests/test_reference.py`` holds this kernel equal to it.
+
 One timestep (``tutorials/06_variable_computation.md`` derives it; the scheduler,
 the masks, the threshold modes and the penalty are in ``_vc_mask.py``)::
 
@@ -82,7 +85,8 @@ def step_forward(x_t, xm_t, h_prev, W, U, b, w_h, mask_h, mask_x, eps, soft):
     """One timestep. x_t: (B, I); xm_t: (B,) = x_t w_x + b_m; h_prev: (B, H);
     W: (I, H); U: (H, H); b: (H,); w_h: (H,); mask_h = (lambda H, lambda [0..H-1])
     and mask_x = (lambda I, lambda [0..I-1]) (``_vc_mask.mask_constants``).
-    Returns h: (B, H), m: (B,), e: (B, H), ex: (B, I), h_tilde: (B, H)."""
+    Returns h: (B, H), m: (B,), e: (B, H), ex: (B, I), h_tilde: (B, H).
+    Readable twin: ``reference/vcrnn.py``, ``step_forward``."""
     m = scheduler(xm_t, h_prev, w_h)
     e = unit_mask(m, mask_h[0], mask_h[1], eps, soft)
     ex = unit_mask(m, mask_x[0], mask_x[1], eps, soft)
@@ -101,7 +105,8 @@ def step_backward(dh, dm_pen, x_t, h_prev, h_tilde, m, e, WT, UT, w_h, mask_h, m
     """One timestep backwards. dh: (B, H) total dL/dh_t; dm_pen: (B,) dpenalty/dm_t;
     WT: (H, I), UT: (H, H) transposed. Returns da: (B, H) = dL/d(pre-activation),
     dxbar: (B, I) = dL/dxbar (soft mode; (0, 0) in the hard mode, where it is one
-    product after the loop), dz: (B,) = dL/dz of the scheduler, dh_prev: (B, H)."""
+    product after the loop), dz: (B,) = dL/dz of the scheduler, dh_prev: (B, H).
+    Readable twin: ``reference/vcrnn.py``, ``step_backward``."""
     B, H = dh.shape
     da = np.empty_like(dh)
     for n in range(B):
