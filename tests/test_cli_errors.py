@@ -8,9 +8,11 @@ exception) still raises.
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from minirnn import cli
+from minirnn.cells import CELLS
 from minirnn.data import KAGGLE_PIXEL_COLUMNS
 
 TINY_RUN = ["--task", "sine", "--hidden", "3", "--limit", "8", "--batch-size", "4",
@@ -68,6 +70,18 @@ def test_unknown_cell_option_is_named_with_the_options_the_cell_accepts(capsys, 
                                "flavor=paper", "--out", run], "flavor", "flavour")
     assert "unknown option" in line
     assert snapshot(run) == before
+
+
+@pytest.mark.parametrize("name", ["bnlstm", "lnlstm", "lngru", "lstm"])
+def test_a_cells_forward_names_the_options_it_accepts(name):
+    cell = CELLS[name]
+    params = cell.init(2, 3, rng=np.random.default_rng(0), dtype=np.float64)
+    with pytest.raises(TypeError) as error:
+        cell.forward(params, np.zeros((1, 2, 2)), rng=np.random.default_rng(0), flavor="paper")
+    message = str(error.value)
+    assert "['flavor']" in message and "none" not in message
+    for option in ("eps", "recurrent_dropout") if name != "lstm" else ("recurrent_dropout",):
+        assert f"'{option}'" in message
 
 
 def test_bad_sharpness_schedule(capsys, tmp_path):
