@@ -283,7 +283,7 @@ def _train(config, out, resume, progress, stop_after_steps, data_root, print_fn)
                "seconds_per_epoch": (float(np.mean(epoch_times)) if epoch_times else None),
                "run_dir": str(out)}
     try:
-        from .plot import plot_runs
+        from .plot import plot_runs    # matplotlib is loaded only when a run ends
         plot_runs([out], out / CURVES)
         summary["curves"] = str(out / CURVES)
     except Exception as err:                      # a plot must never lose a finished run
