@@ -46,7 +46,8 @@ OUT = Path(__file__).resolve().parent / "results" / "vc_tradeoff"  # whatever th
 # gradient to the scheduler), geometric to lambda = 20 at step 700 of the 860 of
 # an epoch (a band of 0.22 units: almost binary masks), held for the last 160.
 SCHEDULE = [1.0, 20.0, 700, "exponential"]
-# Training with the soft threshold breaks down once lambda passes ~5 (README): the
+# Training with the soft threshold breaks down once lambda passes ~5 (docs/results.md,
+# "Variable computation (VC-LSTM)"; every run in results/vc_tradeoff/README.md): the
 # same schedule ending at lambda = 4 (a band of ~1.1 units: about one fractional
 # hidden unit and one fractional input per step).
 SCHEDULE_4 = [1.0, 4.0, 700, "exponential"]
@@ -72,7 +73,7 @@ RUNS = ([{"name": "lstm", "cell": "lstm", "options": {}, "schedule": None, "max_
         # more points: the ends of the curve, a weaker penalty, the hard mask at 0.25
         + [vc_run(m, ALPHA) for m in (0.1, 1.0)]
         + [vc_run(0.25, 0.01), vc_run(0.25, ALPHA, threshold="hard")]
-        # the soft runs above diverge once lambda passes ~5 (see the README): the same
+        # the soft runs above diverge once lambda passes ~5 (docs/results.md): the same
         # with the gradient clipped to global norm 1
         + [vc_run(m, ALPHA, clip=1.0) for m in (0.25, 0.5, 0.75)]
         + [vc_run(m, ALPHA, schedule=SCHEDULE_4, tag="-lam4") for m in (0.25, 0.5, 0.75)]
@@ -265,7 +266,7 @@ def figures(results, out):
         key = (r["options"].get("threshold", "soft"), r["options"]["alpha"], r.get("clip"),
                r["schedule"][1])
         groups.setdefault(key, []).append(r)
-    # markers only: most soft runs diverged part-way (README), so a line through
+    # markers only: most soft runs diverged part-way (docs/results.md), so a line through
     # them would suggest a curve that is not there
     styles = {"soft": ("o", "soft"), "hard": ("s", "hard (Qiita note's code)")}
     for k, ((thr, alpha, clip, lam), rs) in enumerate(sorted(
@@ -293,7 +294,13 @@ def figures(results, out):
     plt.close(fig)
 
     by_name = {r["name"]: r for r in vcs}
-    shown = [(by_name[n], np.load(out / n / "masks.npz")) for n in MASK_RUNS if n in by_name]
+    # masks.npz is written by measure() next to the checkpoint and, like it, not kept
+    # in the repository: without all of them masks.png stays as it is
+    missing = [n for n in MASK_RUNS if n in by_name and not (out / n / "masks.npz").exists()]
+    if missing:
+        print(f"masks.png not redrawn: no masks.npz in {', '.join(missing)}")
+    shown = [] if missing else [(by_name[n], np.load(out / n / "masks.npz"))
+                                for n in MASK_RUNS if n in by_name]
     if shown:
         digits = 4
         cols = 1 + len(shown)
