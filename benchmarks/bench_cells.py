@@ -60,14 +60,16 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--blas-threads", type=int, default=1,
-                        help="threads of the BLAS libraries (default 1; see README)")
+                        help="threads of the BLAS libraries (default 1; see docs/performance.md, "
+                             "One BLAS thread)")
     args = parser.parse_args()
     from minirnn.bench import time_cell
     from minirnn.memory import keep_freed_memory
     from minirnn.subnormals import flush_subnormals
     from minirnn.threads import blas_threads
     compile_s = [compile_seconds(n, o) for n, o in CASES]
-    keep_freed_memory()         # as python -m minirnn train and bench do (README, Speed)
+    keep_freed_memory()         # as python -m minirnn train and bench do
+    # (docs/performance.md, "Freed memory kept for reuse")
     with blas_threads(args.blas_threads), flush_subnormals():
         rows = [(time_cell(n, options=o, repeats=args.repeats, **SIZES),
                  numpy_ms(n, o, args.repeats)) for n, o in CASES]
