@@ -1,7 +1,7 @@
 """The Qiita batch-norm CNN note's experiment: a small CNN on MNIST with Adam at learning
 rate 0.01, with and without batch norm.
 
-    python benchmarks/cnn_source002.py [--epochs 1] [--limit N] [--settings a,b,...]
+    python benchmarks/cnn_batchnorm_note.py [--epochs 1] [--limit N] [--settings a,b,...]
 
 The note (a TensorFlow blog post) finds that at learning rate 0.01 (Adam, batch
 100) the cost falls steadily with batch norm and does not fall without it, and that
@@ -21,9 +21,9 @@ trains on the first N training images only (validation and test stay whole).
 Each setting trains from the same initial weights and the same batch order (one
 run per ``--seeds`` entry), prints its test accuracy and seconds per epoch (training
 steps only; CPU seconds too, which stay honest on a busy machine), and writes
-``<out>/cnn_source002/<setting>-seed<k>.json``. The figure
-``<out>/cnn_source002.png`` (training cost against steps, one line per setting)
-and ``<out>/cnn_source002.json`` are rebuilt from every setting's file present,
+``<out>/cnn_batchnorm_note/<setting>-seed<k>.json``. The figure
+``<out>/cnn_batchnorm_note.png`` (training cost against steps, one line per setting)
+and ``<out>/cnn_batchnorm_note.json`` are rebuilt from every setting's file present,
 so settings can run in separate processes (``--settings``) and be drawn together
 (``--plot-only``).
 """
@@ -162,7 +162,8 @@ def plot(results, path, window=20):
     ax.set_yscale("log")
     ax.set_xlabel(f"step (batch {BATCH}; {TRAIN // BATCH} steps per epoch)")
     ax.set_ylabel(f"training cost (faint: per step; bold: mean of {window})")
-    ax.set_title("The Qiita batch-norm CNN note on MNIST, Adam: batch norm and the learning rate")
+    ax.set_title("The Qiita batch-norm CNN note's experiment: a small CNN on MNIST, Adam, "
+                 "with and without batch norm")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2,
               frameon=False)
@@ -173,7 +174,7 @@ def plot(results, path, window=20):
 
 
 def result_path(out, name, seed):
-    return out / "cnn_source002" / f"{name}-seed{seed}.json"
+    return out / "cnn_batchnorm_note" / f"{name}-seed{seed}.json"
 
 
 def collect(out):
@@ -181,7 +182,7 @@ def collect(out):
     results = []
     for name in SETTINGS:
         found = [json.loads(p.read_text())
-                 for p in (out / "cnn_source002").glob(f"{name}-seed*.json")]
+                 for p in (out / "cnn_batchnorm_note").glob(f"{name}-seed*.json")]
         results += sorted(found, key=lambda r: r["seed"])
     return results
 
@@ -199,9 +200,9 @@ def summarize(results, out, print_fn=print):
                  f"| {r['epochs']} | {r['train_images']} |")
     summary = [{k: v for k, v in r.items() if k != "train_cost"} |
                {"train_cost_every_step": r["train_cost"]} for r in results]
-    (out / "cnn_source002.json").write_text(json.dumps(summary) + "\n")
-    png = plot(results, out / "cnn_source002.png")
-    print_fn(f"\nfigure: {png}\nnumbers: {out / 'cnn_source002.json'}")
+    (out / "cnn_batchnorm_note.json").write_text(json.dumps(summary) + "\n")
+    png = plot(results, out / "cnn_batchnorm_note.png")
+    print_fn(f"\nfigure: {png}\nnumbers: {out / 'cnn_batchnorm_note.json'}")
 
 
 def main(argv=None):
@@ -223,7 +224,7 @@ def main(argv=None):
     parser.add_argument("--blas-threads", type=int, default=1)
     args = parser.parse_args(argv)
     out = Path(args.out)
-    (out / "cnn_source002").mkdir(parents=True, exist_ok=True)
+    (out / "cnn_batchnorm_note").mkdir(parents=True, exist_ok=True)
     names = [s for s in args.settings.split(",") if s]
     unknown = [s for s in names if s not in SETTINGS]
     if unknown:
