@@ -13,9 +13,10 @@ m_h, m_g, m_c are the recurrent-dropout masks on h_{t-1}, on the candidate g and
 the cell (``tutorials/08_recurrent_dropout.md``); each is 1 where nothing is
 dropped, and a cell drops at one place at most.
 
-Backwards, with dh the total dL/dh_t and dc the dL/dc_t that step t+1 sends back::
+Backwards, with dh the total dL/dh_t and dc_next the dL/dc_t that step t+1 sends
+back::
 
-    do = dh * tanh(c_t)          dc += dh * o * (1 - tanh^2(c_t))
+    do = dh * tanh(c_t)          dc = dc_next + dh * o * (1 - tanh^2(c_t))
     du = dc * m_c                (u = f c_{t-1} + i g m_g, the cell before its mask)
     di = du * g * m_g            df = du * c_{t-1}      dg = du * i * m_g
     dc_{t-1} = du * f
@@ -43,14 +44,14 @@ def step_forward(params, x_t, h_prev, c_prev, m_h=1.0, m_g=1.0, m_c=1.0):
     return h, c, cache
 
 
-def step_backward(params, dh, dc, cache):
-    """dh: (B, H) total dL/dh_t; dc: (B, H) dL/dc_t from step t+1
+def step_backward(params, dh, dc_next, cache):
+    """dh: (B, H) total dL/dh_t; dc_next: (B, H) dL/dc_t from step t+1
     -> dx_t: (B, I), dh_prev, dc_prev: (B, H), this step's grads."""
     x_t, h_prev, c_prev, i, f, o, g, tanh_c, m_h, m_g, m_c = cache
     do = dh * tanh_c                                # output node
-    dc = dc + dh * o * (1 - tanh_c ** 2)            # squash node, and c_t's fan-out
-    du = dc * m_c                                   # cell node
-    di, df, dg = du * (g * m_g), du * c_prev, du * i * m_g
+    dc = dc_next + dh * o * (1 - tanh_c ** 2)       # squash node, and c_t's fan-out
+    du = dc * m_c                                   # c_t = m_c * u: the cell's mask
+    di, df, dg = du * (g * m_g), du * c_prev, du * i * m_g     # cell node
     dc_prev = du * f
     da = np.concatenate([di * i * (1 - i), df * f * (1 - f),      # gate nodes
                          do * o * (1 - o), dg * (1 - g ** 2)], axis=1)
