@@ -1,0 +1,199 @@
+r"""Using every core: the batch split across threads.
+
+In most models the examples of a batch do not meet: each example's forward and
+backward pass read the parameters and nothing of the other examples, and the
+loss is a mean over the examples. Cut the batch of $N$ examples into shards of
+$N_s$ examples and let $L_s$ be the mean loss of shard $s$:
+
+```math
+L = \frac{1}{N} \sum_n \ell_n = \sum_s \frac{N_s}{N} L_s ,
+\qquad
+\frac{\partial L}{\partial \theta} = \sum_s \frac{N_s}{N} \frac{\partial L_s}{\partial \theta} .
+```
+
+So each shard runs the model's whole forward and backward pass on a thread of
+its own, on a copy of the model that shares the parameters (read only) and has
+its own caches and gradients; at the end the shard gradients are weighted and
+added into ``model.grads``. The threads meet once per step. Splitting each
+matrix product across BLAS threads instead meets at every product, 56 times in
+an LSTM step at 28 steps, each product too small ((64, 100) by (100, 400)) to
+repay it; ``benchmarks/threads.py`` measures both.
+
+**The same bits for any thread count.** The batch is always cut into the same
+``SHARDS`` pieces (fewer only when the batch is smaller), whatever the number of
+threads; each shard computes alone, with one BLAS thread and subnormals
+flushed, and the shard gradients are added in shard order on the calling
+thread. Which thread ran which shard changes nothing, so 1, 2 or 16 threads
+give bit-identical parameters. The rounding is that of the shards: the unsplit
+batch gives the same gradients to float rounding, not to the bit.
+
+**What cannot be split** keeps one shard, the whole batch on the calling thread,
+exactly as ``model.loss_and_backward``:
+
+- batch statistics (the BN-LSTM, batch norm on a layer's outputs, the CNN with
+  batch norm): each example's output depends on the whole batch's mean and
+  variance, which a shard does not have;
+- random draws in the forward pass (dropout, recurrent dropout): a shard would
+  draw its masks from another part of the stream than the batch does.
+
+**The GIL.** Threads compute at the same time only where Python's global
+interpreter lock is released: in NumPy's large operations and products, and in
+the cells' compiled timestep loops (``njit(nogil=True)``). The Python between
+them, the layers and the loss, runs one thread at a time, and that bounds the
+speed-up.
+
+Use it as ``python -m minirnn train`` does::
+
+    step = ShardedStep(model, threads=2)        # default: MINIRNN_THREADS or every core
+    with blas_threads(1), flush_subnormals():
+        loss, out = step(x, y)                  # gradients in model.grads
+        optimizer.step(model.grads)
+    step.close()
+"""
+import copy
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from .errors import OptionError
+from .nn.cnn import CNNClassifier
+from .nn.conv import Conv2D, Flatten, MaxPool2D, ReLU
+from .nn.layers import Dense, Dropout, Recurrent
+from .nn.models import SequenceClassifier, SequenceRegressor
+from .subnormals import flush_subnormals
+
+SHARDS = 4                  # pieces of every batch, whatever the number of threads
+
+# Layers whose output for one example depends on that example alone and that draw
+# nothing random (Dropout and Recurrent are checked further in can_split).
+_PER_EXAMPLE = (Dense, Conv2D, ReLU, MaxPool2D, Flatten, Dropout, Recurrent)
+
+
+def default_threads():
+    """The threads a training step uses: ``MINIRNN_THREADS`` if set, else every
+    core this process may run on."""
+    value = os.environ.get("MINIRNN_THREADS", "").strip()
+    if value:
+        if not value.isdigit() or int(value) < 1:
+            raise OptionError(f"MINIRNN_THREADS: expected a positive integer, got {value!r}")
+        return int(value)
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:                  # not on Linux
+        return os.cpu_count() or 1
+
+
+def can_split(model):
+    """Whether ``model``'s loss is a mean of per-example terms that each depend on
+    one example alone, and its forward pass draws nothing random: a sequence
+    model or the CNN whose layers have no batch statistics and no dropout."""
+    if not isinstance(model, (SequenceClassifier, SequenceRegressor, CNNClassifier)):
+        return False
+    for layer in model.layers:
+        if not isinstance(layer, _PER_EXAMPLE):
+            return False            # BatchNorm, or a layer we know nothing about
+        if isinstance(layer, Dropout) and layer.p > 0:
+            return False
+        if isinstance(layer, Recurrent) and (layer.stats is not None
+                                             or layer.forward_options.get("recurrent_dropout")):
+            return False
+    return True
+
+
+def shard_bounds(batch, shards=SHARDS):
+    """[(start, stop)] of min(shards, batch) consecutive pieces whose sizes differ
+    by one at most (the larger first), covering range(batch)."""
+    n = min(shards, batch)
+    sizes = [batch // n + (k < batch % n) for k in range(n)]
+    stops = np.cumsum(sizes)
+    return [(int(stop - size), int(stop)) for size, stop in zip(sizes, stops)]
+
+
+def replica(model):
+    """A copy of ``model`` for one shard: the same layers' parameters (the very
+    arrays, so an optimizer's in-place update reaches it), forward options and
+    mode, with gradients and caches of its own."""
+    twin = copy.copy(model)
+    twin.layers = [copy.copy(layer) for layer in model.layers]
+    twin.grads = {}
+    for i, layer in enumerate(twin.layers):
+        layer.grads = {k: np.zeros_like(g) for k, g in layer.grads.items()}
+        layer.cache = None
+        for key, g in layer.grads.items():
+            twin.grads[f"{i}.{key}"] = g
+    return twin
+
+
+class ShardedStep:
+    """``step(x, y)`` does what ``model.loss_and_backward(x, y)`` does, the batch
+    split into ``shards`` pieces run on ``threads`` threads (see the module
+    notes): returns (mean loss, output for the whole batch) and leaves the
+    gradients in ``model.grads``. ``metrics()`` gives the model's metrics of the
+    last step (the shards' weighted by their sizes). A model that cannot be
+    split (``can_split``) runs whole on the calling thread. ``close()`` ends the
+    threads. Call it with one BLAS thread (``blas_threads(1)``) when ``threads``
+    is above 1, or the two kinds of threads take the cores from each other."""
+
+    def __init__(self, model, *, threads=None, shards=SHARDS, flush=True):
+        self.model = model
+        self.threads = default_threads() if threads is None else threads
+        if self.threads < 1:
+            raise OptionError(f"threads: expected a positive integer, got {self.threads}")
+        self.shards = shards if can_split(model) else 1
+        self.flush = flush
+        self.replicas = [replica(model) for _ in range(self.shards)] if self.shards > 1 else []
+        self._pool = None
+        self._weights = []
+
+    def _run_shard(self, k, x, y):
+        with flush_subnormals(self.flush):
+            return self.replicas[k].loss_and_backward(x, y)
+
+    def __call__(self, x, y):
+        model = self.model
+        bounds = shard_bounds(len(x), self.shards)
+        self._weights = []
+        if len(bounds) == 1:
+            return model.loss_and_backward(x, y)
+        for twin in self.replicas:                  # the mode may have changed since
+            for mine, theirs in zip(twin.layers, model.layers):
+                mine.training = theirs.training
+        jobs = [(k, x[a:b], y[a:b]) for k, (a, b) in enumerate(bounds)]
+        if self.threads == 1:
+            results = [self._run_shard(*job) for job in jobs]
+        else:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="minirnn")
+            results = [f.result() for f in [self._pool.submit(self._run_shard, *job)
+                                            for job in jobs]]
+        # weights N_s / N; the shards' gradients added in shard order, here
+        self._weights = [(b - a) / len(x) for a, b in bounds]
+        for key, g in model.grads.items():
+            w = g.dtype.type(self._weights[0])
+            np.multiply(self.replicas[0].grads[key], w, out=g)
+            for k in range(1, len(bounds)):
+                g += g.dtype.type(self._weights[k]) * self.replicas[k].grads[key]
+        loss = sum(w * float(loss) for w, (loss, _) in zip(self._weights, results))
+        return loss, np.concatenate([out for _, out in results])
+
+    def metrics(self):
+        """The model's metrics of the last step: name -> float."""
+        if not self._weights:
+            return self.model.metrics()
+        total = {}
+        for w, twin in zip(self._weights, self.replicas):
+            for key, value in twin.metrics().items():
+                total[key] = total.get(key, 0.0) + w * float(value)
+        return total
+
+    def close(self):
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
