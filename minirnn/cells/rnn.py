@@ -1,5 +1,8 @@
 """The vanilla (Elman) recurrent network.
 
+Readable twin: ``minirnn/reference/rnn.py``, the same equations in plain NumPy, one
+timestep per Python call; ``tests/test_reference.py`` holds this kernel equal to it.
+
 One timestep (derived in ``tutorials/01_rnn_bptt.md``)::
 
     a_t = x_t W + h_{t-1} U + b          (B, H)
@@ -58,7 +61,8 @@ def init(input_size, hidden_size, *, rng, dtype=np.float32):
 @njit(cache=True, error_model="numpy")
 def step_forward(xw_t, h_prev, U, m_h=None):
     """xw_t: (B, H) = x_t W + b; h_prev: (B, H); U: (H, H); m_h: (B, H) dropout
-    mask on h_{t-1} or None -> h: (B, H)."""
+    mask on h_{t-1} or None -> h: (B, H).
+    Readable twin: ``reference/rnn.py``, ``step_forward``."""
     if m_h is None:
         a = xw_t + h_prev @ U
     else:
@@ -74,7 +78,8 @@ def step_forward(xw_t, h_prev, U, m_h=None):
 def step_backward(dh, h, UT, m_h=None):
     """dh: (B, H) total dL/dh_t; h: (B, H) = h_t; UT: (H, H) = U transposed;
     m_h: the forward's mask on h_{t-1} or None.
-    Returns da: (B, H) = dL/da_t and dh_prev = dL/dh_{t-1}."""
+    Returns da: (B, H) = dL/da_t and dh_prev = dL/dh_{t-1}.
+    Readable twin: ``reference/rnn.py``, ``step_backward``."""
     da = dh * (_ONE - h * h)
     if m_h is None:
         return da, da @ UT
