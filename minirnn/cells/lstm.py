@@ -1,5 +1,8 @@
 """Long short-term memory (Hochreiter & Schmidhuber 1997, with a forget gate).
 
+Readable twin: ``minirnn/reference/lstm.py``, the same equations in plain NumPy, one
+timestep per Python call; ``tests/test_reference.py`` holds this kernel equal to it.
+
 Equations, for one timestep (the tutorial ``tutorials/02_lstm.md`` derives them)::
 
     a_t = x_t W + h_{t-1} U + b                      pre-activations, (B, 4H)
@@ -84,6 +87,7 @@ def step_forward(xw_t, b, h_prev, c_prev, U, h, c, ifog, tanh_c, m_h=None, m_g=N
     h, c, tanh_c: (B, H) = h_t, c_t, tanh(c_t); ifog: (B, 4H) activated gates
     (g before any dropout mask). m_h, m_g, m_c: (B, H) dropout masks on h_{t-1}
     where it meets U, on g, on c_t; None where there is none (see the module notes).
+    Readable twin: ``reference/lstm.py``, ``step_forward``.
     """
     B, H = h_prev.shape
     if m_h is None:
@@ -123,6 +127,7 @@ def step_backward(dh_out, dh, dc, c_prev, ifog, tanh_c, UT, da, dc_prev, m_h=Non
     and turns dh into dL/dh_{t-1} = da U^T (dc is used as scratch on the way).
     m_h, m_g, m_c: the forward step's dropout masks (or None); each multiplies
     the local derivative where it multiplied the forward value.
+    Readable twin: ``reference/lstm.py``, ``step_backward``.
     """
     B, H = dh.shape
     # Short loops, each over few arrays: a loop that touches many is not
