@@ -1,5 +1,8 @@
 """LSTM with recurrent batch normalization (Cooijmans et al. 2017).
 
+Readable twin: ``minirnn/reference/bnlstm.py``, the same equations in plain NumPy, one
+timestep per Python call; ``tests/test_reference.py`` holds this kernel equal to it.
+
 Equations, for one timestep (``tutorials/09_recurrent_normalization.md`` derives them)::
 
     a_t = BN(h_{t-1} U; gamma_h) + BN(x_t W; gamma_x) + b       (B, 4H)
@@ -186,6 +189,7 @@ def step_forward(bx_t, h_prev, c_prev, U, b, gamma_h, gamma_c, beta_c, eps, trai
     mask_h, mask_g, mask_c: (B, H) dropout masks on h_{t-1} before U, on g, on the
     carried cell (before BN, or after it when carry_normalized_c); None where there
     is none.
+    Readable twin: ``reference/bnlstm.py``, ``step_forward``.
     """
     (h, c, tanh_c, xhat_c, ifog, xhat_h, inv_std_h, mean_h, var_h,
      inv_std_c, mean_c, var_c) = out
@@ -236,7 +240,8 @@ def step_backward(dh, dc_next, c_prev, ifog, tanh_c, xhat_h, inv_std_h, xhat_c, 
     Adds this step's gradients to ``grads`` = (dgamma_h: (4H,), dgamma_c,
     dbeta_c: (H,)). ``work`` = (dcbn, dc: (B, H), dbeta_h: (4H,)) is scratch.
     mask_h, mask_g, mask_c: the forward step's dropout masks (or None); each
-    multiplies the local derivative where it multiplied the forward value."""
+    multiplies the local derivative where it multiplied the forward value.
+    Readable twin: ``reference/bnlstm.py``, ``step_backward``."""
     da, dhu, dh_prev, dc_prev = out
     dgamma_h, dgamma_c, dbeta_c = grads
     dcbn, dc, dbeta_h = work
