@@ -1,9 +1,10 @@
 """What each speed lever of the kernels gives, measured side by side: the code as
 it was ("before") against the code as it is ("after"), on this machine.
 
-    python benchmarks/levers.py
+    python benchmarks/levers.py [--out PATH]
 
-Six levers, one table each (before, after, and their ratio):
+prints its tables and writes them to ``results/levers.txt`` beside this script
+(``--out`` elsewhere). Six levers, one table each (before, after, and their ratio):
 
 1. A loop over ``range(3H, 4H)`` against ``range(H)`` with the offset in the
    index: the first is not vectorized by Numba/LLVM, because its index cannot be
@@ -40,6 +41,8 @@ the median of the per-repeat ratios. One BLAS thread throughout, as the
 training and benchmark commands use. About half a minute on a 2-core
 machine, most of it compiling and lever 4.
 """
+import argparse
+import contextlib
 import datetime
 import json
 import os
@@ -62,6 +65,7 @@ from minirnn.subnormals import flush_subnormals
 from minirnn.threads import blas_threads
 
 ROOT = Path(__file__).resolve().parents[1]
+RESULTS = Path(__file__).resolve().parent / "results"
 B, T, I, H = 64, 28, 28, 100            # the row-MNIST sizes
 _ONE = np.float32(1.0)                  # a literal 1.0 in a kernel is float64
 
@@ -431,7 +435,34 @@ def cpu_model():
     return platform.processor() or platform.machine()
 
 
-def main():
+class Tee:
+    """A stream that writes to several (the terminal and the results file)."""
+
+    def __init__(self, *streams):
+        self.streams = streams
+
+    def write(self, text):
+        for stream in self.streams:
+            stream.write(text)
+
+    def flush(self):
+        for stream in self.streams:
+            stream.flush()
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        description="What each speed lever of the kernels gives: the code before and after it.")
+    parser.add_argument("--out", type=Path, default=RESULTS / "levers.txt",
+                        help="where to write the tables (default: results/levers.txt here)")
+    args = parser.parse_args(argv)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with open(args.out, "w") as out, contextlib.redirect_stdout(Tee(sys.stdout, out)):
+        run_levers()
+    print(f"wrote {args.out}")
+
+
+def run_levers():
     start = time.perf_counter()
     print(f"minirnn speed levers, {datetime.datetime.now():%Y-%m-%d %H:%M}")
     print(f"CPU {cpu_model()} ({platform.machine()}, {os.cpu_count()} cores), "
