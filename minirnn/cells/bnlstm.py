@@ -70,7 +70,8 @@ from numba import njit
 
 from ..functional.activations import tanh
 from ..functional.batchnorm import (bn_backward_2d_into, bn_eval_backward_2d_into,
-                                    bn_eval_forward_2d_into, bn_train_2d_into,
+                                    bn_eval_forward_2d_into, bn_renorm_backward_2d_into,
+                                    bn_renorm_train_2d_into, bn_train_2d_into,
                                     update_running_stats)
 from ..initializers import gate_blocks, glorot_uniform, orthogonal
 from ._dropout import lstm_kernel_masks, mask_at, recurrent_masks
@@ -80,8 +81,12 @@ from ._checks import (check_lstm_state, check_matrix, check_options, check_param
 from ._projection import batch_major
 
 INIT_OPTIONS = ("forget_bias", "gamma_init")
-FORWARD_OPTIONS = ("stats", "eps", "carry_normalized_c", "recurrent_dropout", "dropout_where",
+FORWARD_OPTIONS = ("stats", "eps", "x_stats", "train_stats", "eval_stats", "renorm_rmax",
+                   "renorm_dmax", "carry_normalized_c", "recurrent_dropout", "dropout_where",
                    "dropout_per", "dropout_shared")
+X_STATS = ("step", "shared", "none")
+TRAIN_STATS = ("batch", "renorm", "population")
+EVAL_STATS = ("population", "batch")
 DROPOUT_PLACEMENTS = ("update", "hidden", "cell")
 _P = {"recurrent_dropout": 0.3}
 GRADCHECK_CASES = ({}, {"carry_normalized_c": True}, {"training": False},
@@ -145,54 +150,101 @@ def update_statistics(stats, cache, momentum=0.1):
     """New population statistics: ``stats`` moved towards the per-timestep batch
     statistics of a training forward (``cache["batch_stats"]``), by the moving
     average of ``functional.batchnorm`` (PyTorch's convention: ``momentum`` is the
-    weight of the new value). A batch longer than ``stats`` extends them.
+    weight of the new value). A batch longer than ``stats`` extends them. The
+    statistics of x W have one row with ``x_stats="shared"`` and are left alone
+    with "none"; a training forward with ``train_stats="population"`` computed no
+    batch statistics and leaves all of them alone (they are frozen).
 
     A batch of one example has no variance to contribute (PyTorch's convention
     divides by M - 1): its statistics are left out and ``stats`` comes back
     unchanged, so a last batch of one in an epoch does not stop training."""
-    if "batch_stats" not in cache:
+    if not cache.get("training", False):
         raise ValueError("update_statistics: expected the cache of a training forward "
                          "(training=True), which holds the batch statistics; got one "
                          "without 'batch_stats'")
-    if cache["batch_size"] < 2:
+    if cache["batch_size"] < 2 or "batch_stats" not in cache:
         return {key: stats[key].copy() for key in STAT_KEYS}
     batch = cache["batch_stats"]
-    T = batch["mean_x"].shape[0]
-    T_max = stats["mean_x"].shape[0]
-    new = {}
-    for key in STAT_KEYS:
-        old = stats[key]
-        if T > T_max:   # the new timesteps start from their last known statistics
-            old = np.concatenate([old, np.repeat(old[-1:], T - T_max, axis=0)])
-        new[key] = old.copy()
+    new = {key: stats[key].copy() for key in STAT_KEYS}
     for part in ("x", "h", "c"):
+        if f"mean_{part}" not in batch:
+            continue
+        T = batch[f"mean_{part}"].shape[0]
+        # rows each batch statistic was taken over: B, or T * B when shared over time
+        count = cache["batch_size"] * (cache["hs"].shape[0] - 1) // T
+        for key in (f"mean_{part}", f"var_{part}"):
+            old = new[key]
+            if T > old.shape[0]:   # the new timesteps start from their last known statistics
+                new[key] = np.concatenate([old, np.repeat(old[-1:], T - old.shape[0], axis=0)])
         m, v = update_running_stats(new[f"mean_{part}"][:T], new[f"var_{part}"][:T],
                                     batch[f"mean_{part}"], batch[f"var_{part}"],
-                                    momentum=momentum, count=cache["batch_size"],
-                                    convention="pytorch")
+                                    momentum=momentum, count=count, convention="pytorch")
         new[f"mean_{part}"][:T], new[f"var_{part}"][:T] = m, v
     return new
 
 
+# Where a normalization takes its statistics (``norm[0]`` in the kernels).
+BATCH, POPULATION, RENORM = 0, 1, 2
+
+
 @njit(cache=True, error_model="numpy")
-def step_forward(bx_t, h_prev, c_prev, U, b, gamma_h, gamma_c, beta_c, eps, training, pop_h,
-                 pop_c, carry_normalized_c, out, work, mask_h=None, mask_g=None, mask_c=None):
+def normalize(z, gamma, beta, norm, pop, y, xhat, inv_std, batch):
+    """Batch norm of z: (M, F) into y, xhat: (M, F), inv_std: (F,), with the
+    statistics that ``norm`` = (mode, eps, rmax, dmax) names:
+
+    * BATCH: the batch's mean and biased variance, written to ``batch`` =
+      (mean, var, r, d), (F,) each (r and d untouched);
+    * POPULATION: ``pop`` = (mean, var), (F,) each; ``batch`` untouched;
+    * RENORM: batch renormalization (``bn_renorm_train_2d_into``): the batch's
+      statistics corrected towards ``pop`` by r and d, all four written to
+      ``batch``; ``xhat`` then holds the batch-normalized values.
+    ``y`` may be ``z`` itself."""
+    mode, eps, rmax, dmax = norm
+    mean, var, r, d = batch
+    if mode == BATCH:
+        bn_train_2d_into(z, gamma, beta, eps, y, xhat, inv_std, mean, var)
+    elif mode == POPULATION:
+        bn_eval_forward_2d_into(z, gamma, beta, pop[0], pop[1], eps, y, xhat, inv_std)
+    else:
+        bn_renorm_train_2d_into(z, gamma, beta, eps, pop[0], pop[1], rmax, dmax, y, xhat,
+                                inv_std, mean, var, r, d)
+
+
+@njit(cache=True, error_model="numpy")
+def normalize_backward(dy, xhat, inv_std, gamma, mode, renorm, dz, dgamma, dbeta):
+    """Backward of ``normalize``: writes dz: (M, F), adds to dgamma, dbeta: (F,).
+    BATCH differentiates through the batch's mean and variance, POPULATION holds
+    its statistics constant, RENORM the batch's and r, d = ``renorm``."""
+    if mode == BATCH:
+        bn_backward_2d_into(dy, xhat, inv_std, gamma, dz, dgamma, dbeta)
+    elif mode == POPULATION:
+        bn_eval_backward_2d_into(dy, xhat, inv_std, gamma, dz, dgamma, dbeta)
+    else:
+        bn_renorm_backward_2d_into(dy, xhat, inv_std, renorm[0], renorm[1], gamma, dz, dgamma,
+                                   dbeta)
+
+
+@njit(cache=True, error_model="numpy")
+def step_forward(bx_t, h_prev, c_prev, U, b, gamma_h, gamma_c, beta_c, norm, pop_h, pop_c,
+                 carry_normalized_c, out, work, mask_h=None, mask_g=None, mask_c=None):
     """One timestep. bx_t: (B, 4H) = BN(x_t W); h_prev, c_prev: (B, H); b: (4H,).
 
-    In training the statistics come from the batch; in evaluation from
-    ``pop_h`` = (mean, var) of h U, (4H,) each, and ``pop_c`` = (mean, var) of
-    c_t, (H,) each.
+    ``norm`` = (mode, eps, rmax, dmax) says where the statistics come from (see
+    ``normalize``): the batch (BATCH), ``pop_h`` = (mean, var) of h U, (4H,)
+    each, and ``pop_c`` = (mean, var) of c_t, (H,) each (POPULATION), or the
+    batch's corrected towards those (RENORM).
     Writes into ``out`` = (h, c, tanh_c, xhat_c: (B, H); ifog, xhat_h: (B, 4H);
-    inv_std_h, mean_h, var_h: (4H,); inv_std_c, mean_c, var_c: (H,)), slices of the
-    loop's buffers (the means and variances in training only), using ``work`` =
+    inv_std_h, mean_h, var_h, r_h, d_h: (4H,); inv_std_c, mean_c, var_c, r_c, d_c:
+    (H,)), slices of the loop's buffers (the means and variances with batch
+    statistics only, r and d with RENORM only), using ``work`` =
     (hu: (B, 4H), u: (B, H), zero: (4H,) zeros), scratch that every step reuses.
     mask_h, mask_g, mask_c: (B, H) dropout masks on h_{t-1} before U, on g, on the
     carried cell (before BN, or after it when carry_normalized_c); None where there
     is none.
     Readable twin: ``reference/bnlstm.py``, ``step_forward``.
     """
-    (h, c, tanh_c, xhat_c, ifog, xhat_h, inv_std_h, mean_h, var_h,
-     inv_std_c, mean_c, var_c) = out
+    (h, c, tanh_c, xhat_c, ifog, xhat_h, inv_std_h, mean_h, var_h, r_h, d_h,
+     inv_std_c, mean_c, var_c, r_c, d_c) = out
     hu, u, zero = work
     B, H = h_prev.shape
     if mask_h is None:
@@ -200,10 +252,7 @@ def step_forward(bx_t, h_prev, c_prev, U, b, gamma_h, gamma_c, beta_c, eps, trai
     else:
         np.dot(h_prev * mask_h, U, hu)    # (h_{t-1} * m_h) U
     # a_t = BN(h_{t-1} U) + BN(x_t W) + b, built in hu: normalized in place, then added
-    if training:
-        bn_train_2d_into(hu, gamma_h, zero, eps, hu, xhat_h, inv_std_h, mean_h, var_h)
-    else:
-        bn_eval_forward_2d_into(hu, gamma_h, zero, pop_h[0], pop_h[1], eps, hu, xhat_h, inv_std_h)
+    normalize(hu, gamma_h, zero, norm, pop_h, hu, xhat_h, inv_std_h, (mean_h, var_h, r_h, d_h))
     for n in range(B):
         for j in range(4 * H):
             hu[n, j] = hu[n, j] + bx_t[n, j] + b[j]
@@ -214,11 +263,7 @@ def step_forward(bx_t, h_prev, c_prev, U, b, gamma_h, gamma_c, beta_c, eps, trai
     gates_and_cell(hu, c_prev, ifog, raw, mask_g)
     if mask_c is not None and not carry_normalized_c:
         raw *= mask_c                      # c_t = m_c * u_t, carried and normalized
-    if training:
-        bn_train_2d_into(raw, gamma_c, beta_c, eps, cbn, xhat_c, inv_std_c, mean_c, var_c)
-    else:
-        bn_eval_forward_2d_into(raw, gamma_c, beta_c, pop_c[0], pop_c[1], eps, cbn, xhat_c,
-                                inv_std_c)
+    normalize(raw, gamma_c, beta_c, norm, pop_c, cbn, xhat_c, inv_std_c, (mean_c, var_c, r_c, d_c))
     if mask_c is not None and carry_normalized_c:
         cbn *= mask_c                      # c_t = m_c * BN(u_t), carried and in the tanh
     for n in range(B):
@@ -230,10 +275,11 @@ def step_forward(bx_t, h_prev, c_prev, U, b, gamma_h, gamma_c, beta_c, eps, trai
 
 @njit(cache=True, error_model="numpy")
 def step_backward(dh, dc_next, c_prev, ifog, tanh_c, xhat_h, inv_std_h, xhat_c, inv_std_c,
-                  gamma_h, gamma_c, UT, training, carry_normalized_c, out, grads, work,
-                  mask_h=None, mask_g=None, mask_c=None):
+                  gamma_h, gamma_c, UT, mode, renorm_h, renorm_c, carry_normalized_c, out, grads,
+                  work, mask_h=None, mask_g=None, mask_c=None):
     """One timestep backwards. dh: (B, H) total dL/dh_t; dc_next: (B, H) dL/d(carried
-    c_t) from step t+1.
+    c_t) from step t+1. ``mode``: the forward's (``normalize``); renorm_h = (r_h,
+    d_h): (4H,) each, renorm_c = (r_c, d_c): (H,) each, read with RENORM only.
 
     Writes ``out`` = (da, dhu: (B, 4H), dh_prev, dc_prev: (B, H)) with da = dL/da_t
     and dhu = dL/d(h_{t-1} U); ``dc_prev`` may be ``dc_next`` itself (read first).
@@ -255,10 +301,7 @@ def step_backward(dh, dc_next, c_prev, ifog, tanh_c, xhat_h, inv_std_h, xhat_c, 
                 dcbn[n, j] += dc_next[n, j]
     if mask_c is not None and carry_normalized_c:
         dcbn *= mask_c              # c_t = mask_c * BN(u_t): dL/dBN(u_t) = dL/dc_t * mask_c
-    if training:
-        bn_backward_2d_into(dcbn, xhat_c, inv_std_c, gamma_c, dc, dgamma_c, dbeta_c)
-    else:
-        bn_eval_backward_2d_into(dcbn, xhat_c, inv_std_c, gamma_c, dc, dgamma_c, dbeta_c)
+    normalize_backward(dcbn, xhat_c, inv_std_c, gamma_c, mode, renorm_c, dc, dgamma_c, dbeta_c)
     # the raw c_t reaches the loss through BN(c_t), and also directly through
     # step t+1 unless the normalized one is what is carried
     if not carry_normalized_c:
@@ -266,50 +309,43 @@ def step_backward(dh, dc_next, c_prev, ifog, tanh_c, xhat_h, inv_std_h, xhat_c, 
         if mask_c is not None:      # c_t = mask_c * u_t: du = dL/dc_t * mask_c
             dc *= mask_c
     gate_gradients(dc, dh, c_prev, ifog, tanh_c, da, dc_prev, mask_g)
-    if training:
-        bn_backward_2d_into(da, xhat_h, inv_std_h, gamma_h, dhu, dgamma_h, dbeta_h)
-    else:
-        bn_eval_backward_2d_into(da, xhat_h, inv_std_h, gamma_h, dhu, dgamma_h, dbeta_h)
+    normalize_backward(da, xhat_h, inv_std_h, gamma_h, mode, renorm_h, dhu, dgamma_h, dbeta_h)
     np.dot(dhu, UT, dh_prev)
     if mask_h is not None:          # the product met h_{t-1} * mask_h
         dh_prev *= mask_h
 
 
 @njit(cache=True)
-def normalize_steps(z, gamma, beta, eps, training, pop_mean, pop_var, y, xhat, inv_std, mean,
-                    var):
-    """Batch norm of every timestep of z: (T, B, F) with that timestep's statistics:
-    the batch's in training (written to mean, var: (T, F)), the population's
-    ``pop_mean, pop_var`` (T_max, F) in evaluation, where t >= T_max uses the last.
-    Writes y, xhat: (T, B, F) and inv_std: (T, F)."""
+def normalize_steps(z, gamma, beta, norm, pop_mean, pop_var, y, xhat, inv_std, batch):
+    """Batch norm of every timestep of z: (T, B, F) with that timestep's statistics
+    (``normalize``): the batch's (written to ``batch`` = (mean, var, r, d), (T, F)
+    each), or the population's ``pop_mean, pop_var`` (T_max, F), where t >= T_max
+    uses the last row. Writes y, xhat: (T, B, F) and inv_std: (T, F).
+    Statistics shared over time are the same call on a (1, T * B, F) view."""
     T_max = pop_mean.shape[0]
+    mean, var, r, d = batch
     for t in range(z.shape[0]):
-        if training:
-            bn_train_2d_into(z[t], gamma, beta, eps, y[t], xhat[t], inv_std[t], mean[t], var[t])
-        else:
-            s = min(t, T_max - 1)
-            bn_eval_forward_2d_into(z[t], gamma, beta, pop_mean[s], pop_var[s], eps, y[t],
-                                    xhat[t], inv_std[t])
+        s = min(t, T_max - 1)
+        normalize(z[t], gamma, beta, norm, (pop_mean[s], pop_var[s]), y[t], xhat[t], inv_std[t],
+                  (mean[t], var[t], r[t], d[t]))
 
 
 @njit(cache=True)
-def normalize_steps_backward(dy, xhat, inv_std, gamma, training, dz, dgamma, dbeta):
-    """Backward of ``normalize_steps``: dy, xhat: (T, B, F), inv_std: (T, F) ->
-    writes dz: (T, B, F) and adds the gradients of gamma and beta, summed over
+def normalize_steps_backward(dy, xhat, inv_std, gamma, mode, r, d, dz, dgamma, dbeta):
+    """Backward of ``normalize_steps``: dy, xhat: (T, B, F), inv_std, r, d: (T, F)
+    -> writes dz: (T, B, F) and adds the gradients of gamma and beta, summed over
     time, to dgamma, dbeta: (F,)."""
     for t in range(dy.shape[0]):
-        if training:
-            bn_backward_2d_into(dy[t], xhat[t], inv_std[t], gamma, dz[t], dgamma, dbeta)
-        else:
-            bn_eval_backward_2d_into(dy[t], xhat[t], inv_std[t], gamma, dz[t], dgamma, dbeta)
+        normalize_backward(dy[t], xhat[t], inv_std[t], gamma, mode, (r[t], d[t]), dz[t], dgamma,
+                           dbeta)
 
 
 @njit(cache=True)
-def forward_loop(bx, h0, c0, U, b, gamma_h, gamma_c, beta_c, eps, training, stats_h_mean,
-                 stats_h_var, stats_c_mean, stats_c_var, carry_normalized_c, M_h=None, M_g=None,
-                 M_c=None):
-    """bx: (T, B, 4H) = BN(x_t W) for every t; population statistics (T_max, size)
-    (read in evaluation only); M_h, M_g, M_c: dropout masks (T or 1, B, H) or None.
+def forward_loop(bx, h0, c0, U, b, gamma_h, gamma_c, beta_c, norm, stats_h_mean, stats_h_var,
+                 stats_c_mean, stats_c_var, carry_normalized_c, M_h=None, M_g=None, M_c=None):
+    """bx: (T, B, 4H) = BN(x_t W) for every t; ``norm`` = (mode, eps, rmax, dmax);
+    population statistics (T_max, size) (read unless mode is BATCH);
+    M_h, M_g, M_c: dropout masks (T or 1, B, H) or None.
     Returns the per-step arrays the cache keeps."""
     T, B, H = bx.shape[0], h0.shape[0], h0.shape[1]
     dt = bx.dtype
@@ -321,10 +357,11 @@ def forward_loop(bx, h0, c0, U, b, gamma_h, gamma_c, beta_c, eps, training, stat
     xhat_c = np.empty((T, B, H), dtype=dt)
     inv_std_h = np.empty((T, 4 * H), dtype=dt)
     inv_std_c = np.empty((T, H), dtype=dt)
-    mean_h = np.zeros((T, 4 * H), dtype=dt)
-    var_h = np.zeros((T, 4 * H), dtype=dt)
-    mean_c = np.zeros((T, H), dtype=dt)
-    var_c = np.zeros((T, H), dtype=dt)
+    # mean, var, r, d of each step: (T, 4H) for h U, (T, H) for c
+    stat_h = (np.zeros((T, 4 * H), dtype=dt), np.zeros((T, 4 * H), dtype=dt),
+              np.ones((T, 4 * H), dtype=dt), np.zeros((T, 4 * H), dtype=dt))
+    stat_c = (np.zeros((T, H), dtype=dt), np.zeros((T, H), dtype=dt), np.ones((T, H), dtype=dt),
+              np.zeros((T, H), dtype=dt))
     work = (np.empty((B, 4 * H), dtype=dt), np.empty((B, H), dtype=dt),
             np.zeros(4 * H, dtype=dt))
     hs[0] = h0
@@ -332,23 +369,23 @@ def forward_loop(bx, h0, c0, U, b, gamma_h, gamma_c, beta_c, eps, training, stat
     T_max = stats_h_mean.shape[0]
     for t in range(T):
         s = min(t, T_max - 1)       # beyond the statistics' length, the last ones serve
-        step_forward(bx[t], hs[t], cs[t], U, b, gamma_h, gamma_c, beta_c, eps, training,
+        step_forward(bx[t], hs[t], cs[t], U, b, gamma_h, gamma_c, beta_c, norm,
                      (stats_h_mean[s], stats_h_var[s]), (stats_c_mean[s], stats_c_var[s]),
                      carry_normalized_c,
                      (hs[t + 1], cs[t + 1], tanh_c[t], xhat_c[t], ifog[t], xhat_h[t],
-                      inv_std_h[t], mean_h[t], var_h[t], inv_std_c[t], mean_c[t], var_c[t]),
+                      inv_std_h[t], stat_h[0][t], stat_h[1][t], stat_h[2][t], stat_h[3][t],
+                      inv_std_c[t], stat_c[0][t], stat_c[1][t], stat_c[2][t], stat_c[3][t]),
                      work, mask_at(M_h, t), mask_at(M_g, t), mask_at(M_c, t))
-    return (hs, cs, ifog, tanh_c, xhat_h, inv_std_h, mean_h, var_h, xhat_c, inv_std_c,
-            mean_c, var_c)
+    return hs, cs, ifog, tanh_c, xhat_h, inv_std_h, xhat_c, inv_std_c, stat_h, stat_c
 
 
 @njit(cache=True)
 def backward_loop(dhs, dh_T, dc_T, cs, ifog, tanh_c, xhat_h, inv_std_h, xhat_c, inv_std_c,
-                  gamma_h, gamma_c, UT, training, carry_normalized_c, M_h=None, M_g=None,
-                  M_c=None):
-    """dhs: (T, B, H) time-major; M_*: the forward's masks. Returns das, dhus:
-    (T, B, 4H), dh0, dc0: (B, H) and the gradients of gamma_h, gamma_c, beta_c
-    summed over time."""
+                  gamma_h, gamma_c, UT, mode, r_h, d_h, r_c, d_c, carry_normalized_c, M_h=None,
+                  M_g=None, M_c=None):
+    """dhs: (T, B, H) time-major; ``mode`` and r_*, d_*: (T, size) the forward's;
+    M_*: the forward's masks. Returns das, dhus: (T, B, 4H), dh0, dc0: (B, H) and
+    the gradients of gamma_h, gamma_c, beta_c summed over time."""
     T, B, H = dhs.shape
     dt = dhs.dtype
     das = np.empty(ifog.shape, dtype=dt)
@@ -362,16 +399,17 @@ def backward_loop(dhs, dh_T, dc_T, cs, ifog, tanh_c, xhat_h, inv_std_h, xhat_c, 
             for j in range(H):
                 dh[n, j] = dhs[t, n, j] + dh_next[n, j]
         step_backward(dh, dc_next, cs[t], ifog[t], tanh_c[t], xhat_h[t], inv_std_h[t],
-                      xhat_c[t], inv_std_c[t], gamma_h, gamma_c, UT, training,
-                      carry_normalized_c, (das[t], dhus[t], dh_next, dc_next), grads, work,
-                      mask_at(M_h, t), mask_at(M_g, t), mask_at(M_c, t))
+                      xhat_c[t], inv_std_c[t], gamma_h, gamma_c, UT, mode, (r_h[t], d_h[t]),
+                      (r_c[t], d_c[t]), carry_normalized_c, (das[t], dhus[t], dh_next, dc_next),
+                      grads, work, mask_at(M_h, t), mask_at(M_g, t), mask_at(M_c, t))
     return das, dhus, dh_next, dc_next, grads[0], grads[1], grads[2]
 
 
-def _check_stats(stats, H, dtype):
+def _check_stats(stats, H, dtype, x_stats):
     if stats is None:
         raise ValueError("stats: evaluation (training=False) needs the population statistics "
-                         "from init_statistics/update_statistics; got None")
+                         "from init_statistics/update_statistics, and so does training with "
+                         "train_stats='renorm' or 'population'; got None")
     for key in STAT_KEYS:
         if key not in stats:
             raise KeyError(f"stats: expected keys {list(STAT_KEYS)}, got {sorted(stats)}")
@@ -380,19 +418,39 @@ def _check_stats(stats, H, dtype):
         if a.ndim != 2 or a.shape[1] != size or a.shape[0] < 1:
             raise ValueError(f"stats['{key}']: expected shape (T_max, {size}), got {a.shape}")
     lengths = {key: stats[key].shape[0] for key in STAT_KEYS}
-    if len(set(lengths.values())) > 1:
-        raise ValueError(f"stats: expected one T_max for all statistics, got lengths {lengths}")
+    if len({lengths[k] for k in STAT_KEYS if not k.endswith("_x")}) > 1 \
+            or lengths["mean_x"] != lengths["var_x"]:
+        raise ValueError(f"stats: expected one T_max for the statistics of h U and c, and one "
+                         f"for those of x W, got lengths {lengths}")
+    if x_stats == "shared" and lengths["mean_x"] != 1:
+        raise ValueError(f"stats['mean_x']: x_stats='shared' uses one set of statistics for "
+                         f"all timesteps, expected shape (1, {4 * H}), got "
+                         f"{stats['mean_x'].shape}")
     return {k: np.ascontiguousarray(stats[k], dtype=dtype) for k in STAT_KEYS}
 
 
+def statistics_mode(training, train_stats="batch", eval_stats="population"):
+    """BATCH, POPULATION or RENORM: what the normalizations use in this call."""
+    if train_stats not in TRAIN_STATS:
+        raise ValueError(f"train_stats: expected one of {TRAIN_STATS}, got {train_stats!r}")
+    if eval_stats not in EVAL_STATS:
+        raise ValueError(f"eval_stats: expected one of {EVAL_STATS}, got {eval_stats!r}")
+    name = train_stats if training else eval_stats
+    return {"batch": BATCH, "population": POPULATION, "renorm": RENORM}[name]
+
+
 def forward(params, x, state=None, *, training=True, rng=None, stats=None, eps=1e-5,
-            carry_normalized_c=False, recurrent_dropout=0.0, dropout_where="update",
-            dropout_per="sequence", dropout_shared=False, **options):
+            x_stats="step", train_stats="batch", eval_stats="population", renorm_rmax=3.0,
+            renorm_dmax=5.0, carry_normalized_c=False, recurrent_dropout=0.0,
+            dropout_where="update", dropout_per="sequence", dropout_shared=False, **options):
     """x: (batch, time, input) -> hs: (batch, time, hidden), cache.
 
-    ``stats``: population statistics, required when ``training=False``.
-    In training, ``cache["batch_stats"]`` holds this batch's per-timestep
-    statistics, for ``update_statistics``.
+    ``stats``: population statistics, required when they are used: in
+    evaluation (``training=False``) unless ``eval_stats="batch"``, and in
+    training with ``train_stats`` "renorm" or "population". When the batch's
+    statistics are computed, ``cache["batch_stats"]`` holds them per timestep,
+    for ``update_statistics``. ``x_stats``: "step", "shared" or "none" (the
+    module docstring).
 
     Recurrent dropout (off by default), as in ``lstm.forward``:
     ``recurrent_dropout`` is the rate p, ``dropout_where`` one of "update" (g),
@@ -404,6 +462,14 @@ def forward(params, x, state=None, *, training=True, rng=None, stats=None, eps=1
     of the masked values.
     """
     check_options("bnlstm.forward", options, FORWARD_OPTIONS)
+    if x_stats not in X_STATS:
+        raise ValueError(f"x_stats: expected one of {X_STATS}, got {x_stats!r}")
+    if not (np.isfinite(eps) and eps > 0):
+        raise ValueError(f"eps: expected a finite number > 0, got {eps}")
+    if not (renorm_rmax >= 1 and renorm_dmax >= 0):
+        raise ValueError(f"renorm_rmax, renorm_dmax: expected rmax >= 1 and dmax >= 0, got "
+                         f"{renorm_rmax}, {renorm_dmax}")
+    mode = statistics_mode(training, train_stats, eval_stats)
     I, H = check_matrix(params, "W").shape[0], check_matrix(params, "U").shape[0]
     dtype = check_params(params, param_shapes(I, H))
     check_sequence(x, I, dtype)
@@ -412,34 +478,45 @@ def forward(params, x, state=None, *, training=True, rng=None, stats=None, eps=1
                             where=dropout_where, per=dropout_per, shared=dropout_shared,
                             training=training, rng=rng, time=T, batch=B, hidden=H, dtype=dtype)
     h0, c0 = check_lstm_state("state", state, B, H, dtype)
-    eps = dtype.type(eps)
-    if training:
+    norm = (mode, dtype.type(eps), dtype.type(renorm_rmax), dtype.type(renorm_dmax))
+    if mode == BATCH:           # no population statistics are read
         pop = {k: np.zeros((1, 4 * H if not k.endswith("_c") else H), dtype) for k in STAT_KEYS}
     else:
-        pop = _check_stats(stats, H, dtype)
+        pop = _check_stats(stats, H, dtype, x_stats)
     # BN(x_t W) does not depend on h: all timesteps before the loop.
     xw = np.ascontiguousarray(x.transpose(1, 0, 2)).reshape(T * B, I) @ params["W"]
     xw = xw.reshape(T, B, 4 * H)
-    bx, xhat_x = np.empty_like(xw), np.empty_like(xw)
-    inv_std_x = np.empty((T, 4 * H), dtype)
-    mean_x, var_x = np.zeros((T, 4 * H), dtype), np.zeros((T, 4 * H), dtype)
-    normalize_steps(xw, params["gamma_x"], np.zeros(4 * H, dtype), eps, bool(training),
-                    pop["mean_x"], pop["var_x"], bx, xhat_x, inv_std_x, mean_x, var_x)
-    (hs, cs, ifog, tanh_c, xhat_h, inv_std_h, mean_h, var_h, xhat_c, inv_std_c, mean_c,
-     var_c) = forward_loop(bx, h0, c0, np.ascontiguousarray(params["U"]), params["b"],
-                           params["gamma_h"], params["gamma_c"], params["beta_c"], eps,
-                           bool(training), pop["mean_h"], pop["var_h"], pop["mean_c"],
-                           pop["var_c"], bool(carry_normalized_c), *lstm_kernel_masks(masks, B))
-    cache = {"x": x, "hs": hs, "cs": cs, "ifog": ifog, "tanh_c": tanh_c, "xhat_x": xhat_x,
-             "inv_std_x": inv_std_x, "xhat_h": xhat_h, "inv_std_h": inv_std_h,
-             "xhat_c": xhat_c, "inv_std_c": inv_std_c, "training": bool(training),
+    x_cache = {}
+    if x_stats == "none":
+        bx = xw
+    else:
+        # shared: one (1, T*B, 4H) "timestep" holding every row, so one set of statistics
+        Tx = T if x_stats == "step" else 1
+        z = xw.reshape(Tx, T * B // Tx, 4 * H)
+        x_cache = {"xhat_x": np.empty_like(z), "inv_std_x": np.empty((Tx, 4 * H), dtype),
+                   "stat_x": (np.zeros((Tx, 4 * H), dtype), np.zeros((Tx, 4 * H), dtype),
+                              np.ones((Tx, 4 * H), dtype), np.zeros((Tx, 4 * H), dtype))}
+        bx = np.empty_like(z)
+        normalize_steps(z, params["gamma_x"], np.zeros(4 * H, dtype), norm, pop["mean_x"],
+                        pop["var_x"], bx, x_cache["xhat_x"], x_cache["inv_std_x"],
+                        x_cache["stat_x"])
+        bx = bx.reshape(T, B, 4 * H)
+    (hs, cs, ifog, tanh_c, xhat_h, inv_std_h, xhat_c, inv_std_c, stat_h, stat_c) = forward_loop(
+        bx, h0, c0, np.ascontiguousarray(params["U"]), params["b"], params["gamma_h"],
+        params["gamma_c"], params["beta_c"], norm, pop["mean_h"], pop["var_h"], pop["mean_c"],
+        pop["var_c"], bool(carry_normalized_c), *lstm_kernel_masks(masks, B))
+    cache = {"x": x, "hs": hs, "cs": cs, "ifog": ifog, "tanh_c": tanh_c, "xhat_h": xhat_h,
+             "inv_std_h": inv_std_h, "xhat_c": xhat_c, "inv_std_c": inv_std_c,
+             "renorm": {"h": stat_h[2:], "c": stat_c[2:]}, **x_cache,
+             "training": bool(training), "mode": mode, "x_stats": x_stats,
              "carry_normalized_c": bool(carry_normalized_c), "batch_size": B, "masks": masks,
              "has_state": state is not None, "state": (hs[-1], cs[-1])}
-    if training:
-        cache["batch_stats"] = {"mean_x": mean_x, "var_x": var_x, "mean_h": mean_h,
-                                "var_h": var_h, "mean_c": mean_c, "var_c": var_c}
+    if mode != POPULATION:
+        cache["batch_stats"] = {"mean_h": stat_h[0], "var_h": stat_h[1], "mean_c": stat_c[0],
+                                "var_c": stat_c[1]}
+        if x_stats != "none":
+            cache["batch_stats"].update(mean_x=x_cache["stat_x"][0], var_x=x_cache["stat_x"][1])
     return batch_major(hs), cache
-
 
 
 def backward(params, dhs, cache, dstate=None, *, input_grad=True):
@@ -452,25 +529,32 @@ def backward(params, dhs, cache, dstate=None, *, input_grad=True):
     dtype = x.dtype
     dhs = check_upstream(dhs, (B, T, H), dtype)
     dh_T, dc_T = check_lstm_state("dstate", dstate, B, H, dtype, ("dh_T", "dc_T"))
-    training, carry = cache["training"], cache["carry_normalized_c"]
+    mode, carry = cache["mode"], cache["carry_normalized_c"]
     U = params["U"]
     M_h, M_g, M_c = lstm_kernel_masks(cache["masks"], B)
+    (r_h, d_h), (r_c, d_c) = cache["renorm"]["h"], cache["renorm"]["c"]
     das, dhus, dh0, dc0, dgamma_h, dgamma_c, dbeta_c = backward_loop(
         np.ascontiguousarray(dhs.transpose(1, 0, 2)), dh_T, dc_T, cache["cs"], cache["ifog"],
         cache["tanh_c"], cache["xhat_h"], cache["inv_std_h"], cache["xhat_c"],
         cache["inv_std_c"], params["gamma_h"], params["gamma_c"], np.ascontiguousarray(U.T),
-        training, carry, M_h, M_g, M_c)
-    # The x branch's batch norm, per timestep, after the loop (it has no shift).
-    dxw = np.empty_like(das)
-    dgamma_x, no_shift = np.zeros(4 * H, dtype), np.zeros(4 * H, dtype)
-    normalize_steps_backward(das, cache["xhat_x"], cache["inv_std_x"], params["gamma_x"],
-                             training, dxw, dgamma_x, no_shift)
+        mode, r_h, d_h, r_c, d_c, carry, M_h, M_g, M_c)
+    # The x branch's batch norm, after the loop (it has no shift).
+    dgamma_x = np.zeros(4 * H, dtype)
+    if cache["x_stats"] == "none":
+        dxw = das
+    else:
+        xhat_x = cache["xhat_x"]            # (T, B, 4H), or (1, T*B, 4H) when shared
+        dxw = np.empty_like(xhat_x)
+        _, _, r_x, d_x = cache["stat_x"]
+        normalize_steps_backward(das.reshape(xhat_x.shape), xhat_x, cache["inv_std_x"],
+                                 params["gamma_x"], mode, r_x, d_x, dxw, dgamma_x,
+                                 np.zeros(4 * H, dtype))
     x_tm = np.ascontiguousarray(x.transpose(1, 0, 2)).reshape(T * B, I)
     h_prev = hs[:-1] if M_h is None else hs[:-1] * M_h     # what U met
     grads = {"W": x_tm.T @ dxw.reshape(T * B, 4 * H),
              "U": h_prev.reshape(T * B, H).T @ dhus.reshape(T * B, 4 * H),
-             "b": das.reshape(T * B, 4 * H).sum(axis=0), "gamma_x": dgamma_x, "gamma_h": dgamma_h, "gamma_c": dgamma_c,
-             "beta_c": dbeta_c}
+             "b": das.reshape(T * B, 4 * H).sum(axis=0), "gamma_x": dgamma_x,
+             "gamma_h": dgamma_h, "gamma_c": dgamma_c, "beta_c": dbeta_c}
     if cache["has_state"]:
         grads["h0"], grads["c0"] = dh0, dc0
     if not input_grad:

@@ -443,3 +443,61 @@ def bn_backward_staged(dy, cache):
     # mu = sum(x) / M: the second path into x
     dx = dx + dmu / M
     return from_2d(dx, cache["shape"]), dgamma, dbeta
+
+
+# ------------------------------------------------------------ batch renormalization
+
+@njit(cache=True, error_model="numpy")
+def bn_renorm_train_2d_into(x, gamma, beta, eps, pop_mean, pop_var, rmax, dmax, y, xhat_b,
+                            inv_std, mean, var, r, d):
+    """Batch renormalization (Ioffe 2017), training forward, writing into given arrays.
+
+    x: (M, F); gamma, beta, pop_mean, pop_var: (F,). With the batch's mean and
+    biased variance (written to mean, var: (F,)) and sigma_B = sqrt(var + eps),
+    sigma = sqrt(pop_var + eps)::
+
+        r = clip(sigma_B / sigma, 1/rmax, rmax)      d = clip((mean - pop_mean) / sigma, -dmax, dmax)
+        xhat_b = (x - mean) / sigma_B                y = gamma * (xhat_b * r + d) + beta
+
+    Unclipped, ``xhat_b * r + d = (x - pop_mean) / sigma``: the population's
+    normalization, which is what evaluation uses; clipped, it stays near the
+    batch's. r and d (written to r, d: (F,)) are constants for backward.
+    Writes y, xhat_b: (M, F) (the batch-normalized values, which backward needs)
+    and inv_std = 1 / sigma_B: (F,).
+    """
+    M, F = x.shape
+    one, eps = as_dtype_of(1, x), as_dtype_of(eps, x)
+    rmax, dmax = as_dtype_of(rmax, x), as_dtype_of(dmax, x)
+    bn_train_2d_into(x, gamma, beta, eps, y, xhat_b, inv_std, mean, var)
+    for j in range(F):
+        sigma = np.sqrt(pop_var[j] + eps)
+        r[j] = min(max(np.sqrt(var[j] + eps) / sigma, one / rmax), rmax)
+        d[j] = min(max((mean[j] - pop_mean[j]) / sigma, -dmax), dmax)
+    for n in range(M):
+        for j in range(F):
+            y[n, j] = gamma[j] * (xhat_b[n, j] * r[j] + d[j]) + beta[j]
+
+
+@njit(cache=True, error_model="numpy")
+def bn_renorm_backward_2d_into(dy, xhat_b, inv_std, r, d, gamma, dx, dgamma, dbeta):
+    """Backward of ``bn_renorm_train_2d_into`` with r and d held constant: the
+    training-mode backward of ``xhat_b`` with the gain gamma * r, and
+    dgamma = sum(dy * (xhat_b * r + d)). Writes dx: (M, F), *adds* to dgamma,
+    dbeta: (F,). ``dx`` may be ``dy`` itself."""
+    M, F = dy.shape
+    m = as_dtype_of(M, dy)
+    sum_dy = np.zeros(F, dtype=dy.dtype)
+    sum_dy_xhat = np.zeros(F, dtype=dy.dtype)
+    for n in range(M):
+        for j in range(F):
+            sum_dy[j] += dy[n, j]
+        for j in range(F):
+            sum_dy_xhat[j] += dy[n, j] * xhat_b[n, j]
+    k = np.empty(F, dtype=dy.dtype)
+    for j in range(F):
+        k[j] = gamma[j] * r[j] * inv_std[j] / m
+        dbeta[j] += sum_dy[j]
+        dgamma[j] += r[j] * sum_dy_xhat[j] + d[j] * sum_dy[j]
+    for n in range(M):
+        for j in range(F):
+            dx[n, j] = k[j] * (m * dy[n, j] - sum_dy[j] - xhat_b[n, j] * sum_dy_xhat[j])

@@ -118,8 +118,9 @@ class Recurrent(Layer):
     hidden state h_T: (B, hidden). Each forward starts from a zero state.
     ``cell_options`` go to the cell's ``init`` and/or ``forward`` as it declares.
     A cell with population statistics (BN-LSTM) gets them from the layer in
-    evaluation mode; after each training forward the layer moves them towards the
-    batch's, by ``stats_momentum`` (the weight of the new batch).
+    every forward (it reads them in evaluation mode, and in training only with
+    options that use them); after each training forward the layer moves them
+    towards the batch's, by ``stats_momentum`` (the weight of the new batch).
     ``input_grad=False`` (a model's first layer, whose input is data): backward
     does not compute the gradient of x and returns None.
     """
@@ -143,7 +144,7 @@ class Recurrent(Layer):
         self.input_grad = input_grad
 
     def forward(self, x):
-        extra = {} if self.stats is None or self.training else {"stats": self.stats}
+        extra = {} if self.stats is None else {"stats": self.stats}
         hs, self.cache = self.cell.forward(self.params, x, training=self.training,
                                            rng=self.rng, **self.forward_options, **extra)
         if self.stats is not None and self.training:
