@@ -8,18 +8,22 @@ element loops that Numba vectorizes. ``tests/test_reference.py`` holds each
 kernel equal to its twin, for every option, to rounding (float64). Read the twin
 beside the tutorial; read the kernel to see how it is made fast.
 
-Each module has the same functions::
+Each module has the same four functions (the parts in brackets for the cells
+with a memory cell c)::
 
-    h, (c,) cache = step_forward(params, x_t, h_prev, (c_prev,) ..., masks)
-    dx_t, dh_prev, (dc_prev,) grads = step_backward(params, dh, (dc,) cache)
+    h, [c,] cache = step_forward(params, x_t, h_prev, [c_prev,] options, masks)
+    dx_t, dh_prev, [dc_prev,] grads = step_backward(params, dh, [dc_next,] cache)
     hs, cache = forward(params, x, state=None, *, options, masks=None)
     dx, grads = backward(params, dhs, cache, dstate=None)
 
-with the shapes and the gradient keys of the compiled cell (``grads`` holds
-``h0`` (and ``c0``) when ``forward`` was given a state). Recurrent dropout is not
-drawn here: ``masks`` is a compiled cell's ``cache["masks"]``, so that both
-compute with the very same masks. Caches hold activations, never copies of the
-weights, and no function modifies its arguments.
+``dh`` is the total dL/dh_t, the output's gradient plus what step t+1 sends back;
+``grads`` are this step's terms of the weight gradients, which ``backward`` sums.
+The variable-computation steps also return the scheduler's m_t and take the
+penalty's gradient dpenalty/dm_t. Shapes, options and gradient keys are those of
+the compiled cell (``grads`` holds ``h0``, and ``c0``, when ``forward`` was given
+a state). Recurrent dropout is not drawn here: ``masks`` is a compiled cell's
+``cache["masks"]``, so that both compute with the very same masks. Caches hold
+activations, never copies of the weights, and no function modifies its arguments.
 
     rnn      tutorials/01_rnn_bptt.md
     lstm     tutorials/02_lstm.md
