@@ -70,7 +70,7 @@ def cmd_train(args):
     print(f"run folder: {run_dir}")
     try:
         summary = train(config, run_dir, resume=bool(args.resume), progress=not args.quiet,
-                        data_root=args.data)
+                        data_root=args.data, threads=getattr(args, "threads", None))
     except TrainingDiverged as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
@@ -228,6 +228,9 @@ def build_parser():
     p.add_argument("--resume", default=None, metavar="DIR", help="continue the run in DIR")
     p.add_argument("--data", default=None, metavar="DIR", help="folder with the MNIST files")
     p.add_argument("--blas-threads", type=int, default=1, help="see minirnn/threads.py")
+    p.add_argument("--threads", type=int, default=argparse.SUPPRESS,
+                   help="threads that share each batch (minirnn/parallel.py; the same result "
+                        "for any count); default: MINIRNN_THREADS or every core")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train)
 

@@ -7,7 +7,9 @@ call; on a machine with few cores the two pools take the cores from each
 other, and an alternation of small products (exactly what a recurrent network
 does) can run many times slower than on one thread. The training and benchmark
 commands therefore set both pools to one thread unless told otherwise
-(``--blas-threads``); docs/performance.md has the measurements.
+(``--blas-threads``); docs/performance.md has the measurements. The cores are
+used instead by splitting each batch across threads, each with one BLAS thread
+(``minirnn/parallel.py``, ``train --threads``).
 """
 from contextlib import contextmanager
 

@@ -8,7 +8,9 @@ Reproducibility: the order of examples in epoch ``e`` is drawn from
 ``default_rng([seed, e])`` and everything else random (initialisation, dropout
 masks) comes from one generator whose state is checkpointed. So a run stopped
 at any step and resumed ends with bit-identical parameters to a run that never
-stopped (on the same machine, with the same BLAS thread count).
+stopped (on the same machine, with the same BLAS thread count). The batch split
+across threads (``minirnn/parallel.py``) always cuts a batch into the same shards,
+so the thread count (``threads``) does not change a single bit.
 """
 import math
 import signal
@@ -23,6 +25,7 @@ from .errors import FileFormatError
 from .memory import keep_freed_memory
 from .nn import CNNClassifier, Recurrent, SequenceClassifier, SequenceRegressor
 from .optim import clip_grad_norm, exponential_lr, make_optimizer, sharpness_at
+from .parallel import ShardedStep
 from .runs import (CHECKPOINT, CONFIG, CURVES, METRICS, MetricsLog, TrainConfig, read_config,
                    read_metrics, write_config)
 from .subnormals import flush_subnormals
@@ -129,21 +132,24 @@ class _StopRequest:
 
 
 def train(config, out_dir, *, resume=False, progress=True, stop_after_steps=None,
-          data_root=None, print_fn=print):
+          data_root=None, print_fn=print, threads=None):
     """Train a model; returns a summary dict (test loss and accuracy, times, paths).
 
     ``resume=True`` continues the run in ``out_dir`` from its checkpoint.
     ``stop_after_steps`` stops as a Ctrl-C would after that many steps of this
     call (saving a checkpoint); tests use it to interrupt a run at a known step.
+    ``threads``: how many threads share each batch (``minirnn/parallel.py``);
+    None: ``MINIRNN_THREADS`` or every core.
     """
     out = Path(out_dir)
     keep_freed_memory()         # every step reallocates the same arrays: keep their pages
     # and vanishing gradients must not fall into the processor's slow subnormal path
     with blas_threads(config.blas_threads), flush_subnormals():
-        return _train(config, out, resume, progress, stop_after_steps, data_root, print_fn)
+        return _train(config, out, resume, progress, stop_after_steps, data_root, print_fn,
+                      threads)
 
 
-def _train(config, out, resume, progress, stop_after_steps, data_root, print_fn):
+def _train(config, out, resume, progress, stop_after_steps, data_root, print_fn, threads):
     from tqdm import tqdm
 
     # What the user gave (the checkpoint, the data, the metrics log) is all read and
@@ -154,6 +160,7 @@ def _train(config, out, resume, progress, stop_after_steps, data_root, print_fn)
     rng = np.random.default_rng(config.seed)
     model = build_model(config, task, rng)
     optimizer = make_optimizer(config.optimizer, model.params, lr=config.lr)
+    sharded = ShardedStep(model, threads=threads)   # model.loss_and_backward on the cores
     epoch, batch_index, step, seconds = 0, 0, 0, 0.0
     window = {"loss": 0.0, "correct": 0, "count": 0, "steps": 0, "metrics": {}}
     if resume:
@@ -189,7 +196,7 @@ def _train(config, out, resume, progress, stop_after_steps, data_root, print_fn)
         return config.max_steps is not None and step >= config.max_steps
 
     model.train()
-    with _StopRequest() as stop:
+    with _StopRequest() as stop, sharded:
         while epoch < config.epochs and not out_of_steps():
             order = np.random.default_rng([config.seed, epoch]).permutation(n)
             bar = tqdm(total=steps_per_epoch, initial=batch_index, disable=not progress,
@@ -212,7 +219,7 @@ def _train(config, out, resume, progress, stop_after_steps, data_root, print_fn)
                     optimizer.lr = exponential_lr(step, config.lr, config.lr_end, total_steps)
                 idx = order[batch_index * config.batch_size:(batch_index + 1) * config.batch_size]
                 xb, yb = x_train[idx], y_train[idx]
-                loss, out_b = model.loss_and_backward(xb, yb)
+                loss, out_b = sharded(xb, yb)
                 norm = clip_grad_norm(model.grads, config.clip) if config.clip else None
                 if not np.isfinite(loss) or (norm is not None and not np.isfinite(norm)):
                     bar.close()
@@ -233,7 +240,7 @@ def _train(config, out, resume, progress, stop_after_steps, data_root, print_fn)
                 window["loss"] += float(loss) * len(idx)
                 window["count"] += len(idx)
                 window["steps"] += 1
-                for key, value in model.metrics().items():   # e.g. a VC cell's mean m_t
+                for key, value in sharded.metrics().items():   # e.g. a VC cell's mean m_t
                     window["metrics"][key] = window["metrics"].get(key, 0.0) + float(value)
                 if task.kind == "classification":
                     window["correct"] += int((out_b.argmax(axis=1) == yb).sum())

@@ -1,6 +1,8 @@
 """The batch split across threads (minirnn/parallel.py): the same loss, output and
 gradients as the whole batch to float rounding, the same bits for any thread
 count, one shard for what cannot be split."""
+import json
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -153,3 +155,20 @@ def test_threads_come_from_minirnn_threads_or_the_cores(monkeypatch):
     assert parallel.default_threads() >= 1
     with pytest.raises(OptionError, match="threads"):
         ShardedStep(sequence_model("rnn", {}, np.random.default_rng(0)), threads=0)
+
+
+def test_training_runs_end_with_the_same_parameters_on_one_and_two_threads(tmp_path):
+    from minirnn import checkpoint
+    from minirnn.train import CHECKPOINT, METRICS, TrainConfig, train
+    config = TrainConfig(limit=120, batch_size=30, hidden=6, log_every=2, epochs=1)
+    params = []
+    for threads in (1, 2):
+        train(config, tmp_path / str(threads), progress=False, print_fn=lambda *a: None,
+              threads=threads)
+        params.append(checkpoint.load_checkpoint(tmp_path / str(threads) / CHECKPOINT)[0])
+    for key, value in params[0].items():
+        np.testing.assert_array_equal(params[1][key], value, err_msg=key)
+    lines = [(tmp_path / str(t) / METRICS).read_text().splitlines() for t in (1, 2)]
+    strip = [[{k: v for k, v in json.loads(line).items() if k != "seconds"} for line in run]
+             for run in lines]
+    assert strip[0] == strip[1]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from minirnn import checkpoint as ckpt
-from minirnn.nn import SequenceClassifier
+from minirnn.parallel import ShardedStep
 from minirnn.train import CHECKPOINT, METRICS, TrainConfig, TrainingDiverged, train
 
 QUICK = dict(limit=300, batch_size=32, hidden=8, log_every=3, epochs=2)
@@ -71,7 +71,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch
     train(TrainConfig(**dict(QUICK, epochs=1)), one_epoch, progress=False,
           print_fn=lambda *a: None)
 
-    real = SequenceClassifier.loss_and_backward
+    real = ShardedStep.__call__         # a training step's loss and gradients
     calls = {"n": 0}
 
     def poisoned(self, x, y):
@@ -79,7 +79,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch
         loss, out = real(self, x, y)
         return (np.float32(np.nan), out) if calls["n"] == 13 else (loss, out)
 
-    monkeypatch.setattr(SequenceClassifier, "loss_and_backward", poisoned)
+    monkeypatch.setattr(ShardedStep, "__call__", poisoned)
     run = tmp_path / "nan"
     with pytest.raises(TrainingDiverged) as info:
         train(config, run, progress=False, print_fn=lambda *a: None)
@@ -93,7 +93,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch
 
 
 def test_ctrl_c_finishes_the_step_and_saves(tmp_path, monkeypatch):
-    real = SequenceClassifier.loss_and_backward
+    real = ShardedStep.__call__
     calls = {"n": 0}
 
     def interrupting(self, x, y):
@@ -102,7 +102,7 @@ def test_ctrl_c_finishes_the_step_and_saves(tmp_path, monkeypatch):
             os.kill(os.getpid(), signal.SIGINT)     # arrives in the middle of step 3
         return real(self, x, y)
 
-    monkeypatch.setattr(SequenceClassifier, "loss_and_backward", interrupting)
+    monkeypatch.setattr(ShardedStep, "__call__", interrupting)
     # CI may run us with SIGINT ignored; the handler must only be borrowed
     before = signal.getsignal(signal.SIGINT)
     signal.signal(signal.SIGINT, signal.default_int_handler)
