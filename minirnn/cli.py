@@ -45,7 +45,7 @@ def _schedule(values):
 
 
 def cmd_train(args):
-    from .runs import TrainConfig, read_config
+    from .runs import CONFIG, TrainConfig, check_cell_options, read_config
     from .train import TrainingDiverged, train
     if args.resume:
         run_dir = Path(args.resume)
@@ -67,6 +67,7 @@ def cmd_train(args):
             sharpness_schedule=_schedule(args.sharpness_schedule))
         run_dir = Path(args.out) if args.out else Path("runs") / (
             time.strftime("%Y%m%d-%H%M%S") + f"-{config.task}-{config.cell}")
+    check_cell_options(config, source=run_dir / CONFIG if args.resume else None)
     print(f"run folder: {run_dir}")
     try:
         summary = train(config, run_dir, resume=bool(args.resume), progress=not args.quiet,
@@ -100,12 +101,14 @@ def set_bn_statistics(model, which):
 
 
 def cmd_eval(args):
+    from .runs import CONFIG, check_cell_options
     from .train import evaluate, load_trained_model
     from .threads import blas_threads
     if args.batch_size < 1:
         raise OptionError(f"--batch-size: expected a positive integer, got {args.batch_size}")
     with blas_threads(args.blas_threads):
         config, task, model = load_trained_model(args.run_dir, data_root=args.data)
+        check_cell_options(config, source=Path(args.run_dir) / CONFIG)
         if set_bn_statistics(model, args.bn_stats) == 0 and args.bn_stats == "batch":
             raise OptionError(f"--bn-stats batch: the model of {args.run_dir} has no recurrent "
                               f"batch norm (cell {config.cell}); only BN-LSTM layers have "

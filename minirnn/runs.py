@@ -18,10 +18,13 @@ folder without a config.json, a config.json that is not JSON or holds a setting
 no run can have, a metrics line that is not a record, each raises a
 ``minirnn.errors.UserError`` that names the file.
 """
+import inspect
 import json
 import numbers
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+
+import numpy as np
 
 from .cells import CELLS, get_cell, split_options
 from .errors import FileFormatError, MissingFileError, OptionError
@@ -93,6 +96,7 @@ class TrainConfig:
             split_options(get_cell(self.cell), self.cell_options)
         except TypeError as err:             # an option the cell does not have
             raise OptionError(str(err)) from None
+        _check_option_types(self.cell, self.cell_options)
         for name in ("hidden", "layers", "batch_size", "epochs", "log_every"):
             if getattr(self, name) < 1:
                 raise OptionError(f"{name}: expected a positive integer, got {getattr(self, name)}")
@@ -146,6 +150,71 @@ def _check_schedule(schedule):
         sharpness_at(0, start, end, steps, *kind)
     except ValueError as err:                # a value sharpness_at rejects, with its reason
         raise OptionError(f"sharpness_schedule: {err}") from None
+
+
+def _option_defaults(cell):
+    """{option: default} for the options ``cell.init`` and ``cell.forward`` declare
+    with a default (the variable-computation cells take theirs as ``**options``)."""
+    defaults = {}
+    for function in (cell.init, cell.forward):
+        for p in inspect.signature(function).parameters.values():
+            if p.kind is p.KEYWORD_ONLY and p.default is not p.empty:
+                defaults.setdefault(p.name, p.default)
+    return defaults
+
+
+def _check_option_types(cell_name, options):
+    """Each option value of the kind its default has: a number for a number, true or
+    false for a flag, a string for a word (``--cell-option forget_bias=abc`` gives the
+    string "abc"). The ranges are the cell's to check (``check_cell_options``)."""
+    defaults = _option_defaults(get_cell(cell_name))
+    for key, value in options.items():
+        default = defaults.get(key)
+        if isinstance(default, bool):
+            ok, what = isinstance(value, bool), "true or false"
+        elif isinstance(default, numbers.Real):
+            ok, what = isinstance(value, numbers.Real) and not isinstance(value, bool), "a number"
+        elif isinstance(default, str):
+            ok, what = isinstance(value, str), "a string"
+        else:                               # no default, or None: the cell checks it
+            continue
+        if not ok:
+            raise OptionError(f"{cell_name} option {key}: expected {what} (its default is "
+                              f"{default!r}), got {value!r}")
+
+
+def check_cell_options(config, source=None):
+    """Run ``config``'s cell once with its options, before a run trains or evaluates:
+    ``init`` for one input and one unit, and a training forward over a zero sequence
+    of two examples and one step. Nothing in these two calls comes from the user but
+    the options, so a ValueError or TypeError they raise is about an option's value
+    (``recurrent_dropout=2``, ``eps=-1``); it becomes an ``OptionError`` that names
+    the cell, the options and the cell's reason. So do outputs that are not finite
+    (layer norm with ``eps <= 0`` divides by zero on a constant row).
+    ``source``: the config.json the options came from, named in the message
+    (a ``FileFormatError`` then)."""
+    if not config.cell_options:
+        return
+    cell = get_cell(config.cell)
+    init_options, forward_options = split_options(cell, config.cell_options)
+    rng = np.random.default_rng(0)
+    problem = None
+    try:
+        params = cell.init(1, 1, rng=rng, **init_options)
+        hs, _ = cell.forward(params, np.zeros((2, 1, 1), dtype=params["W"].dtype), rng=rng,
+                             **forward_options)
+    except (ValueError, TypeError) as err:
+        problem = str(err)
+    else:
+        if not np.all(np.isfinite(hs)):
+            problem = ("its forward pass on a zero input gives NaN or infinity; expected "
+                       "option values it can compute with")
+    if problem is None:
+        return
+    message = f"{config.cell} with options {config.cell_options}: {problem}"
+    if source is not None:
+        raise FileFormatError(f"{source}: {message}")
+    raise OptionError(message)
 
 
 def write_config(run_dir, config):

@@ -5,15 +5,18 @@ the file or option and what was expected, no traceback is printed, and a run
 folder that was there before is left byte for byte as it was. A bug (any other
 exception) still raises.
 """
+import hashlib
+import json
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+import minirnn.data.mnist as mnist_module
 from minirnn import cli
 from minirnn.cells import CELLS
-from minirnn.data import KAGGLE_PIXEL_COLUMNS
+from minirnn.data import KAGGLE_PIXEL_COLUMNS, MNIST_FILES
 
 TINY_RUN = ["--task", "sine", "--hidden", "3", "--limit", "8", "--batch-size", "4",
             "--max-steps", "1", "--quiet"]
@@ -84,6 +87,20 @@ def test_a_cells_forward_names_the_options_it_accepts(name):
         assert f"'{option}'" in message
 
 
+@pytest.mark.parametrize("cell, option, words", [
+    ("lstm", "forget_bias=abc", ["forget_bias", "a number", "'abc'"]),
+    ("gru", "reset_after=1", ["reset_after", "true or false"]),
+    ("lstm", "recurrent_dropout=2", ["recurrent_dropout", "0 <= p < 1", "got 2"]),
+    ("bnlstm", "eps=-1", ["eps", "> 0", "-1"]),
+    ("vcrnn", "threshold=sharp", ["threshold", "'soft'", "'sharp'"]),
+    ("lnlstm", "eps=-1", ["{'eps': -1}", "NaN or infinity"]),   # the cell computes NaN
+])
+def test_bad_value_of_a_cell_option(capsys, tmp_path, cell, option, words):
+    user_error(capsys, ["train", *TINY_RUN, "--cell", cell, "--cell-option", option,
+                        "--out", tmp_path / "new"], cell, *words)
+    assert not (tmp_path / "new").exists()
+
+
 def test_bad_sharpness_schedule(capsys, tmp_path):
     user_error(capsys, ["train", *TINY_RUN, "--cell", "vcrnn", "--sharpness-schedule", "1",
                         "twenty", "100", "--out", tmp_path / "new"],
@@ -131,6 +148,10 @@ def test_missing_checkpoint(capsys, run, command):
     ('{"task": "sine", "hidden": "three"}', ["hidden", "'three'"]),
     ('{"task": "sine", "lr": -1}', ["lr", "-1"]),
     ('{"task": "sine", "cell": "lstm", "cell_options": {"flavor": 1}}', ["flavor"]),
+    ('{"task": "sine", "hidden": 3, "cell_options": {"forget_bias": "abc"}}',
+     ["forget_bias", "'abc'"]),
+    ('{"task": "sine", "hidden": 3, "cell_options": {"recurrent_dropout": 2}}',
+     ["recurrent_dropout", "0 <= p < 1"]),
 ])
 def test_resume_with_a_broken_config(capsys, run, config, words):
     (run / "config.json").write_text(config)
@@ -155,6 +176,73 @@ def test_broken_metrics_log(capsys, run):
     user_error(capsys, ["train", "--resume", run], metrics, "line")
     user_error(capsys, ["plot", run, "-o", run / "other.png"], metrics, "line")
     assert snapshot(run) == before
+
+
+# ---------------------------------------------------------------- MNIST files
+
+@pytest.fixture
+def no_mnist(monkeypatch, tmp_path):
+    """No MNIST anywhere the loader looks, and mirrors that fail at once without a
+    network: the repository's data/mnist hidden, an empty user cache, and one mirror
+    that is an empty local folder."""
+    monkeypatch.setattr(mnist_module, "bundled_mnist_dir", lambda: tmp_path / "no-bundle")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
+    monkeypatch.delenv("MINIRNN_DATA", raising=False)
+    mirror = tmp_path / "empty-mirror"
+    mirror.mkdir()
+    monkeypatch.setattr(mnist_module, "DEFAULT_MIRRORS", (mirror.as_uri() + "/",))
+
+
+def mnist_commands(run, data, out):
+    """train on row-MNIST, and eval of a run whose config asks for row-MNIST."""
+    config = run / "config.json"
+    config.write_text(json.dumps({**json.loads(config.read_text()), "task": "row-mnist"}))
+    return [["train", "--data", data, "--max-steps", "1", "--quiet", "--out", out],
+            ["eval", run, "--data", data]]
+
+
+def test_mnist_not_found(capsys, run, tmp_path, no_mnist):
+    data = tmp_path / "empty"
+    data.mkdir()
+    for argv in mnist_commands(run, data, tmp_path / "new"):
+        line = user_error(capsys, argv, "MNIST not found", data, "--data", "MINIRNN_DATA",
+                          "empty-mirror", *MNIST_FILES)
+        assert "does not exist" in line            # the hidden bundle, named as such
+    assert not (tmp_path / "new").exists()
+
+
+def test_mnist_file_altered(capsys, run, tmp_path):
+    data = tmp_path / "mnist"
+    data.mkdir()
+    for name in MNIST_FILES:
+        (data / name).write_bytes(b"\x00\x00\x08\x01not the real file")
+    labels = "t10k-labels-idx1-ubyte"          # the smallest, read first
+    for argv in mnist_commands(run, data, tmp_path / "new"):
+        user_error(capsys, argv, data / labels, "SHA-256", MNIST_FILES[labels][1],
+                   "truncated or altered")
+    assert not (tmp_path / "new").exists()
+
+
+def test_mnist_file_of_another_shape(capsys, run, tmp_path, monkeypatch):
+    """Files whose checksums match a table (here a made-up one) but that do not hold
+    28x28 images: the check after the checksum."""
+    data = tmp_path / "mnist"
+    data.mkdir()
+    contents = {
+        "train-images-idx3-ubyte": bytes([0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 27, 0, 0, 0, 27])
+        + bytes(2 * 27 * 27),
+        "train-labels-idx1-ubyte": bytes([0, 0, 8, 1, 0, 0, 0, 2, 3, 4]),
+        "t10k-images-idx3-ubyte": bytes([0, 0, 8, 3, 0, 0, 0, 1, 0, 0, 0, 28, 0, 0, 0, 28])
+        + bytes(28 * 28),
+        "t10k-labels-idx1-ubyte": bytes([0, 0, 8, 1, 0, 0, 0, 1, 7]),
+    }
+    for name, content in contents.items():
+        (data / name).write_bytes(content)
+    monkeypatch.setattr(mnist_module, "MNIST_FILES", {
+        name: (len(c), hashlib.sha256(c).hexdigest()) for name, c in contents.items()})
+    for argv in mnist_commands(run, data, tmp_path / "new"):
+        user_error(capsys, argv, data / "train-images-idx3-ubyte", "(N, 28, 28)", "(2, 27, 27)")
+    assert not (tmp_path / "new").exists()
 
 
 # ---------------------------------------------------------------- Kaggle CSV

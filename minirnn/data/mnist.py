@@ -54,6 +54,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import FileFormatError, MissingFileError
+
 __all__ = [
     "ChecksumError",
     "IDXFormatError",
@@ -105,8 +107,8 @@ _GZIP_MAGIC = b"\x1f\x8b"
 _CHUNK = 1 << 20
 
 
-class ChecksumError(ValueError):
-    """A file's decompressed bytes do not have the expected SHA-256."""
+class ChecksumError(FileFormatError):
+    """A file's decompressed bytes do not have the expected SHA-256 (a ``ValueError``)."""
 
     def __init__(self, path, expected, actual, detail=""):
         self.path, self.expected, self.actual = Path(path), expected, actual
@@ -120,12 +122,13 @@ class ChecksumError(ValueError):
         super().__init__(message)
 
 
-class IDXFormatError(ValueError):
-    """A file is not a well-formed IDX file of unsigned bytes."""
+class IDXFormatError(FileFormatError):
+    """A file is not a well-formed IDX file of unsigned bytes (a ``ValueError``)."""
 
 
-class MNISTNotFoundError(FileNotFoundError):
-    """No directory holds the four MNIST files and no mirror could deliver them."""
+class MNISTNotFoundError(MissingFileError):
+    """No directory holds the four MNIST files and no mirror could deliver them (a
+    ``FileNotFoundError``). Its message is one line, as the command line prints it."""
 
 
 # -- reading one IDX file ------------------------------------------------------------
@@ -271,16 +274,17 @@ def find_mnist_dir(root=None, *, cache_dir=None):
 
 
 def _describe_search(root, cache_dir):
-    lines = []
+    """Each candidate directory and what it lacks, on one line."""
+    places = []
     for number, (directory, why) in enumerate(_search_dirs(root, cache_dir), start=1):
         if directory is None:
-            lines.append(f"  {number}. ({why}: not given)")
+            places.append(f"{number}. ({why}: not given)")
         elif not directory.is_dir():
-            lines.append(f"  {number}. {directory} ({why}; does not exist)")
+            places.append(f"{number}. {directory} ({why}; does not exist)")
         else:
             missing = ", ".join(_missing_files(directory))
-            lines.append(f"  {number}. {directory} ({why}; missing {missing})")
-    return "\n".join(lines)
+            places.append(f"{number}. {directory} ({why}; missing {missing})")
+    return "; ".join(places)
 
 
 # -- downloading -----------------------------------------------------------------------
@@ -349,18 +353,20 @@ def _download_or_explain(root, mirrors, cache_dir, download):
     where = _describe_search(root, cache_dir)  # before downloading changes the cache
     cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     if not download:
-        reason = "and downloading is switched off (download=False)."
+        reason = "downloading is switched off (download=False)"
     else:
         failures = _download_missing(DEFAULT_MIRRORS if mirrors is None else mirrors, cache)
         if not failures:
             return cache
-        reason = "and downloading failed:\n" + "\n".join(f"  {f}" for f in failures)
+        reason = "downloading failed: " + "; ".join(failures)
+    # One line, so that the command line can print it as its one error line.
     raise MNISTNotFoundError(
-        f"MNIST not found. Looked for the four files {', '.join(MNIST_FILES)} "
-        f"(each gzip-compressed with .gz, or not) in:\n{where}\n{reason}\n"
+        f"MNIST not found: looked for the four files {', '.join(MNIST_FILES)} "
+        f"(each gzip-compressed with .gz, or not) in {where}; and {reason}. "
         f"Put the four files into one of these directories, for example "
-        f"{bundled_mnist_dir()}, or into a directory of your choice and pass "
-        f"load_mnist(root=...) or set MINIRNN_DATA to that directory."
+        f"{bundled_mnist_dir()}, or into a directory of your choice and pass it as "
+        f"load_mnist(root=...) (on the command line: --data DIR) or set MINIRNN_DATA "
+        f"to it."
     )
 
 
