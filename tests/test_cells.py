@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from jit_off import compiled_and_plain
 from minirnn import gradcheck
-from minirnn.cells import CELLS, gru, lstm, rnn
+from minirnn.cells import CELLS, gru, lstm, rnn, split_options
 
 # Recurrent dropout cases need an rng and have no dropout-free reference:
 # tests/test_dropout.py checks them (gradients, masks, compiled against plain).
@@ -307,7 +307,7 @@ def test_input_grad_false_skips_dx_and_changes_no_other_gradient(name, opts):
     cell = CELLS[name]
     options = dict(opts)
     training = options.pop("training", True)
-    init_opts, fwd_opts = gradcheck.split_options(cell, options)
+    init_opts, fwd_opts = split_options(cell, options)
     rng = np.random.default_rng(3)
     B, T, I, H = 4, 5, 3, 6
     params = random_params(cell, I, H, rng, **init_opts)

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from jit_off import compiled_and_plain
 from minirnn import gradcheck
-from minirnn.cells import _dropout, gru, lstm, rnn
+from minirnn.cells import _dropout, gru, lstm, rnn, split_options
 
 # (cell, where, init/forward options that pick the cell's convention)
 VARIANTS = [(rnn, "hidden", {})] + [(lstm, w, {}) for w in ("update", "hidden", "cell")] + [
@@ -487,7 +487,7 @@ NORM_BATCH = 3
 
 
 def norm_setup(cell, conv, B, T, I, H, seed, dtype=np.float64):
-    init_opts, fwd = gradcheck.split_options(cell, conv)
+    init_opts, fwd = split_options(cell, conv)
     rng = np.random.default_rng(seed)
     params = cell.init(I, H, rng=rng, dtype=dtype, **init_opts)
     for p in params.values():
