@@ -62,13 +62,16 @@ OPTIONS = {
     "lstm": dropout(("update", "hidden", "cell")),
     "gru": merged(st.fixed_dictionaries({"reset_after": st.booleans()}),
                   dropout(("update", "hidden"))),
-    "bnlstm": st.one_of(
-        merged(st.fixed_dictionaries({"training": st.just(True), "eps": EPS,
-                                      "carry_normalized_c": st.booleans()}),
-               dropout(("update", "hidden", "cell"))),
-        st.fixed_dictionaries({"training": st.just(False), "eps": EPS,
-                               "carry_normalized_c": st.booleans(),
-                               "t_max": st.integers(1, 5)})),
+    # statistics of the batch, of the population (t_max rows) or renormalized, in
+    # training and in evaluation; dropout draws its masks in training only
+    "bnlstm": merged(st.fixed_dictionaries({
+        "training": st.booleans(), "eps": EPS, "carry_normalized_c": st.booleans(),
+        "x_stats": st.sampled_from(["step", "shared", "none"]),
+        "train_stats": st.sampled_from(["batch", "renorm", "population"]),
+        "eval_stats": st.sampled_from(["population", "batch"]),
+        "renorm_rmax": st.sampled_from([1.0, 1.5, 3.0]),
+        "renorm_dmax": st.sampled_from([0.0, 0.5, 5.0]), "t_max": st.integers(1, 5)}),
+        dropout(("update", "hidden", "cell"))),
     "lnlstm": merged(st.fixed_dictionaries({"flavour": st.sampled_from(["paper", "tensorflow"]),
                                             "eps": EPS}),
                      dropout(("update", "hidden", "cell"))),
@@ -77,12 +80,15 @@ OPTIONS = {
 }
 
 
-def random_stats(H, t_max, rng):
-    """Population statistics for BN-LSTM's evaluation mode: (t_max, size) each."""
+def random_stats(H, t_max, rng, x_stats="step"):
+    """BN-LSTM's population statistics: (t_max, size) each, one row for those of
+    x W when they are shared over time."""
     stats = bnlstm.init_statistics(H, t_max, np.float64)
     for key in bnlstm.STAT_KEYS:
-        stats[key] = (rng.uniform(0.5, 2.0, stats[key].shape) if key.startswith("var")
-                      else 0.3 * rng.standard_normal(stats[key].shape))
+        rows = 1 if key.endswith("_x") and x_stats == "shared" else t_max
+        shape = (rows, stats[key].shape[1])
+        stats[key] = (rng.uniform(0.5, 2.0, shape) if key.startswith("var")
+                      else 0.3 * rng.standard_normal(shape))
     return stats
 
 
@@ -129,7 +135,7 @@ def run_both(name, opts, batch, time, input_size, hidden, seed, with_state, with
     state = (as_state(tuple(0.5 * rng.standard_normal((batch, hidden)) for _ in range(n_state)))
              if with_state else None)
     if "t_max" in opts:
-        opts["stats"] = random_stats(hidden, opts.pop("t_max"), rng)
+        opts["stats"] = random_stats(hidden, opts.pop("t_max"), rng, opts.get("x_stats", "step"))
 
     hs, cache = cell.forward(params, x, state, rng=np.random.default_rng(seed + 1), **opts)
     if name in VC_CELLS:
@@ -180,6 +186,16 @@ def test_kernel_equals_its_readable_twin(name, data, batch, time, input_size, hi
     run_both(name, opts, batch, time, input_size, hidden, seed, with_state, with_dstate)
 
 
+BNLSTM_STATISTICS = [
+    {"x_stats": "shared"}, {"x_stats": "none"}, {"train_stats": "renorm"},
+    {"train_stats": "renorm", "renorm_rmax": 1.2, "renorm_dmax": 0.1, "x_stats": "shared"},
+    {"train_stats": "population", "carry_normalized_c": True},
+    {"training": False, "eval_stats": "batch"},
+    {"training": False, "x_stats": "shared", "carry_normalized_c": True},
+    {"training": False, "x_stats": "none"},
+]
+
+
 def must_be_away(ok):
     assert ok, "this fixed case puts a VC mask on a threshold edge: change its seed"
 
@@ -188,12 +204,13 @@ def must_be_away(ok):
 def test_every_option_combination_once(name):
     """Hypothesis draws options at random; this walks each cell's gradient-check
     cases (every dropout placement, both conventions and flavours, training and
-    evaluation, both thresholds and penalties) at a batch large enough for batch
-    norm, with a state and a gradient of the final state."""
+    evaluation, both thresholds and penalties; for the BN-LSTM each kind of
+    statistics too) at a batch large enough for batch norm, with a state and a
+    gradient of the final state."""
     cell = CELLS[name]
     cases = list(cell.GRADCHECK_CASES)
-    if name == "bnlstm":        # evaluation with population statistics shorter than the input
-        cases = [dict(c, t_max=3) if c.get("training") is False else c for c in cases]
+    if name == "bnlstm":        # population statistics shorter than the input, and each
+        cases = [dict(c, t_max=3) for c in cases + BNLSTM_STATISTICS]   # kind of statistics
     for k, opts in enumerate(cases):
         run_both(name, opts, batch=4, time=5, input_size=3, hidden=4, seed=k,
                  with_state=True, with_dstate=True, away_from_edges=must_be_away)
