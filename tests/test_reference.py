@@ -17,6 +17,7 @@ sharper test of the algebra, with no step size to tune and no kinks to avoid,
 except the jumps of the VC threshold, where rounding may decide a unit.
 """
 import copy
+import inspect
 
 import numpy as np
 import pytest
@@ -217,10 +218,17 @@ def test_every_option_combination_once(name):
 
 
 def test_every_cell_has_a_twin_with_the_contract():
+    """Every cell has a twin, and the twin's forward takes every forward option of
+    the cell (recurrent dropout's as the masks from the cell's cache): a new
+    option of a kernel needs its twin too."""
     assert set(TWINS) == set(CELLS)
     for name, twin in TWINS.items():
         for function in ("step_forward", "step_backward", "forward", "backward"):
             assert callable(getattr(twin, function, None)), (name, function)
+        taken = set(inspect.signature(twin.forward).parameters)
+        missing = set(CELLS[name].FORWARD_OPTIONS) - set(DROPOUT_OPTIONS) - taken
+        assert not missing, f"reference/{name}.py: forward does not take {sorted(missing)}"
+        assert ("masks" in taken) == hasattr(CELLS[name], "DROPOUT_PLACEMENTS"), name
 
 
 @pytest.mark.parametrize("name", sorted(TWINS))
