@@ -776,6 +776,265 @@ def test_bnlstm_step_by_step(batch, time, seed, carry):
     assert not np.allclose(restarted[0][:, 1:], whole[0][:, 1:])
 
 
+# ---------------------------------------------------------------- statistics options
+# x_stats (per step, shared over time, none), train_stats (batch, renorm,
+# population) and eval_stats (population, batch): tutorials/09 explains why.
+
+def option_stats(H, time, x_stats, rng, renorm=False):
+    """Population statistics for a forward that reads them: random ones of length
+    time - 1 (so the last step reads the last row again), one row for x when it
+    is shared. With ``renorm``, a variance so large and a mean so far away that r
+    and d sit on their clips for every feature, where they really are constant
+    (the backward holds them constant: elsewhere finite differences see r and d
+    move, and the two cannot agree)."""
+    stats = random_stats(H, max(1, time - 1), rng)
+    if x_stats == "shared":
+        stats["mean_x"], stats["var_x"] = stats["mean_x"][:1], stats["var_x"][:1]
+    if renorm:
+        for key in bnlstm.STAT_KEYS:
+            stats[key] = (np.full_like(stats[key], 1e4) if key.startswith("var")
+                          else 1e3 + stats[key])
+    return stats
+
+
+MODES = {"batch": {"training": True},
+         "renorm": {"training": True, "train_stats": "renorm", "renorm_rmax": 2.0,
+                    "renorm_dmax": 0.5},
+         "frozen": {"training": True, "train_stats": "population"},
+         "population": {"training": False},
+         "eval-batch": {"training": False, "eval_stats": "batch"}}
+
+
+@given(mode=st.sampled_from(sorted(MODES)), x_stats=st.sampled_from(bnlstm.X_STATS),
+       eps=st.sampled_from([1e-5, 1e-2, 1.0]), batch=st.integers(3, 5), time=st.integers(1, 4),
+       input_size=st.integers(2, 3), hidden_size=st.integers(2, 3), seed=seeds,
+       carry=st.booleans(), with_state=st.booleans())
+def test_bnlstm_statistics_options_gradients(mode, x_stats, eps, batch, time, input_size,
+                                             hidden_size, seed, carry, with_state):
+    """Every combination of where the statistics come from, in training and in
+    evaluation, against finite differences (float64, random upstream gradient)."""
+    rng = np.random.default_rng(seed)
+    params = random_params(bnlstm, input_size, hidden_size, rng)
+    x = rng.standard_normal((batch, time, input_size))
+    state = random_state(bnlstm, batch, hidden_size, rng, scale=0.5 if with_state else 0.0)
+    fwd = dict(MODES[mode], x_stats=x_stats, eps=eps, carry_normalized_c=carry)
+    if mode in ("renorm", "frozen", "population"):
+        fwd["stats"] = option_stats(hidden_size, time, x_stats, rng, renorm=mode == "renorm")
+    errors, hs, dx, grads = fd_errors(bnlstm, params, x, state, seed=seed % 1000, **fwd)
+    R = np.random.default_rng(seed % 1000).standard_normal(hs.shape)
+    loss = lambda: float(np.sum(bnlstm.forward(params, x, state, **fwd)[0] * R))
+    arrays = {"x": x, **params, **dict(zip(("h0", "c0"), state))}
+    assert_gradients_match(errors, dict(grads, x=dx), arrays, loss)
+    assert set(errors) == expected_keys(bnlstm, True)
+    if x_stats == "none":           # gamma_x scales nothing
+        assert not grads["gamma_x"].any()
+
+
+def _renorm_numpy(x, gamma, beta, eps, pop_mean, pop_var, rmax, dmax, r=None, d=None):
+    """Batch renormalization written out; r and d are computed unless given."""
+    mean, var = x.mean(axis=0), x.var(axis=0)
+    sigma = np.sqrt(pop_var + eps)
+    if r is None:
+        r = np.clip(np.sqrt(var + eps) / sigma, 1 / rmax, rmax)
+        d = np.clip((mean - pop_mean) / sigma, -dmax, dmax)
+    return gamma * ((x - mean) / np.sqrt(var + eps) * r + d) + beta, r, d
+
+
+@given(M=st.integers(2, 6), F=st.integers(1, 4), seed=seeds,
+       clip=st.sampled_from([(1.5, 0.3), (1e6, 1e6)]))
+def test_batch_renorm_kernels(M, F, seed, clip):
+    """Forward against the formula; r and d on and off their clips; backward
+    against finite differences of the same function with r and d held at their
+    values (what Ioffe 2017's backward differentiates); unclipped, the output is
+    the population's normalization."""
+    from minirnn.functional import batchnorm as bn
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((M, F)) * rng.uniform(0.5, 2, F) + rng.standard_normal(F)
+    gamma, beta = rng.uniform(0.5, 1.5, F), rng.standard_normal(F)
+    pop_mean, pop_var = rng.standard_normal(F), rng.uniform(0.3, 3, F)
+    eps, (rmax, dmax) = 1e-3, clip
+    out = [np.empty((M, F)), np.empty((M, F))] + [np.empty(F) for _ in range(5)]
+    bn.bn_renorm_train_2d_into(x, gamma, beta, eps, pop_mean, pop_var, rmax, dmax, *out)
+    y, xhat_b, inv_std, mean, var, r, d = out
+    want, want_r, want_d = _renorm_numpy(x, gamma, beta, eps, pop_mean, pop_var, rmax, dmax)
+    np.testing.assert_allclose(y, want, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(r, want_r, rtol=1e-12)
+    np.testing.assert_allclose(d, want_d, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(mean, x.mean(axis=0), rtol=1e-12, atol=1e-14)
+    if rmax > 1e5:
+        np.testing.assert_allclose(y, gamma * (x - pop_mean) / np.sqrt(pop_var + eps) + beta,
+                                   rtol=1e-10, atol=1e-12)
+    dy = rng.standard_normal((M, F))
+    dx, dgamma, dbeta = np.empty((M, F)), np.zeros(F), np.zeros(F)
+    bn.bn_renorm_backward_2d_into(dy, xhat_b, inv_std, r, d, gamma, dx, dgamma, dbeta)
+    held = lambda xx, g, b: float(np.sum(_renorm_numpy(xx, g, b, eps, pop_mean, pop_var, rmax,
+                                                       dmax, r.copy(), d.copy())[0] * dy))
+    for got, arg in ((dx, 0), (dgamma, 1), (dbeta, 2)):
+        args = [x, gamma, beta]
+        numeric = gradcheck.numeric_gradient(lambda: held(*args), args[arg])
+        assert gradcheck.relative_error(got, numeric) < TOL, arg
+
+
+@pytest.mark.parametrize("x_stats", bnlstm.X_STATS)
+def test_frozen_and_unclipped_renorm_train_like_evaluation(x_stats):
+    """train_stats="population" is evaluation's forward with training's dropout,
+    and leaves the statistics where they are; renorm with clips that never bite
+    normalizes exactly as the population does, and still moves the statistics."""
+    rng = np.random.default_rng(3)
+    B, T, H = 4, 5, 3
+    params = random_params(bnlstm, 2, H, rng)
+    x = rng.standard_normal((B, T, 2))
+    stats = option_stats(H, T, x_stats, rng)
+    opts = {"x_stats": x_stats, "stats": stats}
+    want, _ = bnlstm.forward(params, x, training=False, **opts)
+    frozen, cache = bnlstm.forward(params, x, train_stats="population", **opts)
+    np.testing.assert_array_equal(frozen, want)
+    assert "batch_stats" not in cache
+    kept = bnlstm.update_statistics(stats, cache)
+    for key in stats:
+        np.testing.assert_array_equal(kept[key], stats[key])
+    renorm, cache = bnlstm.forward(params, x, train_stats="renorm", renorm_rmax=1e9,
+                                   renorm_dmax=1e9, **opts)
+    np.testing.assert_allclose(renorm, want, rtol=1e-10, atol=1e-12)
+    moved = bnlstm.update_statistics(stats, cache)
+    assert not np.allclose(moved["mean_h"], stats["mean_h"][:1])
+    # with dropout, the population forward drops units in training only
+    drop = dict(opts, recurrent_dropout=0.5, rng=np.random.default_rng(0))
+    assert not np.allclose(bnlstm.forward(params, x, train_stats="population", **drop)[0], want)
+
+
+def test_evaluation_with_batch_statistics_is_the_training_forward_without_dropout():
+    rng = np.random.default_rng(4)
+    B, T, H = 5, 4, 3
+    params = random_params(bnlstm, 2, H, rng)
+    x = rng.standard_normal((B, T, 2))
+    for x_stats in bnlstm.X_STATS:
+        want, _ = bnlstm.forward(params, x, x_stats=x_stats)
+        got, cache = bnlstm.forward(params, x, training=False, eval_stats="batch",
+                                    x_stats=x_stats, recurrent_dropout=0.5)
+        np.testing.assert_array_equal(got, want)
+        with pytest.raises(ValueError, match="update_statistics: expected the cache of a "
+                                             "training forward"):
+            bnlstm.update_statistics(bnlstm.init_statistics(H, T, np.float64), cache)
+    with pytest.raises(ValueError, match=r"eval_stats: expected one of \('population', "
+                                         r"'batch'\), got 'test'"):
+        bnlstm.forward(params, x, training=False, eval_stats="test")
+    with pytest.raises(ValueError, match="train_stats: expected one of"):
+        bnlstm.forward(params, x, train_stats="ema")
+    with pytest.raises(ValueError, match="x_stats: expected one of"):
+        bnlstm.forward(params, x, x_stats="time")
+
+
+def _bnlstm_x_branch_numpy(p, x, h, c, eps, x_stats):
+    """A training forward written out for the three x_stats (zero initial state
+    given as h, c): returns hs (B, T, H)."""
+    B, T, _ = x.shape
+    H = h.shape[1]
+    bn = lambda z, g, beta: g * (z - z.mean(axis=0)) / np.sqrt(z.var(axis=0) + eps) + beta
+    sig = lambda a: 1 / (1 + np.exp(-a))
+    xw = x @ p["W"]                                             # (B, T, 4H)
+    if x_stats == "shared":
+        bx = bn(xw.reshape(B * T, 4 * H), p["gamma_x"], 0).reshape(B, T, 4 * H)
+    elif x_stats == "step":
+        bx = np.stack([bn(xw[:, t], p["gamma_x"], 0) for t in range(T)], axis=1)
+    else:
+        bx = xw
+    out = []
+    for t in range(T):
+        a = bn(h @ p["U"], p["gamma_h"], 0) + bx[:, t] + p["b"]
+        i, f, o, g = sig(a[:, :H]), sig(a[:, H:2 * H]), sig(a[:, 2 * H:3 * H]), np.tanh(a[:, 3 * H:])
+        c = f * c + i * g
+        h = o * np.tanh(bn(c, p["gamma_c"], p["beta_c"]))
+        out.append(h)
+    return np.stack(out, axis=1)
+
+
+@pytest.mark.parametrize("x_stats", bnlstm.X_STATS)
+def test_x_statistics_per_step_shared_or_none(x_stats):
+    """The forward against the equations written out, the statistics it reports
+    (one row when shared over time, none when x W is not normalized) and their
+    moving average (a shared row counts B * T values)."""
+    rng = np.random.default_rng(5)
+    B, T, I, H = 4, 6, 3, 2
+    params = random_params(bnlstm, I, H, rng)
+    x = rng.standard_normal((B, T, I)) + np.linspace(-2, 2, T)[:, None]
+    zeros = np.zeros((B, H))
+    hs, cache = bnlstm.forward(params, x, x_stats=x_stats, eps=1e-3)
+    np.testing.assert_allclose(hs, _bnlstm_x_branch_numpy(params, x, zeros, zeros, 1e-3,
+                                                          x_stats), rtol=1e-10, atol=1e-12)
+    stats = bnlstm.init_statistics(H, 1, np.float64)
+    new = bnlstm.update_statistics(stats, cache, momentum=0.5)
+    xw = (x @ params["W"]).reshape(B * T, 4 * H)
+    if x_stats == "shared":
+        assert cache["batch_stats"]["mean_x"].shape == (1, 4 * H)
+        np.testing.assert_allclose(cache["batch_stats"]["var_x"][0], xw.var(axis=0), rtol=1e-12)
+        np.testing.assert_allclose(new["var_x"][0], 0.5 + 0.5 * xw.var(axis=0, ddof=1),
+                                   rtol=1e-12)
+        assert new["mean_h"].shape == (T, 4 * H)
+    elif x_stats == "none":
+        assert "mean_x" not in cache["batch_stats"]
+        np.testing.assert_array_equal(new["var_x"], stats["var_x"])
+    else:
+        assert new["mean_x"].shape == (T, 4 * H)
+    # evaluation: shared statistics have one row; per-step ones may be longer
+    long = bnlstm.init_statistics(H, T, np.float64)
+    if x_stats == "shared":
+        with pytest.raises(ValueError, match=r"x_stats='shared' uses one set of statistics"):
+            bnlstm.forward(params, x, training=False, stats=long, x_stats=x_stats)
+    else:
+        bnlstm.forward(params, x, training=False, stats=long, x_stats=x_stats)
+
+
+def test_recurrent_layer_renorm_and_frozen_statistics():
+    """The layer hands its statistics to the training forward too: renorm reads
+    and moves them, frozen ("population") reads them and keeps them."""
+    from minirnn.nn import Recurrent
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((4, 5, 3)).astype(np.float32)
+    renorm = Recurrent("bnlstm", 3, 4, rng=np.random.default_rng(0), train_stats="renorm",
+                       eps=1.0)
+    renorm.train().forward(x)
+    first = copy.deepcopy(renorm.stats)
+    hs = renorm.forward(x)
+    want, _ = bnlstm.forward(renorm.params, x, train_stats="renorm", eps=1.0, stats=first)
+    np.testing.assert_array_equal(hs, want)
+    assert not np.allclose(renorm.stats["mean_c"], first["mean_c"])
+    frozen = Recurrent("bnlstm", 3, 4, rng=np.random.default_rng(0), eps=1.0)
+    frozen.train().forward(x)
+    frozen.set_option("train_stats", "population")
+    kept = copy.deepcopy(frozen.stats)
+    hs = frozen.forward(x)
+    np.testing.assert_array_equal(hs, bnlstm.forward(frozen.params, x, training=False, eps=1.0,
+                                                     stats=kept)[0])
+    for key in kept:
+        np.testing.assert_array_equal(frozen.stats[key], kept[key])
+
+
+def test_cli_eval_with_population_or_batch_statistics(tmp_path, capsys):
+    """``eval --bn-stats batch`` normalizes each evaluation batch with its own
+    statistics and says so; the default is the population's. A model without
+    recurrent batch norm has nothing to switch: one error line, exit 2."""
+    from minirnn import cli
+    tiny = ["--task", "sine", "--hidden", "3", "--limit", "16", "--batch-size", "8",
+            "--max-steps", "4", "--quiet"]
+    run = tmp_path / "bn"
+    assert cli.main(["train", *tiny, "--cell", "bnlstm", "--out", str(run)]) == 0
+    capsys.readouterr()
+    assert cli.main(["eval", str(run)]) == 0
+    population = capsys.readouterr().out
+    assert cli.main(["eval", str(run), "--bn-stats", "batch", "--batch-size", "5"]) == 0
+    batch = capsys.readouterr().out
+    assert "batches of 5" in batch and "batches of" not in population
+    loss = lambda text, split: float(text.split(f"{split}: loss ")[1].split()[0].rstrip(","))
+    assert loss(population, "test") != loss(batch, "test")
+    plain = tmp_path / "lstm"
+    assert cli.main(["train", *tiny, "--cell", "lstm", "--out", str(plain)]) == 0
+    capsys.readouterr()
+    assert cli.main(["eval", str(plain), "--bn-stats", "batch"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: --bn-stats batch") and "lstm" in err[0]
+
+
 # ---------------------------------------------------------------- the nn layer
 
 def test_recurrent_layer_keeps_and_uses_bnlstm_statistics(tmp_path):
