@@ -172,3 +172,34 @@ def test_training_runs_end_with_the_same_parameters_on_one_and_two_threads(tmp_p
     strip = [[{k: v for k, v in json.loads(line).items() if k != "seconds"} for line in run]
              for run in lines]
     assert strip[0] == strip[1]
+
+
+def test_the_compiled_loops_release_the_gil():
+    # threads computing shards run at once only inside code that releases the GIL
+    from numba.core.registry import CPUDispatcher
+
+    from minirnn.cells import CELLS
+    for name, module in CELLS.items():
+        kernels = [f for f in vars(module).values()
+                   if isinstance(f, CPUDispatcher) and f.py_func.__module__ == module.__name__]
+        assert kernels, name
+        for kernel in kernels:
+            assert kernel.targetoptions.get("nogil") is True, f"{name}.{kernel.__name__}"
+
+
+def test_the_threads_benchmark_times_the_four_ways(tmp_path, capsys):
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "threads.py"
+    spec = importlib.util.spec_from_file_location("threads_benchmark", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert script.main(["--repeats", "1", "--batch", "4", "--cases", "rnn", "cnn-bn",
+                        "--out", str(tmp_path)]) == 0
+    assert "speed-up" in capsys.readouterr().out
+    rnn, cnn_bn = json.loads((tmp_path / "threads.json").read_text())["records"]
+    assert (rnn["case"], rnn["shards"], cnn_bn["case"], cnn_bn["shards"]) == (
+        "rnn", parallel.SHARDS, "cnn-bn", 1)
+    for r in (rnn, cnn_bn):
+        assert all(r[f"{way}_ms"] > 0 for way in script.WAYS)
+        assert r["whole_speedup"] == 1.0

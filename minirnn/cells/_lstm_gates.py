@@ -23,7 +23,7 @@ from ..functional.activations import sigmoid, tanh
 _ONE = np.float32(1.0)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def gates_and_cell(a, c_prev, ifog, c_pre, m_g=None):
     """The LSTM's elementwise part: ifog from pre-activations a (B, 4H), and
     c_pre = f * c_prev + i * g (g * m_g with a (B, H) dropout mask m_g)."""
@@ -40,7 +40,7 @@ def gates_and_cell(a, c_prev, ifog, c_pre, m_g=None):
             c_pre[n, j] = ifog[n, H + j] * c_prev[n, j] + ifog[n, j] * g
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def gate_gradients(dc, dh, c_prev, ifog, tanh_c, da, dc_prev, m_g=None):
     """dL/da from dL/dc_t (before any LN of c) and dL/dh_t; dc_prev = dc * f.
     m_g: the forward's dropout mask on g, or None."""

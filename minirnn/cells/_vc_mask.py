@@ -140,7 +140,7 @@ def scheduler_input(x_tm, w_x, b_m):
 
 # ---------------------------------------------------------------- kernels
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def scheduler(xm_t, h_prev, w_h):
     """m_t = sigma(x_t w_x + b_m + h_{t-1} w_h). xm_t: (B,) = x_t w_x + b_m (hoisted);
     h_prev: (B, H); w_h: (H,) -> m: (B,)."""
@@ -151,7 +151,7 @@ def scheduler(xm_t, h_prev, w_h):
     return m
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def threshold(v, eps, soft):
     """Thres_eps(v) (soft) or the binary [v > 1 - eps] (hard)."""
     if v > _ONE - eps:
@@ -161,7 +161,7 @@ def threshold(v, eps, soft):
     return _ZERO * v
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def unit_mask(m, lam_D, lam_i, eps, soft):
     """(e_t)_i = Thres_eps(sigma(lambda (m D - i))). m: (B,); lam_D = lambda D;
     lam_i: (D,) = lambda i -> e: (B, D)."""
@@ -173,7 +173,7 @@ def unit_mask(m, lam_D, lam_i, eps, soft):
     return e
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def add_mask_gradient(dm, de, m, lam_D, lam_i, eps):
     """Soft mode: dm[n] += sum_i de[n, i] * d e_i / d m, where inside the band
     (eps <= s_i <= 1 - eps) d e_i / d m = lambda D s_i (1 - s_i), and 0 where clamped.
@@ -188,7 +188,7 @@ def add_mask_gradient(dm, de, m, lam_D, lam_i, eps):
         dm[n] += acc
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def scheduler_backward(dm, m, w_h, dh_prev):
     """m = sigma(z), z = x_t w_x + h_{t-1} w_h + b_m: dz = dm m (1 - m), and
     dL/dh_{t-1} += dz w_h (in place in dh_prev: (B, H)). Returns dz: (B,)."""

@@ -187,7 +187,7 @@ def update_statistics(stats, cache, momentum=0.1):
 BATCH, POPULATION, RENORM = 0, 1, 2
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def normalize(z, gamma, beta, norm, pop, y, xhat, inv_std, batch):
     """Batch norm of z: (M, F) into y, xhat: (M, F), inv_std: (F,), with the
     statistics that ``norm`` = (mode, eps, rmax, dmax) names:
@@ -210,7 +210,7 @@ def normalize(z, gamma, beta, norm, pop, y, xhat, inv_std, batch):
                                 inv_std, mean, var, r, d)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def normalize_backward(dy, xhat, inv_std, gamma, mode, renorm, dz, dgamma, dbeta):
     """Backward of ``normalize``: writes dz: (M, F), adds to dgamma, dbeta: (F,).
     BATCH differentiates through the batch's mean and variance, POPULATION holds
@@ -224,7 +224,7 @@ def normalize_backward(dy, xhat, inv_std, gamma, mode, renorm, dz, dgamma, dbeta
                                    dbeta)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def step_forward(bx_t, h_prev, c_prev, U, b, gamma_h, gamma_c, beta_c, norm, pop_h, pop_c,
                  carry_normalized_c, out, work, mask_h=None, mask_g=None, mask_c=None):
     """One timestep. bx_t: (B, 4H) = BN(x_t W); h_prev, c_prev: (B, H); b: (4H,).
@@ -273,7 +273,7 @@ def step_forward(bx_t, h_prev, c_prev, U, b, gamma_h, gamma_c, beta_c, norm, pop
             h[n, j] = ifog[n, 2 * H + j] * tanh_c[n, j]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def step_backward(dh, dc_next, c_prev, ifog, tanh_c, xhat_h, inv_std_h, xhat_c, inv_std_c,
                   gamma_h, gamma_c, UT, mode, renorm_h, renorm_c, carry_normalized_c, out, grads,
                   work, mask_h=None, mask_g=None, mask_c=None):
@@ -315,7 +315,7 @@ def step_backward(dh, dc_next, c_prev, ifog, tanh_c, xhat_h, inv_std_h, xhat_c, 
         dh_prev *= mask_h
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def normalize_steps(z, gamma, beta, norm, pop_mean, pop_var, y, xhat, inv_std, batch):
     """Batch norm of every timestep of z: (T, B, F) with that timestep's statistics
     (``normalize``): the batch's (written to ``batch`` = (mean, var, r, d), (T, F)
@@ -330,7 +330,7 @@ def normalize_steps(z, gamma, beta, norm, pop_mean, pop_var, y, xhat, inv_std, b
                   (mean[t], var[t], r[t], d[t]))
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def normalize_steps_backward(dy, xhat, inv_std, gamma, mode, r, d, dz, dgamma, dbeta):
     """Backward of ``normalize_steps``: dy, xhat: (T, B, F), inv_std, r, d: (T, F)
     -> writes dz: (T, B, F) and adds the gradients of gamma and beta, summed over
@@ -340,7 +340,7 @@ def normalize_steps_backward(dy, xhat, inv_std, gamma, mode, r, d, dz, dgamma, d
                            dbeta)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def forward_loop(bx, h0, c0, U, b, gamma_h, gamma_c, beta_c, norm, stats_h_mean, stats_h_var,
                  stats_c_mean, stats_c_var, carry_normalized_c, M_h=None, M_g=None, M_c=None):
     """bx: (T, B, 4H) = BN(x_t W) for every t; ``norm`` = (mode, eps, rmax, dmax);
@@ -379,7 +379,7 @@ def forward_loop(bx, h0, c0, U, b, gamma_h, gamma_c, beta_c, norm, stats_h_mean,
     return hs, cs, ifog, tanh_c, xhat_h, inv_std_h, xhat_c, inv_std_c, stat_h, stat_c
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def backward_loop(dhs, dh_T, dc_T, cs, ifog, tanh_c, xhat_h, inv_std_h, xhat_c, inv_std_c,
                   gamma_h, gamma_c, UT, mode, r_h, d_h, r_c, d_c, carry_normalized_c, M_h=None,
                   M_g=None, M_c=None):

@@ -92,7 +92,7 @@ def init(input_size, hidden_size, *, rng, dtype=np.float32, reset_after=False):
     return params
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def step_forward(xw_t, h_prev, U_zr, U_n, bh, reset_after, m_h=None, m_n=None):
     """One timestep. xw_t: (B, 3H) = x_t W + b; h_prev: (B, H); U_zr: (H, 2H);
     U_n: (H, H); bh: (3H,) (zeros when not reset_after); m_h, m_n: (B, H)
@@ -127,7 +127,7 @@ def step_forward(xw_t, h_prev, U_zr, U_n, bh, reset_after, m_h=None, m_n=None):
     return h, zrn, hu_n
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def step_backward(dh, h_prev, zrn, hu_n, UT_zr, UT_n, reset_after, m_h=None, m_n=None):
     """One timestep backwards. dh: (B, H) total dL/dh_t; UT_zr: (2H, H) and
     UT_n: (H, H) are the transposed blocks of U; m_h, m_n: the forward's masks.
@@ -165,7 +165,7 @@ def step_backward(dh, h_prev, zrn, hu_n, UT_zr, UT_n, reset_after, m_h=None, m_n
     return np.concatenate((da_zr, da_n), axis=1), dh * zrn[:, :H] + d_hm
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def forward_loop(xw, h0, U_zr, U_n, bh, reset_after, M_h=None, M_n=None):
     """xw: (T, B, 3H); M_h, M_n: dropout masks (T or 1, B, H) or None
     -> hs: (T+1, B, H) with hs[0] = h0, zrn: (T, B, 3H), hu_n: (T, B, H)."""
@@ -180,7 +180,7 @@ def forward_loop(xw, h0, U_zr, U_n, bh, reset_after, M_h=None, M_n=None):
     return hs, zrn, hu_n
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def backward_loop(dhs, dh_T, hs, zrn, hu_n, UT_zr, UT_n, reset_after, M_h=None, M_n=None):
     """dhs: (T, B, H) time-major; dh_T: (B, H) gradient of the final state;
     M_h, M_n: the forward's masks -> das: (T, B, 3H), dh0: (B, H)."""

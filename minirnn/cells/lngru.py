@@ -85,7 +85,7 @@ def init(input_size, hidden_size, *, rng, dtype=np.float32):
     return params
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def step_forward(xw_zr_t, lxn_t, h_prev, U_zr, U_n, gain_zr, shift_zr, gain_hn, shift_hn, eps,
                  m_h=None, m_n=None):
     """One timestep. xw_zr_t: (B, 2H) = x_t W_zr; lxn_t: (B, H) = LN(x_t W_n).
@@ -117,7 +117,7 @@ def step_forward(xw_zr_t, lxn_t, h_prev, U_zr, U_n, gain_zr, shift_zr, gain_hn, 
     return h, zrn, lhn, xhat_zr, inv_std_zr, xhat_hn, inv_std_hn
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def step_backward(dh, h_prev, zrn, lhn, xhat_zr, inv_std_zr, xhat_hn, inv_std_hn,
                   gain_zr, gain_hn, UT_zr, UT_n, m_h=None, m_n=None):
     """One timestep backwards. dh: (B, H) total dL/dh_t; m_h, m_n: the forward's
@@ -156,7 +156,7 @@ def step_backward(dh, h_prev, zrn, lhn, xhat_zr, inv_std_zr, xhat_hn, inv_std_hn
     return du, dhn, dlxn, dh_prev, dgain_zr, dshift_zr, dgain_hn, dshift_hn
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def forward_loop(xw_zr, lxn, h0, U_zr, U_n, gain_zr, shift_zr, gain_hn, shift_hn, eps,
                  M_h=None, M_n=None):
     """xw_zr: (T, B, 2H); lxn: (T, B, H); M_h, M_n: dropout masks (T or 1, B, H) or
@@ -179,7 +179,7 @@ def forward_loop(xw_zr, lxn, h0, U_zr, U_n, gain_zr, shift_zr, gain_hn, shift_hn
     return hs, zrn, lhn, xhat_zr, inv_std_zr, xhat_hn, inv_std_hn
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def backward_loop(dhs, dh_T, hs, zrn, lhn, xhat_zr, inv_std_zr, xhat_hn, inv_std_hn,
                   gain_zr, gain_hn, UT_zr, UT_n, M_h=None, M_n=None):
     """dhs: (T, B, H); M_h, M_n: the forward's masks. Returns dus: (T, B, 2H), dhns,

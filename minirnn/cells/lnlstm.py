@@ -140,7 +140,7 @@ def init(input_size, hidden_size, *, rng, dtype=np.float32, flavour="paper", for
     return params
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def step_forward(lx_t, h_prev, c_prev, U, b, gain_h, gain_c, shift_c, eps, out, work, m_h=None,
                  m_g=None, m_c=None):
     """Paper flavour, one timestep. lx_t: (B, 4H) = LN(x_t W; gain_x); h_prev,
@@ -176,7 +176,7 @@ def step_forward(lx_t, h_prev, c_prev, U, b, gain_h, gain_c, shift_c, eps, out, 
             h[n, j] = ifog[n, 2 * H + j] * tanh_c[n, j]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def step_backward(dh, dc_next, c_prev, ifog, tanh_c, xhat_h, inv_std_h, xhat_c, inv_std_c,
                   gain_h, gain_c, UT, out, grads, work, m_h=None, m_g=None, m_c=None):
     """Paper flavour, one timestep backwards. dh: (B, H) total dL/dh_t; dc_next:
@@ -208,7 +208,7 @@ def step_backward(dh, dc_next, c_prev, ifog, tanh_c, xhat_h, inv_std_h, xhat_c, 
         dh_prev *= m_h
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def step_forward_tf(xw_t, h_prev, c_prev, U, gain, shift, gain_c, shift_c, eps, out, work,
                     m_h=None, m_g=None, m_c=None):
     """TensorFlow flavour, one timestep. xw_t: (B, 4H) = x_t W; h_prev, c_prev: (B, H).
@@ -250,7 +250,7 @@ def step_forward_tf(xw_t, h_prev, c_prev, U, gain, shift, gain_c, shift_c, eps, 
             h[n, j] = ifog[n, 2 * H + j] * tanh_c[n, j]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def step_backward_tf(dh, dc_next, c_prev, ifog, tanh_c, xhat_z, inv_std_z, xhat_c, inv_std_c,
                      gain, gain_c, UT, out, grads, work, m_h=None, m_g=None, m_c=None):
     """TensorFlow flavour, one timestep backwards. dh: (B, H) total dL/dh_t;
@@ -293,7 +293,7 @@ def step_backward_tf(dh, dc_next, c_prev, ifog, tanh_c, xhat_z, inv_std_z, xhat_
         dh_prev *= m_h
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def forward_loop(xin, h0, c0, U, b, gain_h, gain_c, shift_c, eps, gain, shift, tf_flavour,
                  M_h=None, M_g=None, M_c=None):
     """xin: (T, B, 4H): LN(x_t W; gain_x) for the paper flavour, x_t W for the
@@ -330,7 +330,7 @@ def forward_loop(xin, h0, c0, U, b, gain_h, gain_c, shift_c, eps, gain, shift, t
     return hs, cs, ifog, tanh_c, xhat_a, inv_std_a, xhat_c, inv_std_c
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def backward_loop(dhs, dh_T, dc_T, cs, ifog, tanh_c, xhat_a, inv_std_a, xhat_c, inv_std_c,
                   gain_h, gain, gain_c, UT, tf_flavour, M_h=None, M_g=None, M_c=None):
     """dhs: (T, B, H). Returns das: (T, B, 4H) (dL/da_t for the paper flavour,

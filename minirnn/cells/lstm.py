@@ -77,7 +77,7 @@ def init(input_size, hidden_size, *, rng, dtype=np.float32, forget_bias=1.0):
     return {"W": W, "U": U, "b": b}
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def step_forward(xw_t, b, h_prev, c_prev, U, h, c, ifog, tanh_c, m_h=None, m_g=None,
                  m_c=None):
     """One timestep. xw_t: (B, 4H) = x_t W; b: (4H,); h_prev, c_prev: (B, H); U: (H, 4H).
@@ -116,7 +116,7 @@ def step_forward(xw_t, b, h_prev, c_prev, U, h, c, ifog, tanh_c, m_h=None, m_g=N
             h[n, j] = o * tanh_c[n, j]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def step_backward(dh_out, dh, dc, c_prev, ifog, tanh_c, UT, da, dc_prev, m_h=None, m_g=None,
                   m_c=None):
     """One timestep backwards.
@@ -150,7 +150,7 @@ def step_backward(dh_out, dh, dc, c_prev, ifog, tanh_c, UT, da, dc_prev, m_h=Non
         dh *= m_h
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def forward_loop(xw, b, h0, c0, U, M_h=None, M_g=None, M_c=None):
     """xw: (T, B, 4H) = x_t W time-major; b: (4H,); h0, c0: (B, H); M_h, M_g, M_c:
     dropout masks (T or 1, B, H), or None.
@@ -169,7 +169,7 @@ def forward_loop(xw, b, h0, c0, U, M_h=None, M_g=None, M_c=None):
     return hs, cs, ifog, tanh_c
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def backward_loop(dhs, dh_T, dc_T, cs, ifog, tanh_c, UT, M_h=None, M_g=None, M_c=None):
     """dhs: (T, B, H) time-major upstream gradient; dh_T, dc_T: (B, H) gradients of
     the final state (copied: the loop carries its own); M_*: the forward's masks.

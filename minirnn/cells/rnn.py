@@ -58,7 +58,7 @@ def init(input_size, hidden_size, *, rng, dtype=np.float32):
             "b": np.zeros(hidden_size, dtype=dtype)}
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def step_forward(xw_t, h_prev, U, m_h=None):
     """xw_t: (B, H) = x_t W + b; h_prev: (B, H); U: (H, H); m_h: (B, H) dropout
     mask on h_{t-1} or None -> h: (B, H).
@@ -74,7 +74,7 @@ def step_forward(xw_t, h_prev, U, m_h=None):
     return h
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def step_backward(dh, h, UT, m_h=None):
     """dh: (B, H) total dL/dh_t; h: (B, H) = h_t; UT: (H, H) = U transposed;
     m_h: the forward's mask on h_{t-1} or None.
@@ -86,7 +86,7 @@ def step_backward(dh, h, UT, m_h=None):
     return da, (da @ UT) * m_h
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def forward_loop(xw, h0, U, M_h=None):
     """xw: (T, B, H) time-major; h0: (B, H); M_h: dropout mask (T or 1, B, H) or
     None -> hs: (T+1, B, H), hs[0] = h0."""
@@ -98,7 +98,7 @@ def forward_loop(xw, h0, U, M_h=None):
     return hs
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def backward_loop(dhs, dh_T, hs, UT, M_h=None):
     """dhs: (T, B, H) time-major; dh_T: (B, H) gradient of the final state;
     M_h: the forward's mask -> das: (T, B, H), dh0: (B, H)."""

@@ -85,7 +85,7 @@ def init(input_size, hidden_size, *, rng, dtype=np.float32, forget_bias=1.0,
     return params
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def step_forward(x_t, xm_t, h_prev, c_prev, W, U, b, w_h, mask_h, mask_x, eps, soft):
     """One timestep. x_t: (B, I); xm_t: (B,) = x_t w_x + b_m; h_prev, c_prev: (B, H);
     W: (I, 4H); U: (H, 4H); b: (4H,); w_h: (H,); mask_h, mask_x, eps, soft as in
@@ -115,7 +115,7 @@ def step_forward(x_t, xm_t, h_prev, c_prev, W, U, b, w_h, mask_h, mask_x, eps, s
     return h, c, m, e, ex, ifog, c_tilde, tanh_c
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def step_backward(dh, dc, dm_pen, x_t, h_prev, c_prev, m, e, ifog, c_tilde, tanh_c,
                   WT, UT, w_h, mask_h, mask_x, eps, soft):
     """One timestep backwards. dh: (B, H) total dL/dh_t; dc: (B, H) dL/dc_t from step
@@ -159,7 +159,7 @@ def step_backward(dh, dc, dm_pen, x_t, h_prev, c_prev, m, e, ifog, c_tilde, tanh
     return da, dxbar, dz, dh_prev, dc_prev
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def forward_loop(x, xm, h0, c0, W, U, b, w_h, mask_h, mask_x, eps, soft):
     """x: (T, B, I) time-major; xm: (T, B). Returns hs, cs: (T+1, B, H) with the
     initial state at index 0, m: (T, B), e: (T, B, H), ex: (T, B, I),
@@ -182,7 +182,7 @@ def forward_loop(x, xm, h0, c0, W, U, b, w_h, mask_h, mask_x, eps, soft):
     return hs, cs, m, e, ex, ifog, c_tilde, tanh_c
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def backward_loop(dhs, dh_T, dc_T, dm_pen, x, hs, cs, m, e, ifog, c_tilde, tanh_c,
                   WT, UT, w_h, mask_h, mask_x, eps, soft):
     """dhs: (T, B, H) time-major; dh_T, dc_T: (B, H) gradients of the final state.
@@ -282,7 +282,7 @@ def unit_major(M, H):
     return np.ascontiguousarray(M.reshape(*lead, 4, H).swapaxes(-1, -2).reshape(*lead, 4 * H))
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def step_sparse(x_t, xm_t, h_prev, c_prev, Wu, Uu, bu, w_h, mask_h, mask_x, eps, soft):
     """One timestep computing only what the masks need. Wu, Uu, bu: W, U, b in the
     unit-major column order of ``unit_major``. With K (Kx) = 1 + the last unit whose
@@ -324,7 +324,7 @@ def step_sparse(x_t, xm_t, h_prev, c_prev, Wu, Uu, bu, w_h, mask_h, mask_x, eps,
     return h, c, m, B * ((Kx + K) * 4 * K + ex.shape[1] + H)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def sparse_loop(x, xm, h0, c0, Wu, Uu, bu, w_h, mask_h, mask_x, eps, soft):
     """x: (T, B, I) time-major -> hs: (T+1, B, H), c_T: (B, H), m: (T, B), macs done."""
     T, B, H = x.shape[0], h0.shape[0], h0.shape[1]

@@ -80,7 +80,7 @@ def init(input_size, hidden_size, *, rng, dtype=np.float32, scheduler_bias=0.0):
     return params
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def step_forward(x_t, xm_t, h_prev, W, U, b, w_h, mask_h, mask_x, eps, soft):
     """One timestep. x_t: (B, I); xm_t: (B,) = x_t w_x + b_m; h_prev: (B, H);
     W: (I, H); U: (H, H); b: (H,); w_h: (H,); mask_h = (lambda H, lambda [0..H-1])
@@ -99,7 +99,7 @@ def step_forward(x_t, xm_t, h_prev, W, U, b, w_h, mask_h, mask_x, eps, soft):
     return h, m, e, ex, h_tilde
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def step_backward(dh, dm_pen, x_t, h_prev, h_tilde, m, e, WT, UT, w_h, mask_h, mask_x,
                   eps, soft):
     """One timestep backwards. dh: (B, H) total dL/dh_t; dm_pen: (B,) dpenalty/dm_t;
@@ -129,7 +129,7 @@ def step_backward(dh, dm_pen, x_t, h_prev, h_tilde, m, e, WT, UT, w_h, mask_h, m
     return da, dxbar, dz, dh_prev
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def forward_loop(x, xm, h0, W, U, b, w_h, mask_h, mask_x, eps, soft):
     """x: (T, B, I) time-major; xm: (T, B) -> hs: (T+1, B, H) with hs[0] = h0,
     m: (T, B), e: (T, B, H), ex: (T, B, I), h_tilde: (T, B, H)."""
@@ -146,7 +146,7 @@ def forward_loop(x, xm, h0, W, U, b, w_h, mask_h, mask_x, eps, soft):
     return hs, m, e, ex, h_tilde
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def backward_loop(dhs, dh_T, dm_pen, x, hs, h_tilde, m, e, WT, UT, w_h, mask_h, mask_x,
                   eps, soft):
     """dhs: (T, B, H) time-major; dh_T: (B, H) gradient of the final state;
