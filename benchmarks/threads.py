@@ -104,11 +104,6 @@ def main(argv=None):
     parser.add_argument("--json", action="store_true", help="print the records as JSON")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where to write the results")
     args = parser.parse_args(argv)
-    capped = [f"{k}={os.environ[k]}" for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")
-              if k in os.environ]
-    if capped:      # read once, when OpenBLAS loads: no later setting goes above it
-        print(f"note: {', '.join(capped)} caps the BLAS threads of the 'blas' column; "
-              f"unset it to measure that column", file=sys.stderr)
     kept = keep_freed_memory()
     records = []
     with flush_subnormals() as flushed:
