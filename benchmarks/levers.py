@@ -57,7 +57,7 @@ import numpy as np
 from numba import njit
 
 from minirnn.cells import gru, lstm
-from minirnn.cells._lstm_gates import gate_gradients
+from minirnn.cells.lstm import gate_gradients
 from minirnn.functional.activations import tanh
 from minirnn.functional.batchnorm import as_dtype_of
 from minirnn.functional.layernorm import ln_forward_2d
@@ -153,7 +153,7 @@ def lever_loop_range(rng):
     h0 = np.zeros((B, H), np.float32)
     c0 = np.zeros((B, H), np.float32)
     U = np.ascontiguousarray(params["U"])
-    (t_loop,), _ = paired([lambda: lstm.forward_loop(xw_all, params["b"], h0, c0, U)],
+    (t_loop,), _ = paired([lambda: lstm.forward_loop(xw_all, h0, c0, U, params["b"])],
                           repeats=100, number=5)
     print(f"   reference: lstm.forward_loop at batch {B}, time {T}, hidden {H}: "
           f"{1e3 * t_loop:.2f} ms; {T} steps x {1e6 * (t_before - t_after):.1f} us = "
@@ -234,9 +234,10 @@ def lever_split_loops(rng):
     # The library's whole step, with its (64, 400) @ (400, 100) product, for scale.
     UT = np.ascontiguousarray(lstm.init(I, H, rng=rng)["U"].T)
     dh, dc, da = dh0.copy(), dc0.copy(), np.empty((B, 4 * H), np.float32)
-    dc_prev = np.empty((B, H), np.float32)
+    dh_prev, dc_prev = np.empty((B, H), np.float32), np.empty((B, H), np.float32)
     (t_step,), _ = paired([lambda: lstm.step_backward(dh_out, dh, dc, c_prev, ifog, tanh_c,
-                                                       UT, da, dc_prev)], repeats=200, number=20,
+                                                       UT, da, dh_prev, dc_prev)],
+                          repeats=200, number=20,
                           setup=lambda: (dh.__setitem__(slice(None), dh0),
                                          dc.__setitem__(slice(None), dc0)))
     print(f"   reference: the whole lstm.step_backward (with np.dot) {1e6 * t_step:.1f} us per "

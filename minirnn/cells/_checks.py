@@ -82,6 +82,35 @@ def check_upstream(dhs, expected_shape, dtype, name="dhs"):
     return checks.check_upstream(dhs, expected_shape, dtype, name, output="the outputs hs")
 
 
+def check_inputs(where, params, x, options, allowed, param_shapes, **shape_options):
+    """The checks a cell's ``forward`` starts with: no unknown option (``allowed``
+    names the known ones), the parameters' names, shapes and common dtype
+    (``param_shapes(input, hidden, **shape_options)``), and x: (batch, time, input)
+    of that dtype. The sizes are read from W: (input, ...) and U: (hidden, ...).
+    Returns (input_size, hidden_size, dtype)."""
+    check_options(where, options, allowed)
+    I, H = check_matrix(params, "W").shape[0], check_matrix(params, "U").shape[0]
+    dtype = check_params(params, param_shapes(I, H, **shape_options))
+    check_sequence(x, I, dtype)
+    return I, H, dtype
+
+
+def check_gradients(dhs, dstate, hs, dtype, state_size):
+    """The checks a cell's ``backward`` starts with. hs: (T+1, B, H), the states
+    of the forward's cache; dhs: (B, T, H), exactly the shape of the outputs;
+    dstate: the gradient of the final state, dh_T (``state_size`` 1) or
+    (dh_T, dc_T) (2), zeros when None.
+    Returns dhs time-major, (T, B, H) and contiguous as the loops read it, and
+    the parts of dstate as a tuple of (B, H) arrays."""
+    T, B, H = hs.shape[0] - 1, hs.shape[1], hs.shape[2]
+    dhs = check_upstream(dhs, (B, T, H), dtype)
+    if state_size == 1:
+        parts = (check_state("dstate", dstate, B, H, dtype),)
+    else:
+        parts = check_lstm_state("dstate", dstate, B, H, dtype, ("dh_T", "dc_T"))
+    return np.ascontiguousarray(dhs.transpose(1, 0, 2)), parts
+
+
 def check_options(name, options, allowed):
     """Reject unknown keyword options instead of ignoring a typo."""
     unknown = sorted(set(options) - set(allowed))

@@ -47,7 +47,7 @@ carried (bnlstm, lnlstm paper), after it where the normalized cell is (bnlstm
 with ``carry_normalized_c=True``, lnlstm tensorflow); each module's notes say so.
 """
 import numpy as np
-from numba import types
+from numba import njit, types
 from numba.extending import overload
 
 OPTIONS = ("recurrent_dropout", "dropout_where", "dropout_per", "dropout_shared")
@@ -121,6 +121,17 @@ def _mask_at_compiled(M, t):
     if isinstance(M, (types.NoneType, types.Omitted)):
         return lambda M, t: None
     return lambda M, t: M[t if M.shape[0] > 1 else 0]
+
+
+@njit(cache=True, nogil=True)
+def apply_mask(h, m, out):
+    """h * m written into ``out`` and returned, for the product a "hidden" mask
+    sits in, ``(h * m) U``; ``h`` itself when m is None (no copy). h, m, out: (B, H);
+    ``out`` is a scratch buffer of the loop, so that nothing is allocated per step."""
+    if m is None:
+        return h
+    np.multiply(h, m, out)
+    return out
 
 
 def lstm_kernel_masks(masks, batch):

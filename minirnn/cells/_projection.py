@@ -17,22 +17,29 @@ def input_projection(x, W, b=None):
     contiguous. ``b=None`` leaves the bias to the caller's loop, which can add it
     where it reads xw anyway (the LSTM does: a pass over xw saved)."""
     B, T, I = x.shape
-    xw = np.ascontiguousarray(x.transpose(1, 0, 2)).reshape(T * B, I) @ W
+    xw = time_major(x).reshape(T * B, I) @ W
     if b is not None:
         xw += b      # in place: a second (T*B, G) temporary costs more than the add
     return xw.reshape(T, B, W.shape[1])
 
 
-def input_gradients(x, das, W, input_grad=True):
-    """x: (B, T, I), das: (T, B, G) = dL/d(pre-activations), W: (I, G)
-    -> dx: (B, T, I) (None when not ``input_grad``), dW: (I, G), db: (G,)."""
+def input_gradients(x, das, W, input_grad=True, bias=True):
+    """x: (B, T, I), das: (T, B, G) = dL/d(x W + b), W: (I, G)
+    -> dx: (B, T, I) (None when not ``input_grad``), dW: (I, G), db: (G,) (None
+    when not ``bias``: a product x W with no bias of its own)."""
     B, T, I = x.shape
     flat_da = das.reshape(T * B, -1)
-    x_tm = np.ascontiguousarray(x.transpose(1, 0, 2)).reshape(T * B, I)
+    x_tm = time_major(x).reshape(T * B, I)
     dx = None
     if input_grad:
         dx = np.ascontiguousarray((flat_da @ W.T).reshape(T, B, I).transpose(1, 0, 2))
-    return dx, x_tm.T @ flat_da, flat_da.sum(axis=0)
+    return dx, x_tm.T @ flat_da, flat_da.sum(axis=0) if bias else None
+
+
+def time_major(a):
+    """a: (B, T, ...) -> (T, B, ...), contiguous: the layout the loops read, one
+    timestep a contiguous block."""
+    return np.ascontiguousarray(a.transpose(1, 0, *range(2, a.ndim)))
 
 
 def batch_major(hs):

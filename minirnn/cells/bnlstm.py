@@ -75,7 +75,7 @@ from ..functional.batchnorm import (bn_backward_2d_into, bn_eval_backward_2d_int
                                     update_running_stats)
 from ..initializers import gate_blocks, glorot_uniform, orthogonal
 from ._dropout import lstm_kernel_masks, mask_at, recurrent_masks
-from ._lstm_gates import gate_gradients, gates_and_cell
+from .lstm import gate_gradients, gates_and_cell
 from ._checks import (check_lstm_state, check_matrix, check_options, check_params,
                       check_sequence, check_upstream)
 from ._projection import batch_major

@@ -76,15 +76,13 @@ gain and shift differs).
 import numpy as np
 from numba import njit
 
-from ..functional.activations import tanh
 from ..functional.layernorm import (ln_backward_2d, ln_backward_2d_into, ln_forward_2d,
                                     ln_forward_2d_into)
 from ..initializers import gate_blocks, glorot_uniform, orthogonal
-from ._dropout import lstm_kernel_masks, mask_at, recurrent_masks
-from ._lstm_gates import gate_gradients, gates_and_cell
-from ._checks import (check_lstm_state, check_matrix, check_options, check_params,
-                      check_sequence, check_upstream)
-from ._projection import batch_major
+from ._checks import check_gradients, check_inputs, check_lstm_state
+from ._dropout import apply_mask, lstm_kernel_masks, mask_at, recurrent_masks
+from ._projection import batch_major, input_gradients, input_projection
+from .lstm import gate_gradients, gates_and_cell, output_gate, state_gradients
 
 FLAVOURS = ("paper", "tensorflow")
 INIT_OPTIONS = ("flavour", "forget_bias")
@@ -140,65 +138,51 @@ def init(input_size, hidden_size, *, rng, dtype=np.float32, flavour="paper", for
     return params
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
-def step_forward(lx_t, h_prev, c_prev, U, b, gain_h, gain_c, shift_c, eps, out, work, m_h=None,
-                 m_g=None, m_c=None):
-    """Paper flavour, one timestep. lx_t: (B, 4H) = LN(x_t W; gain_x); h_prev,
-    c_prev: (B, H).
+# ---------------------------------------------------------------- one timestep, paper flavour
 
-    Writes into ``out`` = (h, c: (B, H); ifog: (B, 4H); tanh_c: (B, H); xhat_h
-    (B, 4H), inv_std_h (B,) of LN(h U); xhat_c (B, H), inv_std_c (B,) of LN(c_t)),
-    slices of the loop's buffers, using ``work`` = (hu: (B, 4H), lc: (B, H),
-    zero: (4H,) zeros), scratch that every step reuses.
-    m_h, m_g, m_c: (B, H) dropout masks on h_{t-1} before U, on g, on c_t (before
-    its LN); None where there is none.
+@njit(cache=True, nogil=True, error_model="numpy")
+def step_forward(lx_t, h_prev, c_prev, U, b, gain_h, zero_4h, gain_c, shift_c, eps, h, c, ifog,
+                 tanh_c, xhat_h, inv_std_h, xhat_c, inv_std_c, hu, lc, hm, m_h=None, m_g=None,
+                 m_c=None):
+    """Paper flavour, one timestep. lx_t: (B, 4H) = LN(x_t W; gain_x); h_prev,
+    c_prev: (B, H); U: (H, 4H); b, gain_h: (4H,); zero_4h: (4H,) zeros, the shift
+    LN(h U) does not have; gain_c, shift_c: (H,).
+    Writes h, c, tanh_c: (B, H) = h_t, c_t, tanh(LN(c_t)); ifog: (B, 4H); xhat_h
+    (B, 4H), inv_std_h (B,) of LN(h U); xhat_c (B, H), inv_std_c (B,) of LN(c_t).
+    Scratch: hu: (B, 4H); lc, hm: (B, H). m_h, m_g, m_c: (B, H) dropout masks on
+    h_{t-1} before U, on g, on c_t (before its LN); None where there is none.
     Readable twin: ``reference/lnlstm.py``, ``step_forward``."""
-    h, c, ifog, tanh_c, xhat_h, inv_std_h, xhat_c, inv_std_c = out
-    hu, lc, zero = work
-    B, H = h_prev.shape
-    if m_h is None:
-        np.dot(h_prev, U, hu)
-    else:
-        np.dot(h_prev * m_h, U, hu)     # (h_{t-1} * m_h) U
-    # a_t = LN(h_{t-1} U) + LN(x_t W) + b, built in hu: normalized in place, then added
-    ln_forward_2d_into(hu, gain_h, zero, eps, hu, xhat_h, inv_std_h)
-    for n in range(B):
-        for j in range(4 * H):
-            hu[n, j] = hu[n, j] + lx_t[n, j] + b[j]
-    gates_and_cell(hu, c_prev, ifog, c, m_g)
+    np.dot(apply_mask(h_prev, m_h, hm), U, hu)      # h_{t-1} U, or (h_{t-1} * m_h) U
+    ln_forward_2d_into(hu, gain_h, zero_4h, eps, hu, xhat_h, inv_std_h)    # LN(h U), in place
+    gates_and_cell(lx_t, c_prev, ifog, c, m_g, b, hu)   # a_t = LN(x_t W) + b + LN(h_{t-1} U)
     if m_c is not None:
         c *= m_c                        # c_t = m_c * u_t: carried, and normalized
     ln_forward_2d_into(c, gain_c, shift_c, eps, lc, xhat_c, inv_std_c)
-    for n in range(B):
-        for j in range(H):
-            tanh_c[n, j] = tanh(lc[n, j])
-        for j in range(H):
-            h[n, j] = ifog[n, 2 * H + j] * tanh_c[n, j]
+    output_gate(lc, ifog, tanh_c, h)    # h_t = o * tanh(LN(c_t))
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def step_backward(dh, dc_next, c_prev, ifog, tanh_c, xhat_h, inv_std_h, xhat_c, inv_std_c,
-                  gain_h, gain_c, UT, out, grads, work, m_h=None, m_g=None, m_c=None):
-    """Paper flavour, one timestep backwards. dh: (B, H) total dL/dh_t; dc_next:
-    (B, H) dL/dc_t from step t+1.
-
-    Writes ``out`` = (da, dhu: (B, 4H), dh_prev, dc_prev: (B, H)) with da = dL/da_t
-    and dhu = dL/d(h_{t-1} U); ``dc_prev`` may be ``dc_next`` itself (read first).
-    Adds this step's gradients to ``grads`` = (dgain_h: (4H,), dgain_c, dshift_c:
-    (H,)). ``work`` = (dlc, dc: (B, H), dshift_h: (4H,)) is scratch (LN(h U) has no
-    shift of its own: b's gradient is the sum of da, taken after the loop).
+def step_backward(dh_out, dh, dc, c_prev, ifog, tanh_c, xhat_h, inv_std_h, xhat_c, inv_std_c,
+                  gain_h, gain_c, UT, da, dhu, dh_prev, dc_prev, dgain_h, dgain_c, dshift_c,
+                  dlc, dc_ln, dshift_h, m_h=None, m_g=None, m_c=None):
+    """Paper flavour, one timestep backwards. dh_out: (B, H) dL/dh_t from the output
+    at t; dh, dc: (B, H) dL/dh_t through U and dL/dc_t, carried from step t+1 (both
+    are overwritten); UT: (4H, H) = U^T.
+    Writes da, dhu: (B, 4H) = dL/da_t, dL/d(h_{t-1} U), and dh_prev, dc_prev: (B, H);
+    adds this step's gradients to dgain_h: (4H,), dgain_c, dshift_c: (H,).
+    Scratch: dlc, dc_ln: (B, H); dshift_h: (4H,) (LN(h U) has no shift of its own:
+    b's gradient is the sum of da, taken after the loop).
     m_h, m_g, m_c: the forward's dropout masks (or None).
     Readable twin: ``reference/lnlstm.py``, ``step_backward``."""
-    da, dhu, dh_prev, dc_prev = out
-    dgain_h, dgain_c, dshift_c = grads
-    dlc, dc, dshift_h = work
     B, H = dh.shape
     for n in range(B):
         for j in range(H):
+            dh[n, j] = dh_out[n, j] + dh[n, j]          # dh <- dL/dh_t
+        for j in range(H):                              # h_t = o * tanh(LN(c_t))
             tc = tanh_c[n, j]
             dlc[n, j] = dh[n, j] * ifog[n, 2 * H + j] * (_ONE - tc * tc)
-    ln_backward_2d_into(dlc, xhat_c, inv_std_c, gain_c, dc, dgain_c, dshift_c)
-    dc += dc_next                       # c_t also feeds step t+1 directly
+    ln_backward_2d_into(dlc, xhat_c, inv_std_c, gain_c, dc_ln, dgain_c, dshift_c)
+    dc += dc_ln                         # c_t feeds LN(c_t) and step t+1
     if m_c is not None:
         dc *= m_c                       # c_t = m_c * u_t: du = dL/dc_t * m_c
     gate_gradients(dc, dh, c_prev, ifog, tanh_c, da, dc_prev, m_g)
@@ -208,26 +192,24 @@ def step_backward(dh, dc_next, c_prev, ifog, tanh_c, xhat_h, inv_std_h, xhat_c, 
         dh_prev *= m_h
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
-def step_forward_tf(xw_t, h_prev, c_prev, U, gain, shift, gain_c, shift_c, eps, out, work,
-                    m_h=None, m_g=None, m_c=None):
-    """TensorFlow flavour, one timestep. xw_t: (B, 4H) = x_t W; h_prev, c_prev: (B, H).
+# ---------------------------------------------------------------- one timestep, tensorflow flavour
 
-    Writes into ``out`` = (h, c: (B, H) with c = LN(...) the stored state; ifog:
-    (B, 4H); tanh_c: (B, H); xhat_z (B, 4H), inv_std_z (4B,) of the per-gate LN
-    (rows are (example, gate)); xhat_c (B, H), inv_std_c (B,) of LN(c)), slices of
-    the loop's buffers, using ``work`` = (z: (B, 4H), u: (B, H), ones, zeros: (H,)),
-    scratch that every step reuses.
-    m_h, m_g, m_c: (B, H) dropout masks on h_{t-1} before U, on g (TensorFlow's
-    dropout_keep_prob), on the stored c_t (after its LN); None where there is none.
+@njit(cache=True, nogil=True, error_model="numpy")
+def step_forward_tf(xw_t, h_prev, c_prev, U, gain, shift, gain_c, shift_c, ones_h, zeros_h, eps,
+                    h, c, ifog, tanh_c, xhat_z, inv_std_z, xhat_c, inv_std_c, z, u, hm,
+                    m_h=None, m_g=None, m_c=None):
+    """TensorFlow flavour, one timestep. xw_t: (B, 4H) = x_t W; h_prev, c_prev: (B, H);
+    U: (H, 4H); gain, shift: (4H,); gain_c, shift_c: (H,); ones_h, zeros_h: (H,), the
+    gain 1 and shift 0 of the per-gate LN (its gain and shift are applied below).
+    Writes h, c, tanh_c: (B, H), with c = LN(...) the stored state; ifog: (B, 4H);
+    xhat_z (B, 4H), inv_std_z (4B,) of the per-gate LN (rows are (example, gate));
+    xhat_c (B, H), inv_std_c (B,) of LN(c).
+    Scratch: z: (B, 4H); u, hm: (B, H). m_h, m_g, m_c: (B, H) dropout masks on
+    h_{t-1} before U, on g (TensorFlow's dropout_keep_prob), on the stored c_t
+    (after its LN); None where there is none.
     Readable twin: ``reference/lnlstm.py``, ``step_forward_tf``."""
-    h, c, ifog, tanh_c, xhat_z, inv_std_z, xhat_c, inv_std_c = out
-    z, u, ones, zeros = work
     B, H = h_prev.shape
-    if m_h is None:
-        np.dot(h_prev, U, z)
-    else:
-        np.dot(h_prev * m_h, U, z)      # (h_{t-1} * m_h) U
+    np.dot(apply_mask(h_prev, m_h, hm), U, z)      # h_{t-1} U, or (h_{t-1} * m_h) U
     for n in range(B):
         for j in range(4 * H):
             z[n, j] = xw_t[n, j] + z[n, j]      # z_t = x_t W + h_{t-1} U
@@ -235,48 +217,36 @@ def step_forward_tf(xw_t, h_prev, c_prev, U, gain, shift, gain_c, shift_c, eps, 
     # and shift differ from gate to gate, so the rows are normalized with gain 1 and
     # shift 0, in place (that y only repeats xhat), and scaled and shifted below.
     z_rows = z.reshape(4 * B, H)
-    ln_forward_2d_into(z_rows, ones, zeros, eps, z_rows, xhat_z.reshape(4 * B, H), inv_std_z)
+    ln_forward_2d_into(z_rows, ones_h, zeros_h, eps, z_rows, xhat_z.reshape(4 * B, H), inv_std_z)
     for n in range(B):
         for j in range(4 * H):
             z[n, j] = xhat_z[n, j] * gain[j] + shift[j]     # a_t, built in z
     gates_and_cell(z, c_prev, ifog, u, m_g)
-    ln_forward_2d_into(u, gain_c, shift_c, eps, c, xhat_c, inv_std_c)
+    ln_forward_2d_into(u, gain_c, shift_c, eps, c, xhat_c, inv_std_c)   # c_t = LN(u_t)
     if m_c is not None:
         c *= m_c                        # c_t = m_c * LN(u_t): stored, and in the tanh
-    for n in range(B):
-        for j in range(H):
-            tanh_c[n, j] = tanh(c[n, j])
-        for j in range(H):
-            h[n, j] = ifog[n, 2 * H + j] * tanh_c[n, j]
+    output_gate(c, ifog, tanh_c, h)     # h_t = o * tanh(c_t)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def step_backward_tf(dh, dc_next, c_prev, ifog, tanh_c, xhat_z, inv_std_z, xhat_c, inv_std_c,
-                     gain, gain_c, UT, out, grads, work, m_h=None, m_g=None, m_c=None):
-    """TensorFlow flavour, one timestep backwards. dh: (B, H) total dL/dh_t;
-    dc_next: (B, H) dL/dc_t from step t+1.
-
-    Writes ``out`` = (dz: (B, 4H) = dL/dz_t, dh_prev, dc_prev: (B, H));
-    ``dc_prev`` may be ``dc_next`` itself (read first). Adds this step's gradients
-    to ``grads`` = (dgain, dshift: (4H,), dgain_c, dshift_c: (H,)). ``work`` =
-    (dc, dc_pre: (B, H), da: (B, 4H), ones, dgain_rows, dshift_rows: (H,)) is
-    scratch (the last two collect the unused gradients of the per-gate LN's gain 1
-    and shift 0).
+def step_backward_tf(dh_out, dh, dc, c_prev, ifog, tanh_c, xhat_z, inv_std_z, xhat_c, inv_std_c,
+                     gain, gain_c, ones_h, UT, dz, dh_prev, dc_prev, dgain, dshift, dgain_c,
+                     dshift_c, du, da, dgain_rows, dshift_rows, m_h=None, m_g=None, m_c=None):
+    """TensorFlow flavour, one timestep backwards. dh_out: (B, H) dL/dh_t from the
+    output at t; dh, dc: (B, H) dL/dh_t through U and dL/dc_t, carried from step t+1
+    (both are overwritten); UT: (4H, H) = U^T.
+    Writes dz: (B, 4H) = dL/dz_t, dh_prev, dc_prev: (B, H); adds this step's
+    gradients to dgain, dshift: (4H,), dgain_c, dshift_c: (H,).
+    Scratch: du: (B, H), da: (B, 4H), dgain_rows, dshift_rows: (H,) (these two
+    collect the unused gradients of the per-gate LN's gain 1 and shift 0).
     m_h, m_g, m_c: the forward's dropout masks (or None).
     Readable twin: ``reference/lnlstm.py``, ``step_backward_tf``."""
-    dz, dh_prev, dc_prev = out
-    dgain, dshift, dgain_c, dshift_c = grads
-    dc, dc_pre, da, ones, dgain_rows, dshift_rows = work
     B, H = dh.shape
-    for n in range(B):
-        for j in range(H):
-            tc = tanh_c[n, j]
-            # the stored c_t = LN(c_pre) feeds the tanh and step t+1
-            dc[n, j] = dc_next[n, j] + dh[n, j] * ifog[n, 2 * H + j] * (_ONE - tc * tc)
+    state_gradients(dh_out, dh, dc, ifog, tanh_c)   # the stored c_t feeds the tanh and step t+1
     if m_c is not None:
         dc *= m_c                       # c_t = m_c * LN(u_t): dL/dLN(u_t) = dL/dc_t * m_c
-    ln_backward_2d_into(dc, xhat_c, inv_std_c, gain_c, dc_pre, dgain_c, dshift_c)
-    gate_gradients(dc_pre, dh, c_prev, ifog, tanh_c, da, dc_prev, m_g)
+    ln_backward_2d_into(dc, xhat_c, inv_std_c, gain_c, du, dgain_c, dshift_c)
+    gate_gradients(du, dh, c_prev, ifog, tanh_c, da, dc_prev, m_g)
     # a = xhat_z * gain + shift: gain's and shift's gradients, then da becomes
     # dL/dxhat_z = da * gain, in place, for the per-gate LN's backward (gain 1)
     for n in range(B):
@@ -286,15 +256,17 @@ def step_backward_tf(dh, dc_next, c_prev, ifog, tanh_c, xhat_z, inv_std_z, xhat_
             dgain[j] += da[n, j] * xhat_z[n, j]
         for j in range(4 * H):
             da[n, j] *= gain[j]
-    ln_backward_2d_into(da.reshape(4 * B, H), xhat_z.reshape(4 * B, H), inv_std_z, ones,
+    ln_backward_2d_into(da.reshape(4 * B, H), xhat_z.reshape(4 * B, H), inv_std_z, ones_h,
                         dz.reshape(4 * B, H), dgain_rows, dshift_rows)
     np.dot(dz, UT, dh_prev)
     if m_h is not None:                 # the product met h_{t-1} * m_h
         dh_prev *= m_h
 
 
+# ---------------------------------------------------------------- the loops over time
+
 @njit(cache=True, nogil=True)
-def forward_loop(xin, h0, c0, U, b, gain_h, gain_c, shift_c, eps, gain, shift, tf_flavour,
+def forward_loop(xin, h0, c0, U, b, gain_h, gain, shift, gain_c, shift_c, eps, tf_flavour,
                  M_h=None, M_g=None, M_c=None):
     """xin: (T, B, 4H): LN(x_t W; gain_x) for the paper flavour, x_t W for the
     tensorflow flavour. Returns the per-step arrays the cache keeps; ``xhat_a``,
@@ -311,22 +283,24 @@ def forward_loop(xin, h0, c0, U, b, gain_h, gain_c, shift_c, eps, gain, shift, t
     inv_std_a = np.empty((T, 4 * B if tf_flavour else B), dtype=dt)
     xhat_c = np.empty((T, B, H), dtype=dt)
     inv_std_c = np.empty((T, B), dtype=dt)
-    # scratch for the steps, allocated once
-    hu, u = np.empty((B, 4 * H), dtype=dt), np.empty((B, H), dtype=dt)
+    # scratch for the steps, allocated once; constant gains and shifts
+    hu, lc, hm = (np.empty((B, 4 * H), dtype=dt), np.empty((B, H), dtype=dt),
+                  np.empty((B, H), dtype=dt))
     zeros_4h, ones_h, zeros_h = (np.zeros(4 * H, dtype=dt), np.ones(H, dtype=dt),
                                  np.zeros(H, dtype=dt))
     hs[0] = h0
     cs[0] = c0
     for t in range(T):
-        out = (hs[t + 1], cs[t + 1], ifog[t], tanh_c[t], xhat_a[t], inv_std_a[t], xhat_c[t],
-               inv_std_c[t])
         if tf_flavour:
-            step_forward_tf(xin[t], hs[t], cs[t], U, gain, shift, gain_c, shift_c, eps, out,
-                            (hu, u, ones_h, zeros_h), mask_at(M_h, t), mask_at(M_g, t),
-                            mask_at(M_c, t))
+            step_forward_tf(xin[t], hs[t], cs[t], U, gain, shift, gain_c, shift_c, ones_h,
+                            zeros_h, eps, hs[t + 1], cs[t + 1], ifog[t], tanh_c[t], xhat_a[t],
+                            inv_std_a[t], xhat_c[t], inv_std_c[t], hu, lc, hm,
+                            mask_at(M_h, t), mask_at(M_g, t), mask_at(M_c, t))
         else:
-            step_forward(xin[t], hs[t], cs[t], U, b, gain_h, gain_c, shift_c, eps, out,
-                         (hu, u, zeros_4h), mask_at(M_h, t), mask_at(M_g, t), mask_at(M_c, t))
+            step_forward(xin[t], hs[t], cs[t], U, b, gain_h, zeros_4h, gain_c, shift_c, eps,
+                         hs[t + 1], cs[t + 1], ifog[t], tanh_c[t], xhat_a[t], inv_std_a[t],
+                         xhat_c[t], inv_std_c[t], hu, lc, hm,
+                         mask_at(M_h, t), mask_at(M_g, t), mask_at(M_c, t))
     return hs, cs, ifog, tanh_c, xhat_a, inv_std_a, xhat_c, inv_std_c
 
 
@@ -342,35 +316,32 @@ def backward_loop(dhs, dh_T, dc_T, cs, ifog, tanh_c, xhat_a, inv_std_a, xhat_c, 
     dt = dhs.dtype
     das = np.empty(ifog.shape, dtype=dt)
     dhus = das if tf_flavour else np.empty(ifog.shape, dtype=dt)
-    dgain_a = np.zeros(4 * H, dtype=dt)
-    dshift_a = np.zeros(4 * H, dtype=dt)
-    dgain_c = np.zeros(H, dtype=dt)
-    dshift_c = np.zeros(H, dtype=dt)
+    dgain_a, dshift_a = np.zeros(4 * H, dtype=dt), np.zeros(4 * H, dtype=dt)
+    dgain_c, dshift_c = np.zeros(H, dtype=dt), np.zeros(H, dtype=dt)
+    # two buffers for each carried gradient, in turn: dL/d(state_t) in, dL/d(state_{t-1}) out
+    dh, dc = dh_T.copy(), dc_T.copy()
+    dh_prev, dc_prev = np.empty_like(dh), np.empty_like(dc)
     # scratch for the steps, allocated once
-    dh, dc1, dc2 = (np.empty((B, H), dtype=dt), np.empty((B, H), dtype=dt),
-                    np.empty((B, H), dtype=dt))
-    da, dshift_h = np.empty((B, 4 * H), dtype=dt), np.zeros(4 * H, dtype=dt)
-    ones_h, dgain_rows, dshift_rows = (np.ones(H, dtype=dt), np.zeros(H, dtype=dt),
-                                       np.zeros(H, dtype=dt))
-    dh_next, dc_next = dh_T.copy(), dc_T.copy()     # carried, and rewritten, by every step
+    d1, d2, da = np.empty((B, H), dtype=dt), np.empty((B, H), dtype=dt), np.empty_like(das[0])
+    ones_h, dshift_h = np.ones(H, dtype=dt), np.zeros(4 * H, dtype=dt)
+    dgain_rows, dshift_rows = np.zeros(H, dtype=dt), np.zeros(H, dtype=dt)
     for t in range(T - 1, -1, -1):
-        for n in range(B):
-            for j in range(H):
-                dh[n, j] = dhs[t, n, j] + dh_next[n, j]
         if tf_flavour:
-            step_backward_tf(dh, dc_next, cs[t], ifog[t], tanh_c[t], xhat_a[t], inv_std_a[t],
-                             xhat_c[t], inv_std_c[t], gain, gain_c, UT,
-                             (das[t], dh_next, dc_next), (dgain_a, dshift_a, dgain_c, dshift_c),
-                             (dc1, dc2, da, ones_h, dgain_rows, dshift_rows),
-                             mask_at(M_h, t), mask_at(M_g, t), mask_at(M_c, t))
+            step_backward_tf(dhs[t], dh, dc, cs[t], ifog[t], tanh_c[t], xhat_a[t], inv_std_a[t],
+                             xhat_c[t], inv_std_c[t], gain, gain_c, ones_h, UT, das[t], dh_prev,
+                             dc_prev, dgain_a, dshift_a, dgain_c, dshift_c, d1, da, dgain_rows,
+                             dshift_rows, mask_at(M_h, t), mask_at(M_g, t), mask_at(M_c, t))
         else:
-            step_backward(dh, dc_next, cs[t], ifog[t], tanh_c[t], xhat_a[t], inv_std_a[t],
-                          xhat_c[t], inv_std_c[t], gain_h, gain_c, UT,
-                          (das[t], dhus[t], dh_next, dc_next), (dgain_a, dgain_c, dshift_c),
-                          (dc1, dc2, dshift_h), mask_at(M_h, t), mask_at(M_g, t),
-                          mask_at(M_c, t))
-    return das, dhus, dh_next, dc_next, dgain_a, dshift_a, dgain_c, dshift_c
+            step_backward(dhs[t], dh, dc, cs[t], ifog[t], tanh_c[t], xhat_a[t], inv_std_a[t],
+                          xhat_c[t], inv_std_c[t], gain_h, gain_c, UT, das[t], dhus[t], dh_prev,
+                          dc_prev, dgain_a, dgain_c, dshift_c, d1, d2, dshift_h,
+                          mask_at(M_h, t), mask_at(M_g, t), mask_at(M_c, t))
+        dh, dh_prev = dh_prev, dh
+        dc, dc_prev = dc_prev, dc
+    return das, dhus, dh, dc, dgain_a, dshift_a, dgain_c, dshift_c
 
+
+# ---------------------------------------------------------------- the sequence
 
 def forward(params, x, state=None, *, training=True, rng=None, flavour="paper", eps=1e-2,
             recurrent_dropout=0.0, dropout_where="update", dropout_per="sequence",
@@ -384,11 +355,9 @@ def forward(params, x, state=None, *, training=True, rng=None, flavour="paper", 
     or "step"; ``dropout_shared`` one mask for the whole batch. Masks are drawn
     from ``rng`` when ``training`` (an error if it is None) and kept in
     ``cache["masks"]``; ``training=False`` drops nothing."""
-    check_options("lnlstm.forward", options, FORWARD_OPTIONS)
     _check_flavour(flavour)
-    I, H = check_matrix(params, "W").shape[0], check_matrix(params, "U").shape[0]
-    dtype = check_params(params, param_shapes(I, H, flavour))
-    check_sequence(x, I, dtype)
+    _, H, dtype = check_inputs("lnlstm.forward", params, x, options, FORWARD_OPTIONS,
+                               param_shapes, flavour=flavour)
     B, T = x.shape[:2]
     masks = recurrent_masks("lnlstm", DROPOUT_PLACEMENTS, rate=recurrent_dropout,
                             where=dropout_where, per=dropout_per, shared=dropout_shared,
@@ -396,24 +365,23 @@ def forward(params, x, state=None, *, training=True, rng=None, flavour="paper", 
     h0, c0 = check_lstm_state("state", state, B, H, dtype)
     eps = dtype.type(eps)
     tf_flavour = flavour == "tensorflow"
-    xw = np.ascontiguousarray(x.transpose(1, 0, 2)).reshape(T * B, I) @ params["W"]
+    xw = input_projection(x, params["W"]).reshape(T * B, 4 * H)
     cache = {"x": x, "flavour": flavour, "has_state": state is not None, "masks": masks}
-    dummy = np.zeros(4 * H, dtype)
+    unused = np.zeros(4 * H, dtype)     # the other flavour's parameters
     if tf_flavour:
         xin = xw.reshape(T, B, 4 * H)
-        b, gain_h, gain, shift = dummy, dummy, params["gain"], params["shift"]
+        b, gain_h, gain, shift = unused, unused, params["gain"], params["shift"]
     else:
         # LN(x_t W) does not depend on h: every row of every timestep at once.
-        lx, cache["xhat_x"], cache["inv_std_x"] = ln_forward_2d(xw, params["gain_x"], dummy, eps)
+        lx, cache["xhat_x"], cache["inv_std_x"] = ln_forward_2d(xw, params["gain_x"], unused, eps)
         xin = lx.reshape(T, B, 4 * H)
-        b, gain_h, gain, shift = params["b"], params["gain_h"], dummy, dummy
+        b, gain_h, gain, shift = params["b"], params["gain_h"], unused, unused
     (hs, cs, ifog, tanh_c, xhat_a, inv_std_a, xhat_c, inv_std_c) = forward_loop(
-        xin, h0, c0, np.ascontiguousarray(params["U"]), b, gain_h, params["gain_c"],
-        params["shift_c"], eps, gain, shift, tf_flavour, *lstm_kernel_masks(masks, B))
+        xin, h0, c0, np.ascontiguousarray(params["U"]), b, gain_h, gain, shift, params["gain_c"],
+        params["shift_c"], eps, tf_flavour, *lstm_kernel_masks(masks, B))
     cache.update(hs=hs, cs=cs, ifog=ifog, tanh_c=tanh_c, xhat_a=xhat_a, inv_std_a=inv_std_a,
                  xhat_c=xhat_c, inv_std_c=inv_std_c, state=(hs[-1], cs[-1]))
     return batch_major(hs), cache
-
 
 
 def backward(params, dhs, cache, dstate=None, *, input_grad=True):
@@ -421,34 +389,29 @@ def backward(params, dhs, cache, dstate=None, *, input_grad=True):
     ``dstate``, optional: ``(dh_T, dc_T)``, the gradient of ``cache["state"]``.
     ``input_grad=False`` skips dx (returned as None) when the input is data."""
     x, hs = cache["x"], cache["hs"]
-    T, B, H = hs.shape[0] - 1, hs.shape[1], hs.shape[2]
-    I, dtype = x.shape[2], x.dtype
-    dhs = check_upstream(dhs, (B, T, H), dtype)
-    dh_T, dc_T = check_lstm_state("dstate", dstate, B, H, dtype, ("dh_T", "dc_T"))
+    dhs, (dh_T, dc_T) = check_gradients(dhs, dstate, hs, x.dtype, STATE_SIZE)
+    T, B, H = dhs.shape
     tf_flavour = cache["flavour"] == "tensorflow"
-    dummy = np.zeros(4 * H, dtype)
+    unused = np.zeros(4 * H, x.dtype)
     M_h, M_g, M_c = lstm_kernel_masks(cache["masks"], B)
     das, dhus, dh0, dc0, dgain_a, dshift_a, dgain_c, dshift_c = backward_loop(
-        np.ascontiguousarray(dhs.transpose(1, 0, 2)), dh_T, dc_T, cache["cs"], cache["ifog"],
-        cache["tanh_c"], cache["xhat_a"], cache["inv_std_a"], cache["xhat_c"],
-        cache["inv_std_c"], params.get("gain_h", dummy), params.get("gain", dummy),
-        params["gain_c"], np.ascontiguousarray(params["U"].T), tf_flavour, M_h, M_g, M_c)
-    flat = das.reshape(T * B, 4 * H)
+        dhs, dh_T, dc_T, cache["cs"], cache["ifog"], cache["tanh_c"], cache["xhat_a"],
+        cache["inv_std_a"], cache["xhat_c"], cache["inv_std_c"], params.get("gain_h", unused),
+        params.get("gain", unused), params["gain_c"], np.ascontiguousarray(params["U"].T),
+        tf_flavour, M_h, M_g, M_c)
     grads = {"gain_c": dgain_c, "shift_c": dshift_c}
     if tf_flavour:
-        dxw = flat                       # z = x W + h U: the same gradient reaches both
+        dxw = das                       # z = x W + h U: the same gradient reaches both
         grads.update(gain=dgain_a, shift=dshift_a)
     else:
+        flat = das.reshape(T * B, 4 * H)
         dxw, grads["gain_x"], _ = ln_backward_2d(flat, cache["xhat_x"], cache["inv_std_x"],
                                                  params["gain_x"])
         grads.update(b=flat.sum(axis=0), gain_h=dgain_a)
-    x_tm = np.ascontiguousarray(x.transpose(1, 0, 2)).reshape(T * B, I)
-    grads["W"] = x_tm.T @ dxw
+    dx, grads["W"], _ = input_gradients(x, dxw.reshape(T, B, 4 * H), params["W"], input_grad,
+                                         bias=False)
     h_prev = hs[:-1] if M_h is None else hs[:-1] * M_h     # what U met
     grads["U"] = h_prev.reshape(T * B, H).T @ dhus.reshape(T * B, 4 * H)
     if cache["has_state"]:
         grads["h0"], grads["c0"] = dh0, dc0
-    if not input_grad:
-        return None, grads
-    dx = (dxw @ params["W"].T).reshape(T, B, I).transpose(1, 0, 2)
-    return np.ascontiguousarray(dx), grads
+    return dx, grads

@@ -34,19 +34,23 @@ State: ``(h0, c0)``, each (batch, hidden), zeros when omitted. The final state i
 
 Code names: ``xw`` is ``x_t W`` for every t (computed before the loop; ``b`` is
 added where the loop reads it, which saves a pass over the (T, B, 4H) array),
-``ifog`` holds the activated gates ``i, f, o, g``, ``tanh_c`` is ``tanh(c_t)``,
-``da`` is dL/da_t, ``dh``/``dc`` are dL/dh_t and dL/dc_t.
+``hu`` is ``h_{t-1} U``, ``ifog`` holds the activated gates ``i, f, o, g``,
+``tanh_c`` is ``tanh(c_t)``, ``da`` is dL/da_t, ``dh``/``dc`` are dL/dh_t and dL/dc_t.
+
+The elementwise equations, ``gates_and_cell``, ``output_gate`` and their
+backward ``gate_gradients``, are written once, here, and called by the
+normalized LSTMs (``bnlstm``, ``lnlstm``) too. ``step_forward`` and
+``step_backward`` follow the step convention of ``docs/design.md``: inputs,
+parameters, the buffers they write, scratch, masks.
 """
 import numpy as np
 from numba import njit
 
 from ..functional.activations import sigmoid, tanh
 from ..initializers import gate_blocks, glorot_uniform, orthogonal
-from ._dropout import lstm_kernel_masks, mask_at, recurrent_masks
-from ._lstm_gates import gate_gradients
+from ._checks import check_gradients, check_inputs, check_lstm_state
+from ._dropout import apply_mask, lstm_kernel_masks, mask_at, recurrent_masks
 from ._projection import batch_major, input_gradients, input_projection
-from ._checks import (check_lstm_state, check_matrix, check_options, check_params,
-                      check_sequence, check_upstream)
 
 INIT_OPTIONS = ("forget_bias",)
 FORWARD_OPTIONS = ("recurrent_dropout", "dropout_where", "dropout_per", "dropout_shared")
@@ -77,83 +81,149 @@ def init(input_size, hidden_size, *, rng, dtype=np.float32, forget_bias=1.0):
     return {"W": W, "U": U, "b": b}
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
-def step_forward(xw_t, b, h_prev, c_prev, U, h, c, ifog, tanh_c, m_h=None, m_g=None,
-                 m_c=None):
-    """One timestep. xw_t: (B, 4H) = x_t W; b: (4H,); h_prev, c_prev: (B, H); U: (H, 4H).
+# ---------------------------------------------------------------- the gate equations
+# Shared by the LSTM family: bnlstm and lnlstm differ from the plain LSTM only in
+# what they do to the pre-activations and to the cell before its tanh.
 
-    Writes the step's results into the buffers passed in (slices of the loop's
-    (T, ...) arrays, so nothing is allocated or copied per step):
-    h, c, tanh_c: (B, H) = h_t, c_t, tanh(c_t); ifog: (B, 4H) activated gates
-    (g before any dropout mask). m_h, m_g, m_c: (B, H) dropout masks on h_{t-1}
-    where it meets U, on g, on c_t; None where there is none (see the module notes).
-    Readable twin: ``reference/lstm.py``, ``step_forward``.
-    """
-    B, H = h_prev.shape
-    if m_h is None:
-        np.dot(h_prev, U, ifog)         # h_{t-1} U, written where the gates go
-    else:
-        np.dot(h_prev * m_h, U, ifog)   # (h_{t-1} * m_h) U
-    # Loops over contiguous runs of units, so the compiler can use SIMD: first the
-    # gates a = x_t W + b + h_{t-1} U through sigmoid (i, f, o) or tanh (g), then
-    # the cell and the output. The g loop runs over range(H) with the offset in
-    # the index: a loop over range(3H, 4H) is not vectorized (its index cannot be
-    # proven non-negative, so every access keeps its negative-index check) and
-    # took 19 us per step instead of 3.
+@njit(cache=True, nogil=True, error_model="numpy")
+def preactivation(a, b, hu, n, j):
+    """Unit j of example n of the pre-activations: a[n, j], or the sum
+    a[n, j] + b[j] + hu[n, j] when b and hu are given (None: compiled away)."""
+    if b is None:
+        return a[n, j]
+    return a[n, j] + b[j] + hu[n, j]
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def gates_and_cell(a, c_prev, ifog, c, m_g=None, b=None, hu=None):
+    """The gates and the cell update of one step::
+
+        i, f, o = sigma(a_i), sigma(a_f), sigma(a_o)    g = tanh(a_g)
+        c = f * c_prev + i * g                          (g * m_g under "update" dropout)
+
+    a: (B, 4H) pre-activations; or, with b: (4H,) and hu: (B, 4H), a + b + hu,
+    summed in the pass that activates them (the LSTM's x_t W + b + h_{t-1} U).
+    Writes ifog: (B, 4H), the gates (g before the mask), and c: (B, H).
+    m_g: (B, H) dropout mask on g, or None."""
+    B, H = c_prev.shape
+    # Loops over contiguous runs of units, so the compiler can use SIMD. The g loop
+    # runs over range(H) with the offset in the index: a loop over range(3H, 4H) is
+    # not vectorized (its index cannot be proven non-negative, so every access keeps
+    # its negative-index check) and took 19 us per step instead of 3.
     for n in range(B):
-        for j in range(3 * H):      # (x_t W + b) + h_{t-1} U: the order the sums had
-            ifog[n, j] = sigmoid(xw_t[n, j] + b[j] + ifog[n, j])   # when xw held the bias
+        for j in range(3 * H):
+            ifog[n, j] = sigmoid(preactivation(a, b, hu, n, j))
         for j in range(H):
-            ifog[n, 3 * H + j] = tanh(xw_t[n, 3 * H + j] + b[3 * H + j] + ifog[n, 3 * H + j])
+            ifog[n, 3 * H + j] = tanh(preactivation(a, b, hu, n, 3 * H + j))
         for j in range(H):
-            i, f, o, g = ifog[n, j], ifog[n, H + j], ifog[n, 2 * H + j], ifog[n, 3 * H + j]
+            i, f, g = ifog[n, j], ifog[n, H + j], ifog[n, 3 * H + j]
             if m_g is not None:
-                g = g * m_g[n, j]                           # g * m_g enters the cell
+                g = g * m_g[n, j]                   # g * m_g enters the cell
             c[n, j] = f * c_prev[n, j] + i * g
-            if m_c is not None:
-                c[n, j] = m_c[n, j] * c[n, j]               # the carried c_t is masked
-            tanh_c[n, j] = tanh(c[n, j])
-            h[n, j] = o * tanh_c[n, j]
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def step_backward(dh_out, dh, dc, c_prev, ifog, tanh_c, UT, da, dc_prev, m_h=None, m_g=None,
-                  m_c=None):
-    """One timestep backwards.
+def output_gate(c, ifog, tanh_c, h):
+    """h = o * tanh(c), for c: (B, H) the cell as the output sees it. Writes
+    tanh_c and h: (B, H)."""
+    B, H = c.shape
+    for n in range(B):
+        for j in range(H):
+            tanh_c[n, j] = tanh(c[n, j])
+        for j in range(H):
+            h[n, j] = ifog[n, 2 * H + j] * tanh_c[n, j]
 
-    dh_out: (B, H) dL/dh_t from the output at t; dh, dc: (B, H) the gradients
-    carried from step t+1, dL/dh_t through U and dL/dc_t; UT: (4H, H) = U^T.
-    Writes da: (B, 4H) = dL/da_t and dc_prev: (B, H) = dL/dc_{t-1} = dL/dc_t * f,
-    and turns dh into dL/dh_{t-1} = da U^T (dc is used as scratch on the way).
-    m_h, m_g, m_c: the forward step's dropout masks (or None); each multiplies
-    the local derivative where it multiplied the forward value.
-    Readable twin: ``reference/lstm.py``, ``step_backward``.
-    """
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def state_gradients(dh_out, dh, dc, ifog, tanh_c):
+    """What reaches h_t and c_t: dh <- dh_out + dh, the gradient from the output at
+    t plus the one carried from step t+1; then dc <- dc + dh * o * (1 - tanh_c^2),
+    c_t reaching the loss through h_t = o * tanh(c_t) and through step t+1.
+    All (B, H); dh and dc are updated in place."""
     B, H = dh.shape
-    # Short loops, each over few arrays: a loop that touches many is not
-    # vectorized (the compiler cannot rule out that they overlap, and gives up
-    # checking beyond a few pairs). dh <- dL/dh_t, then dc <- dL/dc_t:
+    # Two short loops, each over few arrays (see gate_gradients).
     for n in range(B):
         for j in range(H):
             dh[n, j] = dh_out[n, j] + dh[n, j]
-        # c_t reaches the loss through h_t = o * tanh(c_t) and through c_{t+1}
         for j in range(H):
             tc = tanh_c[n, j]
             dc[n, j] = dc[n, j] + dh[n, j] * ifog[n, 2 * H + j] * (_ONE - tc * tc)
-        if m_c is not None:     # c_t = m_c * u with u = f c_{t-1} + i g: du = dc_t * m_c
-            for j in range(H):
-                dc[n, j] = dc[n, j] * m_c[n, j]
-    # the gates' local derivatives, shared with the normalized LSTMs
-    gate_gradients(dc, dh, c_prev, ifog, tanh_c, da, dc_prev, m_g)
-    np.dot(da, UT, dh)
-    if m_h is not None:     # forward used h_{t-1} * m_h
-        dh *= m_h
 
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def gate_gradients(dc, dh, c_prev, ifog, tanh_c, da, dc_prev, m_g=None):
+    """Backwards through ``gates_and_cell`` and the output gate, given dc = dL/dc
+    (the updated cell, before anything done to it after ``gates_and_cell``) and
+    dh = dL/dh_t::
+
+        da_i = dc g i (1 - i)    da_f = dc c_prev f (1 - f)    dc_prev = dc f
+        da_o = dh tanh_c o (1 - o)    da_g = dc i (1 - g^2)
+
+    (g * m_g in place of g under "update" dropout). Writes da: (B, 4H), dc_prev: (B, H)."""
+    B, H = dc.shape
+    # Three short loops instead of one: a loop over many arrays is not vectorized
+    # (the compiler cannot rule out that they overlap); each of these reads few.
+    for n in range(B):
+        for j in range(H):                                   # o = sigma(a_o)
+            o = ifog[n, 2 * H + j]
+            da[n, 2 * H + j] = dh[n, j] * tanh_c[n, j] * o * (_ONE - o)
+        for j in range(H):                                   # i = sigma(a_i), g = tanh(a_g)
+            i, g = ifog[n, j], ifog[n, 3 * H + j]
+            if m_g is None:
+                da[n, j] = dc[n, j] * g * i * (_ONE - i)
+                da[n, 3 * H + j] = dc[n, j] * i * (_ONE - g * g)
+            else:                                            # g * m_g entered the cell
+                da[n, j] = dc[n, j] * g * m_g[n, j] * i * (_ONE - i)
+                da[n, 3 * H + j] = dc[n, j] * i * m_g[n, j] * (_ONE - g * g)
+        for j in range(H):                                   # f = sigma(a_f)
+            f = ifog[n, H + j]
+            da[n, H + j] = dc[n, j] * c_prev[n, j] * f * (_ONE - f)
+            dc_prev[n, j] = dc[n, j] * f
+
+
+# ---------------------------------------------------------------- one timestep
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def step_forward(xw_t, h_prev, c_prev, U, b, h, c, ifog, tanh_c, hu, hm, m_h=None, m_g=None,
+                 m_c=None):
+    """One timestep. xw_t: (B, 4H) = x_t W; h_prev, c_prev: (B, H); U: (H, 4H); b: (4H,).
+    Writes h, c, tanh_c: (B, H) = h_t, c_t, tanh(c_t) and ifog: (B, 4H), the gates.
+    Scratch: hu: (B, 4H), hm: (B, H). m_h, m_g, m_c: (B, H) dropout masks on h_{t-1}
+    where it meets U, on g, on c_t; None where there is none.
+    Readable twin: ``reference/lstm.py``, ``step_forward``.
+    """
+    np.dot(apply_mask(h_prev, m_h, hm), U, hu)      # h_{t-1} U, or (h_{t-1} * m_h) U
+    gates_and_cell(xw_t, c_prev, ifog, c, m_g, b, hu)   # a_t = x_t W + b + h_{t-1} U
+    if m_c is not None:
+        c *= m_c                                    # the carried c_t is masked
+    output_gate(c, ifog, tanh_c, h)                 # h_t = o * tanh(c_t)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def step_backward(dh_out, dh, dc, c_prev, ifog, tanh_c, UT, da, dh_prev, dc_prev, m_h=None,
+                  m_g=None, m_c=None):
+    """One timestep backwards. dh_out: (B, H) dL/dh_t from the output at t; dh, dc:
+    (B, H) dL/dh_t through U and dL/dc_t, carried from step t+1 (both are overwritten);
+    UT: (4H, H) = U^T. Writes da: (B, 4H) = dL/da_t, and dh_prev, dc_prev: (B, H) =
+    dL/dh_{t-1}, dL/dc_{t-1}. m_h, m_g, m_c: the forward's masks (or None); each
+    multiplies the local derivative where it multiplied the forward value.
+    Readable twin: ``reference/lstm.py``, ``step_backward``.
+    """
+    state_gradients(dh_out, dh, dc, ifog, tanh_c)   # dh <- dL/dh_t, dc <- dL/dc_t
+    if m_c is not None:
+        dc *= m_c               # c_t = m_c * u with u = f c_{t-1} + i g: du = dc_t * m_c
+    gate_gradients(dc, dh, c_prev, ifog, tanh_c, da, dc_prev, m_g)
+    np.dot(da, UT, dh_prev)     # dh_{t-1} = da U^T
+    if m_h is not None:
+        dh_prev *= m_h          # forward used h_{t-1} * m_h
+
+
+# ---------------------------------------------------------------- the loops over time
 
 @njit(cache=True, nogil=True)
-def forward_loop(xw, b, h0, c0, U, M_h=None, M_g=None, M_c=None):
-    """xw: (T, B, 4H) = x_t W time-major; b: (4H,); h0, c0: (B, H); M_h, M_g, M_c:
-    dropout masks (T or 1, B, H), or None.
+def forward_loop(xw, h0, c0, U, b, M_h=None, M_g=None, M_c=None):
+    """xw: (T, B, 4H) = x_t W time-major; h0, c0: (B, H); U: (H, 4H); b: (4H,);
+    M_h, M_g, M_c: dropout masks (T or 1, B, H), or None.
     Returns hs, cs: (T+1, B, H) with the initial state at index 0; ifog: (T, B, 4H);
     tanh_c: (T, B, H)."""
     T, B, H = xw.shape[0], h0.shape[0], h0.shape[1]
@@ -161,33 +231,33 @@ def forward_loop(xw, b, h0, c0, U, M_h=None, M_g=None, M_c=None):
     cs = np.empty((T + 1, B, H), dtype=xw.dtype)
     ifog = np.empty(xw.shape, dtype=xw.dtype)
     tanh_c = np.empty((T, B, H), dtype=xw.dtype)
+    hu, hm = np.empty((B, 4 * H), dtype=xw.dtype), np.empty((B, H), dtype=xw.dtype)
     hs[0] = h0
     cs[0] = c0
     for t in range(T):
-        step_forward(xw[t], b, hs[t], cs[t], U, hs[t + 1], cs[t + 1], ifog[t], tanh_c[t],
-                     mask_at(M_h, t), mask_at(M_g, t), mask_at(M_c, t))
+        step_forward(xw[t], hs[t], cs[t], U, b, hs[t + 1], cs[t + 1], ifog[t], tanh_c[t], hu,
+                     hm, mask_at(M_h, t), mask_at(M_g, t), mask_at(M_c, t))
     return hs, cs, ifog, tanh_c
 
 
 @njit(cache=True, nogil=True)
 def backward_loop(dhs, dh_T, dc_T, cs, ifog, tanh_c, UT, M_h=None, M_g=None, M_c=None):
     """dhs: (T, B, H) time-major upstream gradient; dh_T, dc_T: (B, H) gradients of
-    the final state (copied: the loop carries its own); M_*: the forward's masks.
+    the final state; M_*: the forward's masks.
     Returns das: (T, B, 4H) and the gradients of the initial state dh0, dc0: (B, H)."""
     das = np.empty(ifog.shape, dtype=dhs.dtype)
+    # two buffers for each carried gradient, in turn: dL/d(state_t) in, dL/d(state_{t-1}) out
     dh, dc = dh_T.copy(), dc_T.copy()
-    dc_prev = np.empty_like(dc)     # two buffers in turn: dL/dc_t in, dL/dc_{t-1} out
+    dh_prev, dc_prev = np.empty_like(dh), np.empty_like(dc)
     for t in range(dhs.shape[0] - 1, -1, -1):
-        step_backward(dhs[t], dh, dc, cs[t], ifog[t], tanh_c[t], UT, das[t], dc_prev,
+        step_backward(dhs[t], dh, dc, cs[t], ifog[t], tanh_c[t], UT, das[t], dh_prev, dc_prev,
                       mask_at(M_h, t), mask_at(M_g, t), mask_at(M_c, t))
+        dh, dh_prev = dh_prev, dh
         dc, dc_prev = dc_prev, dc
     return das, dh, dc
 
 
-def _sizes(params):
-    W, U = check_matrix(params, "W"), check_matrix(params, "U")
-    return W.shape[0], U.shape[0]
-
+# ---------------------------------------------------------------- the sequence
 
 def forward(params, x, state=None, *, training=True, rng=None, recurrent_dropout=0.0,
             dropout_where="update", dropout_per="sequence", dropout_shared=False, **options):
@@ -199,24 +269,19 @@ def forward(params, x, state=None, *, training=True, rng=None, recurrent_dropout
     the whole batch. Masks are drawn from ``rng`` when ``training`` (an error if it
     is None) and kept in ``cache["masks"]``; ``training=False`` drops nothing.
     """
-    check_options("lstm.forward", options, FORWARD_OPTIONS)
-    I, H = _sizes(params)
-    dtype = check_params(params, param_shapes(I, H))
-    check_sequence(x, I, dtype)
+    _, H, dtype = check_inputs("lstm.forward", params, x, options, FORWARD_OPTIONS,
+                               param_shapes)
     B, T = x.shape[0], x.shape[1]
-    masks = recurrent_masks("lstm", DROPOUT_PLACEMENTS, rate=recurrent_dropout, where=dropout_where,
-                            per=dropout_per, shared=dropout_shared, training=training, rng=rng,
-                            time=T, batch=B, hidden=H, dtype=dtype)
+    masks = recurrent_masks("lstm", DROPOUT_PLACEMENTS, rate=recurrent_dropout,
+                            where=dropout_where, per=dropout_per, shared=dropout_shared,
+                            training=training, rng=rng, time=T, batch=B, hidden=H, dtype=dtype)
     h0, c0 = check_lstm_state("state", state, B, H, dtype)
-    U = np.ascontiguousarray(params["U"])
     xw = input_projection(x, params["W"])           # b is added inside the loop
-    hs, cs, ifog, tanh_c = forward_loop(xw, params["b"], h0, c0, U,
-                                        *lstm_kernel_masks(masks, B))
+    hs, cs, ifog, tanh_c = forward_loop(xw, h0, c0, np.ascontiguousarray(params["U"]),
+                                        params["b"], *lstm_kernel_masks(masks, B))
     cache = {"x": x, "hs": hs, "cs": cs, "ifog": ifog, "tanh_c": tanh_c, "masks": masks,
              "has_state": state is not None, "state": (hs[-1], cs[-1])}
     return batch_major(hs), cache
-
-
 
 
 def backward(params, dhs, cache, dstate=None, *, input_grad=True):
@@ -229,17 +294,13 @@ def backward(params, dhs, cache, dstate=None, *, input_grad=True):
     skips dx (returned as None) when the input is data.
     """
     x, hs = cache["x"], cache["hs"]
-    T, B, H = hs.shape[0] - 1, hs.shape[1], hs.shape[2]
-    dhs = check_upstream(dhs, (B, T, H), x.dtype)
-    dh_T, dc_T = check_lstm_state("dstate", dstate, B, H, x.dtype, ("dh_T", "dc_T"))
-    UT = np.ascontiguousarray(params["U"].T)
+    dhs, (dh_T, dc_T) = check_gradients(dhs, dstate, hs, x.dtype, STATE_SIZE)
+    T, B, H = dhs.shape
     M_h, M_g, M_c = lstm_kernel_masks(cache["masks"], B)
-    das, dh0, dc0 = backward_loop(np.ascontiguousarray(dhs.transpose(1, 0, 2)), dh_T, dc_T,
-                                  cache["cs"], cache["ifog"], cache["tanh_c"], UT,
-                                  M_h, M_g, M_c)
-    # Weight gradients do not depend on the loop order: one product each. U met
-    # h_{t-1} * m_h under "hidden" dropout.
-    h_prev = hs[:-1] if M_h is None else hs[:-1] * M_h
+    das, dh0, dc0 = backward_loop(dhs, dh_T, dc_T, cache["cs"], cache["ifog"], cache["tanh_c"],
+                                  np.ascontiguousarray(params["U"].T), M_h, M_g, M_c)
+    # The weight gradients do not depend on the loop order: one product each.
+    h_prev = hs[:-1] if M_h is None else hs[:-1] * M_h      # what U met
     dx, dW, db = input_gradients(x, das, params["W"], input_grad)
     grads = {"W": dW, "U": h_prev.reshape(T * B, H).T @ das.reshape(T * B, 4 * H), "b": db}
     if cache["has_state"]:
