@@ -50,10 +50,9 @@ from numba import njit
 
 from ..functional.activations import sigmoid, tanh
 from ..initializers import gate_blocks, glorot_uniform, orthogonal
-from ._dropout import kernel_mask, mask_at, recurrent_masks
+from ._checks import check_gradients, check_inputs, check_state
+from ._dropout import apply_mask, kernel_mask, mask_at, recurrent_masks
 from ._projection import batch_major, input_gradients, input_projection
-from ._checks import (check_matrix, check_options, check_params, check_sequence,
-                      check_state, check_upstream)
 
 INIT_OPTIONS = ("reset_after",)
 FORWARD_OPTIONS = ("reset_after", "recurrent_dropout", "dropout_where", "dropout_per",
@@ -93,90 +92,113 @@ def init(input_size, hidden_size, *, rng, dtype=np.float32, reset_after=False):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def step_forward(xw_t, h_prev, U_zr, U_n, bh, reset_after, m_h=None, m_n=None):
+def step_forward(xw_t, h_prev, U_zr, U_n, bh, reset_after, h, zrn, hu_n, hu_zr, rh, rec, hm,
+                 m_h=None, m_n=None):
     """One timestep. xw_t: (B, 3H) = x_t W + b; h_prev: (B, H); U_zr: (H, 2H);
-    U_n: (H, H); bh: (3H,) (zeros when not reset_after); m_h, m_n: (B, H)
-    dropout masks on h_{t-1} in the recurrent products and on n, or None.
-    Returns h: (B, H), zrn: (B, 3H) activated gates (n before any mask), hu_n:
-    (B, H) (zeros when not reset_after: backward needs it only in that convention).
+    U_n: (H, H); bh: (3H,) (zeros when not reset_after).
+    Writes h: (B, H) = h_t; zrn: (B, 3H), the activated gates (n before any mask);
+    hu_n: (B, H) = h_{t-1} U_n + bh_n when reset_after (backward needs it only then;
+    left alone otherwise). Scratch: hu_zr: (B, 2H); rh, rec, hm: (B, H).
+    m_h, m_n: (B, H) dropout masks on h_{t-1} in the recurrent products and on n,
+    or None.
     Readable twin: ``reference/gru.py``, ``step_forward``."""
     B, H = h_prev.shape
-    zrn = np.empty_like(xw_t)
-    h = np.empty_like(h_prev)
-    hm = h_prev if m_h is None else h_prev * m_h    # what the recurrent products see
-    hu_zr = hm @ U_zr
+    h_in = apply_mask(h_prev, m_h, hm)             # what the recurrent products see
+    np.dot(h_in, U_zr, hu_zr)
     for n in range(B):
-        for j in range(H):
+        for j in range(2 * H):                      # z, r = sigma(x_t W + b + h_{t-1} U + bh)
             zrn[n, j] = sigmoid(xw_t[n, j] + hu_zr[n, j] + bh[j])
-            zrn[n, H + j] = sigmoid(xw_t[n, H + j] + hu_zr[n, H + j] + bh[H + j])
-    # The candidate's recurrent term: r applied after U_n, or before it.
+    # The candidate's recurrent term rec: r applied after U_n, or before it.
     if reset_after:
-        hu_n = hm @ U_n + bh[2 * H:]
-        recurrent = zrn[:, H:2 * H] * hu_n
+        np.dot(h_in, U_n, hu_n)
+        for n in range(B):
+            for j in range(H):
+                hu_n[n, j] = hu_n[n, j] + bh[2 * H + j]
+                rec[n, j] = zrn[n, H + j] * hu_n[n, j]      # r * (h_{t-1} U_n + bh_n)
     else:
-        hu_n = np.zeros_like(h_prev)
-        recurrent = (zrn[:, H:2 * H] * hm) @ U_n
+        for n in range(B):
+            for j in range(H):
+                rh[n, j] = zrn[n, H + j] * h_in[n, j]
+        np.dot(rh, U_n, rec)                                # (r * h_{t-1}) U_n
     for n in range(B):
         for j in range(H):
             z = zrn[n, j]
-            cand = tanh(xw_t[n, 2 * H + j] + recurrent[n, j])
+            cand = tanh(xw_t[n, 2 * H + j] + rec[n, j])
             zrn[n, 2 * H + j] = cand
             if m_n is not None:
                 cand = cand * m_n[n, j]                 # n * m_n enters the state
             h[n, j] = z * h_prev[n, j] + (_ONE - z) * cand
-    return h, zrn, hu_n
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def step_backward(dh, h_prev, zrn, hu_n, UT_zr, UT_n, reset_after, m_h=None, m_n=None):
-    """One timestep backwards. dh: (B, H) total dL/dh_t; UT_zr: (2H, H) and
-    UT_n: (H, H) are the transposed blocks of U; m_h, m_n: the forward's masks.
-    Returns da: (B, 3H) = dL/d(pre-activations of z, r, n) and dh_prev: (B, H).
+def step_backward(dh_out, dh, h_prev, zrn, hu_n, UT_zr, UT_n, reset_after, da, dh_prev, da_zr,
+                  da_n, d_rh, dhu, hm, m_h=None, m_n=None):
+    """One timestep backwards. dh_out: (B, H) dL/dh_t from the output at t; dh: (B, H)
+    dL/dh_t through the recurrent terms, carried from step t+1 (overwritten);
+    UT_zr: (2H, H), UT_n: (H, H): the transposed blocks of U.
+    Writes da: (B, 3H) = dL/d(pre-activations of z, r, n) and dh_prev: (B, H).
+    Scratch: da_zr: (B, 2H); da_n, d_rh, dhu, hm: (B, H). m_h, m_n: the forward's
+    masks, or None.
     Readable twin: ``reference/gru.py``, ``step_backward``."""
     B, H = dh.shape
-    da_zr = np.empty((B, 2 * H), dtype=dh.dtype)
-    da_n = np.empty_like(dh)
     for n in range(B):
+        for j in range(H):
+            dh[n, j] = dh_out[n, j] + dh[n, j]          # dh <- dL/dh_t
         for j in range(H):
             z, cand = zrn[n, j], zrn[n, 2 * H + j]
             cand_in = cand if m_n is None else cand * m_n[n, j]     # what entered h_t
             dcand = dh[n, j] * (_ONE - z) if m_n is None else dh[n, j] * (_ONE - z) * m_n[n, j]
             da_n[n, j] = dcand * (_ONE - cand * cand)
             da_zr[n, j] = dh[n, j] * (h_prev[n, j] - cand_in) * z * (_ONE - z)
-    r = zrn[:, H:2 * H]
-    hm = h_prev if m_h is None else h_prev * m_h    # what the recurrent products saw
+    h_in = apply_mask(h_prev, m_h, hm)              # what the recurrent products saw
+    # dh_prev first collects dL/d(h_in) through the candidate's recurrent term
     if reset_after:
         # n = tanh(... + r * hu_n): dL/dr = da_n * hu_n, dL/dhu_n = da_n * r
-        dr = da_n * hu_n
-        d_hm = (r * da_n) @ UT_n
+        for n in range(B):
+            for j in range(H):
+                r = zrn[n, H + j]
+                da_zr[n, H + j] = da_n[n, j] * hu_n[n, j] * r * (_ONE - r)
+                d_rh[n, j] = r * da_n[n, j]
+        np.dot(d_rh, UT_n, dh_prev)
     else:
-        # n = tanh(... + (r * hm) U_n): the product's gradient splits into r and hm
-        d_rh = da_n @ UT_n
-        dr = d_rh * hm
-        d_hm = d_rh * r
+        # n = tanh(... + (r * h_in) U_n): the product's gradient splits into r and h_in
+        np.dot(da_n, UT_n, d_rh)
+        for n in range(B):
+            for j in range(H):
+                r = zrn[n, H + j]
+                da_zr[n, H + j] = d_rh[n, j] * h_in[n, j] * r * (_ONE - r)
+                dh_prev[n, j] = d_rh[n, j] * r
+    np.dot(da_zr, UT_zr, dhu)                       # through h_{t-1} U_zr
     for n in range(B):
         for j in range(H):
-            r_j = zrn[n, H + j]
-            da_zr[n, H + j] = dr[n, j] * r_j * (_ONE - r_j)
-    d_hm += da_zr @ UT_zr       # dL/d(hm): the three recurrent products
-    if m_h is not None:
-        d_hm *= m_h             # hm = h_prev * m_h
-    # h_prev reaches h_t directly through z * h_prev, and through the products
-    return np.concatenate((da_zr, da_n), axis=1), dh * zrn[:, :H] + d_hm
+            d_in = dh_prev[n, j] + dhu[n, j]        # dL/d(h_in): the three recurrent products
+            if m_h is not None:
+                d_in = d_in * m_h[n, j]             # h_in = h_prev * m_h
+            # h_prev reaches h_t directly through z * h_prev, and through the products
+            dh_prev[n, j] = dh[n, j] * zrn[n, j] + d_in
+        for j in range(2 * H):
+            da[n, j] = da_zr[n, j]
+        for j in range(H):
+            da[n, 2 * H + j] = da_n[n, j]
 
 
 @njit(cache=True, nogil=True)
 def forward_loop(xw, h0, U_zr, U_n, bh, reset_after, M_h=None, M_n=None):
     """xw: (T, B, 3H); M_h, M_n: dropout masks (T or 1, B, H) or None
-    -> hs: (T+1, B, H) with hs[0] = h0, zrn: (T, B, 3H), hu_n: (T, B, H)."""
+    -> hs: (T+1, B, H) with hs[0] = h0, zrn: (T, B, 3H), hu_n: (T, B, H)
+    (zeros when not reset_after)."""
     T, B, H = xw.shape[0], h0.shape[0], h0.shape[1]
     hs = np.empty((T + 1, B, H), dtype=xw.dtype)
     zrn = np.empty_like(xw)
-    hu_n = np.empty((T, B, H), dtype=xw.dtype)
+    hu_n = np.zeros((T, B, H), dtype=xw.dtype)
+    # scratch for the steps, allocated once
+    hu_zr = np.empty((B, 2 * H), dtype=xw.dtype)
+    rh, rec, hm = (np.empty((B, H), dtype=xw.dtype), np.empty((B, H), dtype=xw.dtype),
+                   np.empty((B, H), dtype=xw.dtype))
     hs[0] = h0
     for t in range(T):
-        hs[t + 1], zrn[t], hu_n[t] = step_forward(xw[t], hs[t], U_zr, U_n, bh, reset_after,
-                                                  mask_at(M_h, t), mask_at(M_n, t))
+        step_forward(xw[t], hs[t], U_zr, U_n, bh, reset_after, hs[t + 1], zrn[t], hu_n[t], hu_zr,
+                     rh, rec, hm, mask_at(M_h, t), mask_at(M_n, t))
     return hs, zrn, hu_n
 
 
@@ -184,14 +206,18 @@ def forward_loop(xw, h0, U_zr, U_n, bh, reset_after, M_h=None, M_n=None):
 def backward_loop(dhs, dh_T, hs, zrn, hu_n, UT_zr, UT_n, reset_after, M_h=None, M_n=None):
     """dhs: (T, B, H) time-major; dh_T: (B, H) gradient of the final state;
     M_h, M_n: the forward's masks -> das: (T, B, 3H), dh0: (B, H)."""
-    T = dhs.shape[0]
+    T, B, H = dhs.shape
     das = np.empty_like(zrn)
-    dh_next = dh_T
+    dh, dh_prev = dh_T.copy(), np.empty_like(dh_T)     # two buffers, in turn
+    # scratch for the steps, allocated once
+    da_zr = np.empty((B, 2 * H), dtype=dhs.dtype)
+    da_n, d_rh, dhu, hm = (np.empty((B, H), dtype=dhs.dtype), np.empty((B, H), dtype=dhs.dtype),
+                           np.empty((B, H), dtype=dhs.dtype), np.empty((B, H), dtype=dhs.dtype))
     for t in range(T - 1, -1, -1):
-        das[t], dh_next = step_backward(dhs[t] + dh_next, hs[t], zrn[t], hu_n[t],
-                                        UT_zr, UT_n, reset_after,
-                                        mask_at(M_h, t), mask_at(M_n, t))
-    return das, dh_next
+        step_backward(dhs[t], dh, hs[t], zrn[t], hu_n[t], UT_zr, UT_n, reset_after, das[t],
+                      dh_prev, da_zr, da_n, d_rh, dhu, hm, mask_at(M_h, t), mask_at(M_n, t))
+        dh, dh_prev = dh_prev, dh
+    return das, dh
 
 
 def forward(params, x, state=None, *, training=True, rng=None, reset_after=False,
@@ -205,18 +231,16 @@ def forward(params, x, state=None, *, training=True, rng=None, reset_after=False
     products); ``dropout_per`` "sequence" or "step"; ``dropout_shared`` one mask
     for the whole batch. Masks come from ``rng`` when ``training`` and are kept
     in ``cache["masks"]``; ``training=False`` drops nothing."""
-    check_options("gru.forward", options, FORWARD_OPTIONS)
-    I, H = check_matrix(params, "W").shape[0], check_matrix(params, "U").shape[0]
-    if ("bh" in params) != bool(reset_after):
+    if isinstance(params, dict) and ("bh" in params) != bool(reset_after):
         raise KeyError(f"params: reset_after={reset_after} expects "
                        f"{'a' if reset_after else 'no'} recurrent bias 'bh', got keys "
                        f"{sorted(params)}; pass the same reset_after to init and forward")
-    dtype = check_params(params, param_shapes(I, H, reset_after))
-    check_sequence(x, I, dtype)
+    _, H, dtype = check_inputs("gru.forward", params, x, options, FORWARD_OPTIONS,
+                               param_shapes, reset_after=reset_after)
     B, T = x.shape[0], x.shape[1]
-    masks = recurrent_masks("gru", DROPOUT_PLACEMENTS, rate=recurrent_dropout, where=dropout_where,
-                            per=dropout_per, shared=dropout_shared, training=training, rng=rng,
-                            time=T, batch=B, hidden=H, dtype=dtype)
+    masks = recurrent_masks("gru", DROPOUT_PLACEMENTS, rate=recurrent_dropout,
+                            where=dropout_where, per=dropout_per, shared=dropout_shared,
+                            training=training, rng=rng, time=T, batch=B, hidden=H, dtype=dtype)
     h0 = check_state("state h0", state, B, H, dtype)
     U = params["U"]
     bh = params["bh"] if reset_after else np.zeros(3 * H, dtype=dtype)
@@ -235,16 +259,15 @@ def backward(params, dhs, cache, dstate=None, *, input_grad=True):
     ``grads`` holds ``"h0"`` too when a state was passed to ``forward``.
     ``input_grad=False`` skips dx (returned as None) when the input is data."""
     x, hs, zrn, reset_after = cache["x"], cache["hs"], cache["zrn"], cache["reset_after"]
-    T, B, H = hs.shape[0] - 1, hs.shape[1], hs.shape[2]
-    dhs = check_upstream(dhs, (B, T, H), x.dtype)
-    dh_T = check_state("dstate", dstate, B, H, x.dtype).copy()
+    dhs, (dh_T,) = check_gradients(dhs, dstate, hs, x.dtype, STATE_SIZE)
+    T, B, H = dhs.shape
     U = params["U"]
     M_h = kernel_mask(cache["masks"], "hidden", B)
-    das, dh0 = backward_loop(np.ascontiguousarray(dhs.transpose(1, 0, 2)), dh_T, hs, zrn,
-                             cache["hu_n"], np.ascontiguousarray(U[:, :2 * H].T),
+    das, dh0 = backward_loop(dhs, dh_T, hs, zrn, cache["hu_n"],
+                             np.ascontiguousarray(U[:, :2 * H].T),
                              np.ascontiguousarray(U[:, 2 * H:].T), reset_after,
                              M_h, kernel_mask(cache["masks"], "update", B))
-    # U met h_{t-1} * m_h under "hidden" dropout: hm in step_forward
+    # U met h_{t-1} * m_h under "hidden" dropout: h_in in step_forward
     h_prev = (hs[:-1] if M_h is None else hs[:-1] * M_h).reshape(T * B, H)
     da = das.reshape(T * B, 3 * H)
     r = zrn[:, :, H:2 * H].reshape(T * B, H)

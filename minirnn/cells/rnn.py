@@ -28,10 +28,9 @@ from numba import njit
 
 from ..functional.activations import tanh
 from ..initializers import glorot_uniform, orthogonal
-from ._dropout import kernel_mask, mask_at, recurrent_masks
+from ._checks import check_gradients, check_inputs, check_state
+from ._dropout import apply_mask, kernel_mask, mask_at, recurrent_masks
 from ._projection import batch_major, input_gradients, input_projection
-from ._checks import (check_matrix, check_options, check_params, check_sequence,
-                      check_state, check_upstream)
 
 INIT_OPTIONS = ()
 FORWARD_OPTIONS = ("recurrent_dropout", "dropout_where", "dropout_per", "dropout_shared")
@@ -59,31 +58,32 @@ def init(input_size, hidden_size, *, rng, dtype=np.float32):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def step_forward(xw_t, h_prev, U, m_h=None):
-    """xw_t: (B, H) = x_t W + b; h_prev: (B, H); U: (H, H); m_h: (B, H) dropout
-    mask on h_{t-1} or None -> h: (B, H).
+def step_forward(xw_t, h_prev, U, h, hm, m_h=None):
+    """One timestep. xw_t: (B, H) = x_t W + b; h_prev: (B, H); U: (H, H).
+    Writes h: (B, H) = h_t. Scratch: hm: (B, H). m_h: (B, H) dropout mask on
+    h_{t-1} where it meets U, or None.
     Readable twin: ``reference/rnn.py``, ``step_forward``."""
-    if m_h is None:
-        a = xw_t + h_prev @ U
-    else:
-        a = xw_t + (h_prev * m_h) @ U
-    h = np.empty_like(a)
-    for n in range(a.shape[0]):
-        for j in range(a.shape[1]):
-            h[n, j] = tanh(a[n, j])
-    return h
+    np.dot(apply_mask(h_prev, m_h, hm), U, h)      # h_{t-1} U, or (h_{t-1} * m_h) U
+    B, H = h.shape
+    for n in range(B):
+        for j in range(H):
+            h[n, j] = tanh(xw_t[n, j] + h[n, j])   # h_t = tanh(x_t W + b + h_{t-1} U)
 
 
-@njit(cache=True, nogil=True)
-def step_backward(dh, h, UT, m_h=None):
-    """dh: (B, H) total dL/dh_t; h: (B, H) = h_t; UT: (H, H) = U transposed;
-    m_h: the forward's mask on h_{t-1} or None.
-    Returns da: (B, H) = dL/da_t and dh_prev = dL/dh_{t-1}.
+@njit(cache=True, nogil=True, error_model="numpy")
+def step_backward(dh_out, dh, h, UT, da, dh_prev, m_h=None):
+    """One timestep backwards. dh_out: (B, H) dL/dh_t from the output at t; dh: (B, H)
+    dL/dh_t through U, carried from step t+1; h: (B, H) = h_t; UT: (H, H) = U^T.
+    Writes da: (B, H) = dL/da_t and dh_prev: (B, H) = dL/dh_{t-1}.
+    m_h: the forward's mask on h_{t-1}, or None.
     Readable twin: ``reference/rnn.py``, ``step_backward``."""
-    da = dh * (_ONE - h * h)
-    if m_h is None:
-        return da, da @ UT
-    return da, (da @ UT) * m_h
+    B, H = dh.shape
+    for n in range(B):
+        for j in range(H):      # da = dL/dh_t * tanh'(a_t), with dL/dh_t = dh_out + dh
+            da[n, j] = (dh_out[n, j] + dh[n, j]) * (_ONE - h[n, j] * h[n, j])
+    np.dot(da, UT, dh_prev)     # dh_{t-1} = da U^T
+    if m_h is not None:
+        dh_prev *= m_h          # forward used h_{t-1} * m_h
 
 
 @njit(cache=True, nogil=True)
@@ -92,9 +92,10 @@ def forward_loop(xw, h0, U, M_h=None):
     None -> hs: (T+1, B, H), hs[0] = h0."""
     T, B, H = xw.shape
     hs = np.empty((T + 1, B, H), dtype=xw.dtype)
+    hm = np.empty((B, H), dtype=xw.dtype)          # scratch for the steps
     hs[0] = h0
     for t in range(T):
-        hs[t + 1] = step_forward(xw[t], hs[t], U, mask_at(M_h, t))
+        step_forward(xw[t], hs[t], U, hs[t + 1], hm, mask_at(M_h, t))
     return hs
 
 
@@ -102,12 +103,12 @@ def forward_loop(xw, h0, U, M_h=None):
 def backward_loop(dhs, dh_T, hs, UT, M_h=None):
     """dhs: (T, B, H) time-major; dh_T: (B, H) gradient of the final state;
     M_h: the forward's mask -> das: (T, B, H), dh0: (B, H)."""
-    T = dhs.shape[0]
     das = np.empty_like(dhs)
-    dh_next = dh_T
-    for t in range(T - 1, -1, -1):
-        das[t], dh_next = step_backward(dhs[t] + dh_next, hs[t + 1], UT, mask_at(M_h, t))
-    return das, dh_next
+    dh, dh_prev = dh_T.copy(), np.empty_like(dh_T)     # two buffers, in turn
+    for t in range(dhs.shape[0] - 1, -1, -1):
+        step_backward(dhs[t], dh, hs[t + 1], UT, das[t], dh_prev, mask_at(M_h, t))
+        dh, dh_prev = dh_prev, dh
+    return das, dh
 
 
 def forward(params, x, state=None, *, training=True, rng=None, recurrent_dropout=0.0,
@@ -120,14 +121,12 @@ def forward(params, x, state=None, *, training=True, rng=None, recurrent_dropout
     RNN); ``dropout_per`` "sequence" or "step"; ``dropout_shared`` one mask for
     the whole batch. Masks come from ``rng`` when ``training`` and are kept in
     ``cache["masks"]``; ``training=False`` drops nothing."""
-    check_options("rnn.forward", options, FORWARD_OPTIONS)
-    I, H = check_matrix(params, "W").shape[0], check_matrix(params, "U").shape[0]
-    dtype = check_params(params, param_shapes(I, H))
-    check_sequence(x, I, dtype)
+    _, H, dtype = check_inputs("rnn.forward", params, x, options, FORWARD_OPTIONS,
+                               param_shapes)
     B, T = x.shape[0], x.shape[1]
-    masks = recurrent_masks("rnn", DROPOUT_PLACEMENTS, rate=recurrent_dropout, where=dropout_where,
-                            per=dropout_per, shared=dropout_shared, training=training, rng=rng,
-                            time=T, batch=B, hidden=H, dtype=dtype)
+    masks = recurrent_masks("rnn", DROPOUT_PLACEMENTS, rate=recurrent_dropout,
+                            where=dropout_where, per=dropout_per, shared=dropout_shared,
+                            training=training, rng=rng, time=T, batch=B, hidden=H, dtype=dtype)
     h0 = check_state("state h0", state, B, H, dtype)
     xw = input_projection(x, params["W"], params["b"])
     hs = forward_loop(xw, h0, np.ascontiguousarray(params["U"]),
@@ -143,12 +142,10 @@ def backward(params, dhs, cache, dstate=None, *, input_grad=True):
     ``grads`` holds ``"h0"`` too when a state was passed to ``forward``.
     ``input_grad=False`` skips dx (returned as None) when the input is data."""
     x, hs = cache["x"], cache["hs"]
-    T, B, H = hs.shape[0] - 1, hs.shape[1], hs.shape[2]
-    dhs = check_upstream(dhs, (B, T, H), x.dtype)
-    dh_T = check_state("dstate", dstate, B, H, x.dtype).copy()
+    dhs, (dh_T,) = check_gradients(dhs, dstate, hs, x.dtype, STATE_SIZE)
+    T, B, H = dhs.shape
     M_h = kernel_mask(cache["masks"], "hidden", B)
-    das, dh0 = backward_loop(np.ascontiguousarray(dhs.transpose(1, 0, 2)), dh_T, hs,
-                             np.ascontiguousarray(params["U"].T), M_h)
+    das, dh0 = backward_loop(dhs, dh_T, hs, np.ascontiguousarray(params["U"].T), M_h)
     h_prev = hs[:-1] if M_h is None else hs[:-1] * M_h      # what U met
     dx, dW, db = input_gradients(x, das, params["W"], input_grad)
     grads = {"W": dW, "U": h_prev.reshape(T * B, H).T @ das.reshape(T * B, H), "b": db}
