@@ -183,7 +183,7 @@ def main(argv=None):
     for run in runs:
         result["splits"][run.name] = split_accuracy(run, late_ink)
     if runs:
-        config, _, model = load_trained_model(runs[0])
+        _, _, model = load_trained_model(runs[0])
         layer, head = model.layers[0], model.layers[-1]
         eps = layer.forward_options.get("eps", 1e-5)
         var = batch_variances(layer.params, images, args.batches, 64, rng,

@@ -54,6 +54,9 @@ CANDIDATES = {
     "eps-3": ({"eps": 3.0, "x_stats": "step"}, 0),
     "eps-1-gamma-0.5": ({"eps": 1.0, "x_stats": "step", "gamma_init": 0.5}, 0),
     "eps-1-gamma-1": ({"eps": 1.0, "x_stats": "step", "gamma_init": 1.0}, 0),
+    "eps-1-gamma-1-m0.5": ({"eps": 1.0, "x_stats": "step", "gamma_init": 1.0,
+                            "stats_momentum": 0.5}, 0),
+    "eps-1-m0.5": ({"eps": 1.0, "x_stats": "step", "stats_momentum": 0.5}, 0),
     "no-x-bn-1": ({"eps": 1.0, "x_stats": "none"}, 0),
     "renorm-1": ({"eps": 1.0, "x_stats": "step", "train_stats": "renorm"}, 0),
     "frozen-300-1": ({"eps": 1.0, "x_stats": "step"}, 300),
@@ -66,6 +69,8 @@ def option_label(r):
     label = f"x_stats={r['x_stats']}"
     if r.get("gamma_init", 0.1) != 0.1:
         label += f", gamma_init={r['gamma_init']}"
+    if r.get("stats_momentum", 0.1) != 0.1:
+        label += f", stats_momentum={r['stats_momentum']}"
     if r["train_stats"] != "batch":
         label += f", train_stats={r['train_stats']}"
     if r["frozen_steps"]:
@@ -78,13 +83,13 @@ def effective_options(options):
     import inspect
     sig = {**inspect.signature(bnlstm.forward).parameters,
            **inspect.signature(bnlstm.init).parameters}
-    keys = ("eps", "x_stats", "train_stats", "gamma_init")
+    keys = ("eps", "x_stats", "train_stats", "gamma_init", "stats_momentum")
     return {k: options.get(k, sig[k].default) for k in keys}
 
 
 def evaluate_both(run_dir):
     """Test accuracy of a run with population statistics and with batch statistics."""
-    config, task, model = load_trained_model(run_dir)
+    _, task, model = load_trained_model(run_dir)
     result = {}
     for which in ("population", "batch"):
         set_bn_statistics(model, which)
@@ -127,8 +132,9 @@ def collect(out):
     rows.sort(key=lambda r: (r["epochs"], list(CANDIDATES).index(r["candidate"])
                              if r["candidate"] in CANDIDATES else 99, r["seed"]))
     (out / "results.json").write_text(json.dumps(rows, indent=1) + "\n")
-    lines = ["| candidate | eps | option | epochs | seed | population test acc | "
-             "batch test acc | gap |", "|---|---|---|---|---|---|---|---|"]
+    header = ("| candidate | eps | option | epochs | seed | population test acc | "
+              "batch test acc | gap |")
+    lines = [header, "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         option = option_label(r)
         pop, bat = 100 * r["population_test_acc"], 100 * r["batch_test_acc"]

@@ -74,16 +74,16 @@ from ..functional.batchnorm import (bn_backward_2d_into, bn_eval_backward_2d_int
                                     bn_renorm_train_2d_into, bn_train_2d_into,
                                     update_running_stats)
 from ..initializers import gate_blocks, glorot_uniform, orthogonal
-from ._dropout import lstm_kernel_masks, mask_at, recurrent_masks
-from .lstm import gate_gradients, gates_and_cell
 from ._checks import (check_lstm_state, check_matrix, check_options, check_params,
                       check_sequence, check_upstream)
+from ._dropout import lstm_kernel_masks, mask_at, recurrent_masks
 from ._projection import batch_major
+from .lstm import gate_gradients, gates_and_cell
 
 INIT_OPTIONS = ("forget_bias", "gamma_init")
 FORWARD_OPTIONS = ("stats", "eps", "x_stats", "train_stats", "eval_stats", "renorm_rmax",
-                   "renorm_dmax", "carry_normalized_c", "recurrent_dropout", "dropout_where",
-                   "dropout_per", "dropout_shared")
+                   "renorm_dmax", "stats_momentum", "carry_normalized_c", "recurrent_dropout",
+                   "dropout_where", "dropout_per", "dropout_shared")
 X_STATS = ("step", "shared", "none")
 TRAIN_STATS = ("batch", "renorm", "population")
 EVAL_STATS = ("population", "batch")
@@ -146,11 +146,12 @@ def evaluation_options(hidden_size, time, rng):
     return {"stats": stats}
 
 
-def update_statistics(stats, cache, momentum=0.1):
+def update_statistics(stats, cache, momentum=None):
     """New population statistics: ``stats`` moved towards the per-timestep batch
     statistics of a training forward (``cache["batch_stats"]``), by the moving
     average of ``functional.batchnorm`` (PyTorch's convention: ``momentum`` is the
-    weight of the new value). A batch longer than ``stats`` extends them. The
+    weight of the new value; None: the forward's option ``stats_momentum``). A
+    batch longer than ``stats`` extends them. The
     statistics of x W have one row with ``x_stats="shared"`` and are left alone
     with "none"; a training forward with ``train_stats="population"`` computed no
     batch statistics and leaves all of them alone (they are frozen).
@@ -164,6 +165,7 @@ def update_statistics(stats, cache, momentum=0.1):
                          "without 'batch_stats'")
     if cache["batch_size"] < 2 or "batch_stats" not in cache:
         return {key: stats[key].copy() for key in STAT_KEYS}
+    momentum = cache["stats_momentum"] if momentum is None else momentum
     batch = cache["batch_stats"]
     new = {key: stats[key].copy() for key in STAT_KEYS}
     for part in ("x", "h", "c"):
@@ -441,8 +443,9 @@ def statistics_mode(training, train_stats="batch", eval_stats="population"):
 
 def forward(params, x, state=None, *, training=True, rng=None, stats=None, eps=1e-5,
             x_stats="step", train_stats="batch", eval_stats="population", renorm_rmax=3.0,
-            renorm_dmax=5.0, carry_normalized_c=False, recurrent_dropout=0.0,
-            dropout_where="update", dropout_per="sequence", dropout_shared=False, **options):
+            renorm_dmax=5.0, stats_momentum=0.1, carry_normalized_c=False,
+            recurrent_dropout=0.0, dropout_where="update", dropout_per="sequence",
+            dropout_shared=False, **options):
     """x: (batch, time, input) -> hs: (batch, time, hidden), cache.
 
     ``stats``: population statistics, required when they are used: in
@@ -466,6 +469,9 @@ def forward(params, x, state=None, *, training=True, rng=None, stats=None, eps=1
         raise ValueError(f"x_stats: expected one of {X_STATS}, got {x_stats!r}")
     if not (np.isfinite(eps) and eps > 0):
         raise ValueError(f"eps: expected a finite number > 0, got {eps}")
+    if not 0 < stats_momentum <= 1:
+        raise ValueError(f"stats_momentum: expected a number in (0, 1], the weight of a new "
+                         f"batch in the population statistics, got {stats_momentum}")
     if not (renorm_rmax >= 1 and renorm_dmax >= 0):
         raise ValueError(f"renorm_rmax, renorm_dmax: expected rmax >= 1 and dmax >= 0, got "
                          f"{renorm_rmax}, {renorm_dmax}")
@@ -509,6 +515,7 @@ def forward(params, x, state=None, *, training=True, rng=None, stats=None, eps=1
              "inv_std_h": inv_std_h, "xhat_c": xhat_c, "inv_std_c": inv_std_c,
              "renorm": {"h": stat_h[2:], "c": stat_c[2:]}, **x_cache,
              "training": bool(training), "mode": mode, "x_stats": x_stats,
+             "stats_momentum": float(stats_momentum),
              "carry_normalized_c": bool(carry_normalized_c), "batch_size": B, "masks": masks,
              "has_state": state is not None, "state": (hs[-1], cs[-1])}
     if mode != POPULATION:

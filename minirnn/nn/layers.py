@@ -120,13 +120,14 @@ class Recurrent(Layer):
     A cell with population statistics (BN-LSTM) gets them from the layer in
     every forward (it reads them in evaluation mode, and in training only with
     options that use them); after each training forward the layer moves them
-    towards the batch's, by ``stats_momentum`` (the weight of the new batch).
+    towards the batch's, by ``stats_momentum`` (the weight of the new batch; None:
+    the cell's own, which BN-LSTM takes as its forward option ``stats_momentum``).
     ``input_grad=False`` (a model's first layer, whose input is data): backward
     does not compute the gradient of x and returns None.
     """
 
     def __init__(self, cell, input_size, hidden_size, return_sequences=True, *, rng,
-                 dtype=np.float32, stats_momentum=0.1, input_grad=True, **cell_options):
+                 dtype=np.float32, stats_momentum=None, input_grad=True, **cell_options):
         super().__init__()
         self.cell_name = cell
         self.cell = get_cell(cell)
