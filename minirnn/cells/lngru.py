@@ -47,12 +47,12 @@ import numpy as np
 from numba import njit
 
 from ..functional.activations import sigmoid, tanh
-from ..functional.layernorm import ln_backward_2d, ln_forward_2d
+from ..functional.layernorm import (ln_backward_2d, ln_backward_2d_into, ln_forward_2d,
+                                    ln_forward_2d_into)
 from ..initializers import gate_blocks, glorot_uniform, orthogonal
-from ._dropout import kernel_mask, mask_at, recurrent_masks
-from ._checks import (check_matrix, check_options, check_params, check_sequence,
-                      check_state, check_upstream)
-from ._projection import batch_major
+from ._checks import check_gradients, check_inputs, check_state
+from ._dropout import apply_mask, kernel_mask, mask_at, recurrent_masks
+from ._projection import batch_major, time_major
 
 INIT_OPTIONS = ()
 FORWARD_OPTIONS = ("eps", "recurrent_dropout", "dropout_where", "dropout_per", "dropout_shared")
@@ -86,24 +86,32 @@ def init(input_size, hidden_size, *, rng, dtype=np.float32):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def step_forward(xw_zr_t, lxn_t, h_prev, U_zr, U_n, gain_zr, shift_zr, gain_hn, shift_hn, eps,
+def step_forward(xw_zr_t, lxn_t, h_prev, U_zr, U_n, gain_zr, shift_zr, gain_hn, shift_hn, ones_h,
+                 zeros_h, eps, h, zrn, lhn, xhat_zr, inv_std_zr, xhat_hn, inv_std_hn, u, hm,
                  m_h=None, m_n=None):
-    """One timestep. xw_zr_t: (B, 2H) = x_t W_zr; lxn_t: (B, H) = LN(x_t W_n).
-    Returns h: (B, H); zrn: (B, 3H) = z, r, n (n before any mask); lhn: (B, H) =
-    LN(h U_n); and the normalizations' xhat_zr (B, 2H), inv_std_zr (2B,), xhat_hn
-    (B, H), inv_std_hn (B,). m_h, m_n: (B, H) dropout masks on h_{t-1} in the
+    """One timestep. xw_zr_t: (B, 2H) = x_t W_zr; lxn_t: (B, H) = LN(x_t W_n);
+    h_prev: (B, H); U_zr: (H, 2H), U_n: (H, H); gain_zr, shift_zr: (2H,); gain_hn,
+    shift_hn: (H,); ones_h, zeros_h: (H,), the gain 1 and shift 0 of the per-gate LN
+    of u (gain_zr and shift_zr are applied after it).
+    Writes h: (B, H); zrn: (B, 3H) = z, r, n (n before any mask); lhn: (B, H) =
+    LN(h U_n); xhat_zr (B, 2H), inv_std_zr (2B,) of the per-gate LN of u (rows are
+    (example, gate)); xhat_hn (B, H), inv_std_hn (B,) of LN(h U_n).
+    Scratch: u: (B, 2H), hm: (B, H). m_h, m_n: (B, H) dropout masks on h_{t-1} in the
     recurrent products and on n, or None.
     Readable twin: ``reference/lngru.py``, ``step_forward``."""
     B, H = h_prev.shape
-    hm = h_prev if m_h is None else h_prev * m_h    # what the recurrent products see
-    u = xw_zr_t + hm @ U_zr
-    ones, zeros = np.ones(H, dtype=u.dtype), np.zeros(H, dtype=u.dtype)
-    # each (example, gate) block of H units is one row of the normalization
-    xhat_rows, _, inv_std_zr = ln_forward_2d(u.reshape(2 * B, H), ones, zeros, eps)
-    xhat_zr = xhat_rows.reshape(B, 2 * H)
-    lhn, xhat_hn, inv_std_hn = ln_forward_2d(hm @ U_n, gain_hn, shift_hn, eps)
-    zrn = np.empty((B, 3 * H), dtype=u.dtype)
-    h = np.empty_like(h_prev)
+    h_in = apply_mask(h_prev, m_h, hm)             # what the recurrent products see
+    np.dot(h_in, U_zr, u)
+    for n in range(B):
+        for j in range(2 * H):
+            u[n, j] = xw_zr_t[n, j] + u[n, j]      # (u_z, u_r) = x_t W_zr + h_{t-1} U_zr
+    # Each (example, gate) block of H units is one row of the normalization, with
+    # gain 1 and shift 0, in place (that y only repeats xhat); gain_zr, shift_zr below.
+    u_rows = u.reshape(2 * B, H)
+    ln_forward_2d_into(u_rows, ones_h, zeros_h, eps, u_rows, xhat_zr.reshape(2 * B, H),
+                       inv_std_zr)
+    np.dot(h_in, U_n, lhn)
+    ln_forward_2d_into(lhn, gain_hn, shift_hn, eps, lhn, xhat_hn, inv_std_hn)   # LN(h U_n)
     for n in range(B):
         for j in range(2 * H):
             zrn[n, j] = sigmoid(gain_zr[j] * xhat_zr[n, j] + shift_zr[j])
@@ -114,24 +122,27 @@ def step_forward(xw_zr_t, lxn_t, h_prev, U_zr, U_n, gain_zr, shift_zr, gain_hn, 
             if m_n is not None:
                 cand = cand * m_n[n, j]                 # n * m_n enters the state
             h[n, j] = (_ONE - z) * h_prev[n, j] + z * cand
-    return h, zrn, lhn, xhat_zr, inv_std_zr, xhat_hn, inv_std_hn
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def step_backward(dh, h_prev, zrn, lhn, xhat_zr, inv_std_zr, xhat_hn, inv_std_hn,
-                  gain_zr, gain_hn, UT_zr, UT_n, m_h=None, m_n=None):
-    """One timestep backwards. dh: (B, H) total dL/dh_t; m_h, m_n: the forward's
-    dropout masks, or None.
-    Returns du: (B, 2H) = dL/d(x W_zr + h U_zr); dhn: (B, H) = dL/d(h U_n);
-    dlxn: (B, H) = dL/dLN(x W_n); dh_prev; and the gradients of gain_zr, shift_zr,
-    gain_hn, shift_hn.
+def step_backward(dh_out, dh, h_prev, zrn, lhn, xhat_zr, inv_std_zr, xhat_hn, inv_std_hn,
+                  gain_zr, gain_hn, ones_h, UT_zr, UT_n, du, dhn, dlxn, dh_prev, dgain_zr,
+                  dshift_zr, dgain_hn, dshift_hn, da_zr, dlhn, dh_zr, dh_n, dgain_rows,
+                  dshift_rows, m_h=None, m_n=None):
+    """One timestep backwards. dh_out: (B, H) dL/dh_t from the output at t; dh: (B, H)
+    dL/dh_t through the recurrent products, carried from step t+1 (overwritten);
+    UT_zr: (2H, H), UT_n: (H, H): the transposed blocks of U.
+    Writes du: (B, 2H) = dL/d(x W_zr + h U_zr); dhn: (B, H) = dL/d(h U_n); dlxn:
+    (B, H) = dL/dLN(x W_n); dh_prev: (B, H); adds this step's gradients to gain_zr's,
+    shift_zr's: (2H,) and gain_hn's, shift_hn's: (H,).
+    Scratch: da_zr: (B, 2H); dlhn, dh_zr, dh_n: (B, H); dgain_rows, dshift_rows: (H,)
+    (the unused gradients of the per-gate LN's gain 1 and shift 0).
+    m_h, m_n: the forward's dropout masks, or None.
     Readable twin: ``reference/lngru.py``, ``step_backward``."""
     B, H = dh.shape
-    da_zr = np.empty((B, 2 * H), dtype=dh.dtype)     # dL/d(LN'd pre-activations of z, r)
-    dlxn = np.empty_like(dh)
-    dlhn = np.empty_like(dh)
-    dh_prev = np.empty_like(dh)
     for n in range(B):
+        for j in range(H):
+            dh[n, j] = dh_out[n, j] + dh[n, j]          # dh <- dL/dh_t
         for j in range(H):
             z, r, cand = zrn[n, j], zrn[n, H + j], zrn[n, 2 * H + j]
             cand_in = cand if m_n is None else cand * m_n[n, j]     # what entered h_t
@@ -142,18 +153,26 @@ def step_backward(dh, h_prev, zrn, lhn, xhat_zr, inv_std_zr, xhat_hn, inv_std_hn
             da_zr[n, j] = dh[n, j] * (cand_in - h_prev[n, j]) * z * (_ONE - z)
             da_zr[n, H + j] = da_n * lhn[n, j] * r * (_ONE - r)
             dh_prev[n, j] = dh[n, j] * (_ONE - z)
-    dhn, dgain_hn, dshift_hn = ln_backward_2d(dlhn, xhat_hn, inv_std_hn, gain_hn)
-    dgain_zr = (da_zr * xhat_zr).sum(axis=0)
-    dshift_zr = da_zr.sum(axis=0)
-    ones = np.ones(H, dtype=dh.dtype)
-    du_rows, _, _ = ln_backward_2d((da_zr * gain_zr).reshape(2 * B, H),
-                                   xhat_zr.reshape(2 * B, H), inv_std_zr, ones)
-    du = du_rows.reshape(B, 2 * H)
-    if m_h is None:
-        dh_prev += du @ UT_zr + dhn @ UT_n
-    else:                       # the products met h_{t-1} * m_h
-        dh_prev += (du @ UT_zr + dhn @ UT_n) * m_h
-    return du, dhn, dlxn, dh_prev, dgain_zr, dshift_zr, dgain_hn, dshift_hn
+    ln_backward_2d_into(dlhn, xhat_hn, inv_std_hn, gain_hn, dhn, dgain_hn, dshift_hn)
+    # the gates' pre-activations are xhat_zr * gain_zr + shift_zr: gain's and shift's
+    # gradients, then da_zr becomes dL/dxhat_zr, in place, for the per-gate LN (gain 1)
+    for n in range(B):
+        for j in range(2 * H):
+            dshift_zr[j] += da_zr[n, j]
+        for j in range(2 * H):
+            dgain_zr[j] += da_zr[n, j] * xhat_zr[n, j]
+        for j in range(2 * H):
+            da_zr[n, j] *= gain_zr[j]
+    ln_backward_2d_into(da_zr.reshape(2 * B, H), xhat_zr.reshape(2 * B, H), inv_std_zr, ones_h,
+                        du.reshape(2 * B, H), dgain_rows, dshift_rows)
+    np.dot(du, UT_zr, dh_zr)
+    np.dot(dhn, UT_n, dh_n)
+    for n in range(B):
+        for j in range(H):      # h_{t-1} reaches h_t through (1 - z) h_{t-1} and the products
+            d_in = dh_zr[n, j] + dh_n[n, j]
+            if m_h is not None:
+                d_in = d_in * m_h[n, j]             # the products met h_{t-1} * m_h
+            dh_prev[n, j] += d_in
 
 
 @njit(cache=True, nogil=True)
@@ -170,12 +189,14 @@ def forward_loop(xw_zr, lxn, h0, U_zr, U_n, gain_zr, shift_zr, gain_hn, shift_hn
     inv_std_zr = np.empty((T, 2 * B), dtype=dt)
     xhat_hn = np.empty((T, B, H), dtype=dt)
     inv_std_hn = np.empty((T, B), dtype=dt)
+    # scratch for the steps, allocated once; the per-gate LN's gain and shift
+    u, hm = np.empty((B, 2 * H), dtype=dt), np.empty((B, H), dtype=dt)
+    ones_h, zeros_h = np.ones(H, dtype=dt), np.zeros(H, dtype=dt)
     hs[0] = h0
     for t in range(T):
-        (hs[t + 1], zrn[t], lhn[t], xhat_zr[t], inv_std_zr[t], xhat_hn[t],
-         inv_std_hn[t]) = step_forward(xw_zr[t], lxn[t], hs[t], U_zr, U_n, gain_zr, shift_zr,
-                                       gain_hn, shift_hn, eps, mask_at(M_h, t),
-                                       mask_at(M_n, t))
+        step_forward(xw_zr[t], lxn[t], hs[t], U_zr, U_n, gain_zr, shift_zr, gain_hn, shift_hn,
+                     ones_h, zeros_h, eps, hs[t + 1], zrn[t], lhn[t], xhat_zr[t], inv_std_zr[t],
+                     xhat_hn[t], inv_std_hn[t], u, hm, mask_at(M_h, t), mask_at(M_n, t))
     return hs, zrn, lhn, xhat_zr, inv_std_zr, xhat_hn, inv_std_hn
 
 
@@ -189,20 +210,22 @@ def backward_loop(dhs, dh_T, hs, zrn, lhn, xhat_zr, inv_std_zr, xhat_hn, inv_std
     dus = np.empty((T, B, 2 * H), dtype=dt)
     dhns = np.empty((T, B, H), dtype=dt)
     dlxns = np.empty((T, B, H), dtype=dt)
-    dgain_zr = np.zeros(2 * H, dtype=dt)
-    dshift_zr = np.zeros(2 * H, dtype=dt)
-    dgain_hn = np.zeros(H, dtype=dt)
-    dshift_hn = np.zeros(H, dtype=dt)
-    dh_next = dh_T
+    dgain_zr, dshift_zr = np.zeros(2 * H, dtype=dt), np.zeros(2 * H, dtype=dt)
+    dgain_hn, dshift_hn = np.zeros(H, dtype=dt), np.zeros(H, dtype=dt)
+    dh, dh_prev = dh_T.copy(), np.empty_like(dh_T)     # two buffers, in turn
+    # scratch for the steps, allocated once
+    da_zr = np.empty((B, 2 * H), dtype=dt)
+    dlhn, dh_zr, dh_n = (np.empty((B, H), dtype=dt), np.empty((B, H), dtype=dt),
+                         np.empty((B, H), dtype=dt))
+    ones_h, dgain_rows, dshift_rows = (np.ones(H, dtype=dt), np.zeros(H, dtype=dt),
+                                       np.zeros(H, dtype=dt))
     for t in range(T - 1, -1, -1):
-        dus[t], dhns[t], dlxns[t], dh_next, g1, s1, g2, s2 = step_backward(
-            dhs[t] + dh_next, hs[t], zrn[t], lhn[t], xhat_zr[t], inv_std_zr[t], xhat_hn[t],
-            inv_std_hn[t], gain_zr, gain_hn, UT_zr, UT_n, mask_at(M_h, t), mask_at(M_n, t))
-        dgain_zr += g1
-        dshift_zr += s1
-        dgain_hn += g2
-        dshift_hn += s2
-    return dus, dhns, dlxns, dh_next, dgain_zr, dshift_zr, dgain_hn, dshift_hn
+        step_backward(dhs[t], dh, hs[t], zrn[t], lhn[t], xhat_zr[t], inv_std_zr[t], xhat_hn[t],
+                      inv_std_hn[t], gain_zr, gain_hn, ones_h, UT_zr, UT_n, dus[t], dhns[t],
+                      dlxns[t], dh_prev, dgain_zr, dshift_zr, dgain_hn, dshift_hn, da_zr, dlhn,
+                      dh_zr, dh_n, dgain_rows, dshift_rows, mask_at(M_h, t), mask_at(M_n, t))
+        dh, dh_prev = dh_prev, dh
+    return dus, dhns, dlxns, dh, dgain_zr, dshift_zr, dgain_hn, dshift_hn
 
 
 def forward(params, x, state=None, *, training=True, rng=None, eps=1e-2, recurrent_dropout=0.0,
@@ -214,22 +237,19 @@ def forward(params, x, state=None, *, training=True, rng=None, eps=1e-2, recurre
     recurrent products); ``dropout_per`` "sequence" or "step"; ``dropout_shared``
     one mask for the whole batch. Masks come from ``rng`` when ``training`` and are
     kept in ``cache["masks"]``; ``training=False`` drops nothing."""
-    check_options("lngru.forward", options, FORWARD_OPTIONS)
-    I, H = check_matrix(params, "W").shape[0], check_matrix(params, "U").shape[0]
-    dtype = check_params(params, param_shapes(I, H))
-    check_sequence(x, I, dtype)
+    I, H, dtype = check_inputs("lngru.forward", params, x, options, FORWARD_OPTIONS,
+                               param_shapes)
     B, T = x.shape[:2]
     masks = recurrent_masks("lngru", DROPOUT_PLACEMENTS, rate=recurrent_dropout,
                             where=dropout_where, per=dropout_per, shared=dropout_shared,
                             training=training, rng=rng, time=T, batch=B, hidden=H, dtype=dtype)
     h0 = check_state("state h0", state, B, H, dtype)
     eps = dtype.type(eps)
-    x_tm = np.ascontiguousarray(x.transpose(1, 0, 2)).reshape(T * B, I)
-    W = params["W"]
+    x_tm = time_major(x).reshape(T * B, I)
+    W, U = params["W"], params["U"]
     xw_zr = (x_tm @ W[:, :2 * H]).reshape(T, B, 2 * H)
     lxn, xhat_xn, inv_std_xn = ln_forward_2d(x_tm @ W[:, 2 * H:], params["gain_xn"],
                                              params["shift_xn"], eps)
-    U = params["U"]
     hs, zrn, lhn, xhat_zr, inv_std_zr, xhat_hn, inv_std_hn = forward_loop(
         xw_zr, lxn.reshape(T, B, H), h0, np.ascontiguousarray(U[:, :2 * H]),
         np.ascontiguousarray(U[:, 2 * H:]), params["gain_zr"], params["shift_zr"],
@@ -238,8 +258,7 @@ def forward(params, x, state=None, *, training=True, rng=None, eps=1e-2, recurre
     cache = {"x": x, "hs": hs, "zrn": zrn, "lhn": lhn, "xhat_zr": xhat_zr,
              "inv_std_zr": inv_std_zr, "xhat_hn": xhat_hn, "inv_std_hn": inv_std_hn,
              "xhat_xn": xhat_xn, "inv_std_xn": inv_std_xn, "masks": masks,
-             "has_state": state is not None,
-             "state": hs[-1]}
+             "has_state": state is not None, "state": hs[-1]}
     return batch_major(hs), cache
 
 
@@ -248,21 +267,20 @@ def backward(params, dhs, cache, dstate=None, *, input_grad=True):
     ``dstate``, optional: dL/dh_T for a caller that used ``cache["state"]``.
     ``input_grad=False`` skips dx (returned as None) when the input is data."""
     x, hs = cache["x"], cache["hs"]
-    T, B, H = hs.shape[0] - 1, hs.shape[1], hs.shape[2]
-    I, dtype = x.shape[2], x.dtype
-    dhs = check_upstream(dhs, (B, T, H), dtype)
-    dh_T = check_state("dstate", dstate, B, H, dtype)
+    dhs, (dh_T,) = check_gradients(dhs, dstate, hs, x.dtype, STATE_SIZE)
+    T, B, H = dhs.shape
+    I = x.shape[2]
     U, W = params["U"], params["W"]
     M_h = kernel_mask(cache["masks"], "hidden", B)
     dus, dhns, dlxns, dh0, dgain_zr, dshift_zr, dgain_hn, dshift_hn = backward_loop(
-        np.ascontiguousarray(dhs.transpose(1, 0, 2)), dh_T, hs, cache["zrn"], cache["lhn"],
-        cache["xhat_zr"], cache["inv_std_zr"], cache["xhat_hn"], cache["inv_std_hn"],
-        params["gain_zr"], params["gain_hn"], np.ascontiguousarray(U[:, :2 * H].T),
-        np.ascontiguousarray(U[:, 2 * H:].T), M_h, kernel_mask(cache["masks"], "update", B))
+        dhs, dh_T, hs, cache["zrn"], cache["lhn"], cache["xhat_zr"], cache["inv_std_zr"],
+        cache["xhat_hn"], cache["inv_std_hn"], params["gain_zr"], params["gain_hn"],
+        np.ascontiguousarray(U[:, :2 * H].T), np.ascontiguousarray(U[:, 2 * H:].T), M_h,
+        kernel_mask(cache["masks"], "update", B))
     du = dus.reshape(T * B, 2 * H)
     dxn, dgain_xn, dshift_xn = ln_backward_2d(dlxns.reshape(T * B, H), cache["xhat_xn"],
                                               cache["inv_std_xn"], params["gain_xn"])
-    x_tm = np.ascontiguousarray(x.transpose(1, 0, 2)).reshape(T * B, I)
+    x_tm = time_major(x).reshape(T * B, I)
     h_prev = (hs[:-1] if M_h is None else hs[:-1] * M_h).reshape(T * B, H)   # what U met
     grads = {"W": np.concatenate([x_tm.T @ du, x_tm.T @ dxn], axis=1),
              "U": np.concatenate([h_prev.T @ du, h_prev.T @ dhns.reshape(T * B, H)], axis=1),
