@@ -52,6 +52,7 @@ def test_cnn_flops_by_hand():
     assert bench.cnn_step_flops(model, x) == 3 * 2 * per_image
 
 
+@pytest.mark.slow
 def test_cli_json_has_the_issue_keys():
     out = subprocess.run([sys.executable, "-m", "minirnn", *TINY], capture_output=True,
                          text=True, check=True, timeout=300).stdout

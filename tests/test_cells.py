@@ -69,6 +69,7 @@ def test_gradient_check_fails_on_a_wrong_gradient():
     assert errors["W"] < gradcheck.TOLERANCE
 
 
+@pytest.mark.slow
 def test_gradcheck_command_passes_every_row(capsys):
     from minirnn.cli import main
     assert main(["gradcheck"]) == 0

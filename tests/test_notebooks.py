@@ -45,6 +45,7 @@ def test_notebook_code_cells_are_the_python_blocks(path):
     assert cells == blocks, f"{path.name}: the notebook's code cells are not its ```python blocks"
 
 
+@pytest.mark.slow
 def test_a_tutorial_runs_as_a_notebook_on_a_python3_kernel(tmp_path):
     notebook = as_notebook(RUN_ON_A_KERNEL)
     nbclient = pytest.importorskip("nbclient", reason=f"nbclient is not installed ({INSTALL})")

@@ -158,6 +158,7 @@ def run_cli(*args, cwd):
                           text=True, cwd=cwd, timeout=300)
 
 
+@pytest.mark.slow
 def test_cli_train_eval_plot_end_to_end(tmp_path):
     common = ["--limit", "200", "--hidden", "8", "--quiet"]
     res = run_cli("train", *common, "--out", "a", cwd=tmp_path)
@@ -201,6 +202,7 @@ def test_resuming_a_finished_run_keeps_one_test_record(tmp_path):
     assert [r["step"] for r in records if r["split"] == "val"] == [10, 20]
 
 
+@pytest.mark.slow
 def test_cli_trains_the_cnn_on_idx_files_and_on_a_kaggle_csv(tmp_path):
     from minirnn.data import load_mnist
     (x, y), _ = load_mnist()

@@ -22,6 +22,7 @@ def test_there_are_tutorials_with_code():
         assert python_blocks(path), f"{path.name} has no ```python block to run"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", TUTORIALS, ids=[p.stem for p in TUTORIALS])
 def test_tutorial_runs(path, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # anything a tutorial writes stays out of the tree
