@@ -262,21 +262,21 @@ def test_evaluation_is_deterministic_and_equals_the_dropout_free_cell(cell, wher
     assert rng.bit_generator.state == before
 
 
-def test_float32_masks_match_float64_and_stay_float32():
-    for cell, where, conv in VARIANTS:
-        p32, x32, s32 = setup(cell, conv, 3, 5, 2, 4, seed=3, dtype=np.float32)
-        p64 = {k: v.astype(np.float64) for k, v in p32.items()}
-        s64 = tuple(s.astype(np.float64) for s in s32) if cell is lstm else s32.astype(np.float64)
-        opts = options(where, "step", **conv)
-        hs32, c32 = cell.forward(p32, x32, s32, rng=np.random.default_rng(5), **opts)
-        hs64, c64 = cell.forward(p64, x32.astype(np.float64), s64,
-                                 rng=np.random.default_rng(5), **opts)
-        assert hs32.dtype == c32["masks"][where].dtype == np.float32
-        np.testing.assert_array_equal(c32["masks"][where] == 0, c64["masks"][where] == 0)
-        np.testing.assert_allclose(hs32, hs64, atol=2e-5)
-        dhs32 = np.random.default_rng(6).standard_normal(hs32.shape).astype(np.float32)
-        dx, grads = cell.backward(p32, dhs32, c32)
-        assert dx.dtype == np.float32 and all(g.dtype == np.float32 for g in grads.values())
+@pytest.mark.parametrize("cell,where,conv", VARIANTS, ids=VARIANT_IDS)
+def test_float32_masks_match_float64_and_stay_float32(cell, where, conv):
+    p32, x32, s32 = setup(cell, conv, 3, 5, 2, 4, seed=3, dtype=np.float32)
+    p64 = {k: v.astype(np.float64) for k, v in p32.items()}
+    s64 = tuple(s.astype(np.float64) for s in s32) if cell is lstm else s32.astype(np.float64)
+    opts = options(where, "step", **conv)
+    hs32, c32 = cell.forward(p32, x32, s32, rng=np.random.default_rng(5), **opts)
+    hs64, c64 = cell.forward(p64, x32.astype(np.float64), s64,
+                             rng=np.random.default_rng(5), **opts)
+    assert hs32.dtype == c32["masks"][where].dtype == np.float32
+    np.testing.assert_array_equal(c32["masks"][where] == 0, c64["masks"][where] == 0)
+    np.testing.assert_allclose(hs32, hs64, atol=2e-5)
+    dhs32 = np.random.default_rng(6).standard_normal(hs32.shape).astype(np.float32)
+    dx, grads = cell.backward(p32, dhs32, c32)
+    assert dx.dtype == np.float32 and all(g.dtype == np.float32 for g in grads.values())
 
 
 # ---------------------------------------------------------------- expectation
@@ -655,14 +655,15 @@ def test_norm_cells_evaluation_equals_the_dropout_free_cell(cell, where, conv, d
 @pytest.mark.parametrize("p", [0.2, 0.6])
 def test_norm_cells_mask_rate(cell, where, conv, p):
     B, T, H = 40, 6, 25
-    params, x, state, fwd = norm_setup(cell, conv, B, T, 2, H, seed=4, dtype=np.float32)
+    # float64, whose kernels the gradient checks compile anyway (draw_mask's default is float32)
+    params, x, state, fwd = norm_setup(cell, conv, B, T, 2, H, seed=4)
     _, cache = cell.forward(params, x, state, rng=np.random.default_rng(int(p * 10)),
                             **options(where, "step", p=p, **fwd))
     m = cache["masks"][where]
-    assert m.shape == (T, B, H) and m.dtype == np.float32
+    assert m.shape == (T, B, H) and m.dtype == x.dtype == np.float64
     n = m.size
     assert abs(float((m == 0).mean()) - p) < 5 * math.sqrt(p * (1 - p) / n)
-    np.testing.assert_allclose(m[m != 0], np.float32(1 / (1 - p)), rtol=1e-7)
+    np.testing.assert_allclose(m[m != 0], 1 / (1 - p), rtol=1e-15)
 
 
 @pytest.mark.parametrize("cell,conv", [(bnlstm, {}), (lnlstm, {"flavour": "tensorflow"}),
