@@ -1,5 +1,5 @@
 """Real savings of variable computation: the VC-LSTM's sparse inference kernel
-(``vclstm.forward_sparse``) against the dense computation of the same masks
+(``vclstm_sparse.forward_sparse``) against the dense computation of the same masks
 (``vclstm.forward``), at the row-MNIST size (batch 64, time 28, input 28,
 hidden 100, float32), with the scheduler forced to m_t = 0.25, 0.5 and 1.
 
@@ -12,7 +12,7 @@ to ``m_target = m``. Both kernels are checked equal before they are timed.
 
 Columns: the fraction of hidden units updated, the multiply-adds the masks need
 as a fraction of the dense ones (``vclstm.macs``), the median forward time of
-the dense ``vclstm.forward`` and of ``vclstm.forward_sparse``, the speed-up (the
+the dense ``vclstm.forward`` and of ``vclstm_sparse.forward_sparse``, the speed-up (the
 median of per-repeat ratios; the three kernels are called in turn in every
 repeat), and the plain ``lstm.forward`` for reference with the sparse kernel's
 speed-up over it. ``vclstm.forward`` is the training forward: it also keeps
@@ -25,7 +25,7 @@ import time
 
 import numpy as np
 
-from minirnn.cells import lstm, vclstm
+from minirnn.cells import lstm, vclstm, vclstm_sparse
 from minirnn.threads import blas_threads
 
 SIZES = dict(batch=64, time_steps=28, input_size=28, hidden=100)
@@ -70,12 +70,12 @@ def main():
         for m in (0.25, 0.5, 1.0):
             params = forced_params(m, rng)
             hs, cache = vclstm.forward(params, x, **OPTIONS)
-            hs_sparse, info = vclstm.forward_sparse(params, x, **OPTIONS)
+            hs_sparse, info = vclstm_sparse.forward_sparse(params, x, **OPTIONS)
             np.testing.assert_allclose(hs_sparse, hs, atol=1e-5)
             assert info["macs"] == vclstm.macs(cache)["needed"]
             (dense_ms, sparse_ms, lstm_ms), (_, speedup, vs_lstm) = paired_ms(
                 [lambda: vclstm.forward(params, x, **OPTIONS),
-                 lambda: vclstm.forward_sparse(params, x, **OPTIONS),
+                 lambda: vclstm_sparse.forward_sparse(params, x, **OPTIONS),
                  lambda: lstm.forward(plain, x)], args.repeats)
             rows.append((m, cache["metrics"]["update_fraction"],
                          info["macs"] / info["dense_macs"], dense_ms, sparse_ms, speedup,

@@ -156,10 +156,11 @@ def test_lower_layers_do_not_import_upper_ones(package):
     assert not bad, "\n".join(bad)
 
 
-# The one exception: the normalized LSTMs are LSTMs, and call the LSTM's own
-# elementwise equations (lstm.gates_and_cell, lstm.gate_gradients, ...), written once.
-BUILDS_ON = {"minirnn.cells.bnlstm": {"minirnn.cells.lstm"},
-             "minirnn.cells.lnlstm": {"minirnn.cells.lstm"}}
+# The one exception: the normalized and the variable-computation LSTMs are LSTMs,
+# and call the LSTM's own elementwise equations (lstm.gates_and_cell,
+# lstm.gate_gradients, ...), written once.
+BUILDS_ON = {f"minirnn.cells.{name}": {"minirnn.cells.lstm"}
+             for name in ("bnlstm", "lnlstm", "vclstm")}
 
 
 def cell_to_cell_imports(imports):

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from jit_off import compiled_and_plain
 from minirnn import gradcheck
 from minirnn.cells import _vc_mask as vc
-from minirnn.cells import gru, lstm, rnn, vcgru, vclstm, vcrnn
+from minirnn.cells import gru, lstm, rnn, vcgru, vclstm, vclstm_sparse, vcrnn
 from minirnn.optim import sharpness_at
 
 VC = {"vcrnn": vcrnn, "vcgru": vcgru, "vclstm": vclstm}
@@ -421,7 +421,7 @@ def test_float32_in_float32_out_and_inputs_untouched(name, threshold):
 _NOJIT_SCRIPT = r"""
 import json, sys
 import numpy as np
-from minirnn.cells import vcgru, vclstm, vcrnn
+from minirnn.cells import vcgru, vclstm, vclstm_sparse, vcrnn
 out = {}
 for cell in (vcrnn, vcgru, vclstm):
     for opts in ({"threshold": "soft", "alpha": 0.2, "sharpness": 1.5},
@@ -436,7 +436,7 @@ for cell in (vcrnn, vcgru, vclstm):
         key = cell.__name__ + str(sorted(opts.items()))
         out[key] = [hs.tolist(), dx.tolist(), cache["penalty"]] + [g[k].tolist() for k in sorted(g)]
         if cell is vclstm:
-            hs_sparse, info = vclstm.forward_sparse(p, x, **opts)
+            hs_sparse, info = vclstm_sparse.forward_sparse(p, x, **opts)
             out[key + "sparse"] = [hs_sparse.tolist(), info["macs"]]
 json.dump(out, sys.stdout)
 """
@@ -487,7 +487,7 @@ def test_bad_params_state_and_upstream_are_named():
     with pytest.raises(TypeError, match=r"state: expected a tuple \(h, c\) for an LSTM"):
         vclstm.forward(params, x, np.zeros((2, 4), np.float32))
     with pytest.raises(ValueError, match="x: expected input size 3 to match"):
-        vclstm.forward_sparse(params, np.zeros((2, 5, 2), np.float32))
+        vclstm_sparse.forward_sparse(params, np.zeros((2, 5, 2), np.float32))
     p = vcrnn.init(3, 4, rng=np.random.default_rng(0))
     with pytest.raises(ValueError, match=r"state h0: expected shape \(2, 4\)"):
         vcrnn.forward(p, x, np.zeros((4,), np.float32))
@@ -512,7 +512,7 @@ def test_sparse_inference_equals_the_dense_forward(threshold, dtype, tol, seed, 
     state = random_state(vclstm, batch, 9, rng, dtype) if with_state else None
     opts = {"threshold": threshold, "sharpness": sharpness, "alpha": 0.1}
     hs, cache = vclstm.forward(params, x, state, **opts)
-    hs_s, info = vclstm.forward_sparse(params, x, state, **opts)
+    hs_s, info = vclstm_sparse.forward_sparse(params, x, state, **opts)
     # float32 rounding moves m by ~1e-7: a mask entry at a jump could flip
     assume(edge_distance(cache) > MARGIN)
     assert hs_s.dtype == dtype
@@ -550,7 +550,7 @@ def test_mac_counts_with_forced_m(m, K, Kx):
     per_step = (Kx + K) * 4 * K + 128
     assert counts["needed"] == 6 * per_step
     assert counts["dense"] == 6 * (128 * 400 + 128)
-    _, info = vclstm.forward_sparse(params, x, threshold="hard", sharpness=20.0)
+    _, info = vclstm_sparse.forward_sparse(params, x, threshold="hard", sharpness=20.0)
     assert info["macs"] == counts["needed"]             # every example agrees on K
     for cell, gates in ((vcrnn, 1), (vcgru, 3)):
         _, c = cell.forward(forced(cell, min(m, 1 - 1e-12), 28, 100, rng), x,

@@ -21,7 +21,7 @@ could never be fully updated (in the hard mode: never at all). The price: unit 0
 ``s_0 = sigma(lambda m_t D) >= 1/2``, so in the soft mode it is never clamped to
 0 (the hard mode does switch it off when ``s_0 <= 1 - eps``). The masks are
 non-increasing in ``i``: the units a step updates are always a prefix
-``0, ..., K-1`` (what makes the sparse kernel in ``vclstm`` possible).
+``0, ..., K-1`` (what makes the sparse kernel of ``vclstm_sparse`` possible).
 
 Two threshold modes, the forward option ``threshold``:
 
@@ -64,6 +64,8 @@ from numba import njit
 
 from ..functional.activations import sigmoid
 from ..initializers import glorot_uniform
+from ._checks import check_inputs, check_lstm_state, check_state
+from ._projection import time_major
 
 FORWARD_OPTIONS = ("sharpness", "eps", "threshold", "alpha", "m_target", "penalty")
 DEFAULTS = {"sharpness": 1.0, "eps": 0.1, "threshold": "soft", "alpha": 0.0,
@@ -138,17 +140,44 @@ def scheduler_input(x_tm, w_x, b_m):
     return xm.reshape(T, B)
 
 
+def param_shapes(input_size, hidden_size, gates):
+    """The parameters of a VC cell whose inner cell has ``gates`` blocks (1 RNN,
+    3 GRU, 4 LSTM): W: (I, gates H), U: (H, gates H), b: (gates H,), and the
+    scheduler's w_x: (I,), w_h: (H,), b_m: (1,)."""
+    I, G = input_size, gates * hidden_size
+    return {"W": (I, G), "U": (hidden_size, G), "b": (G,), "w_x": (I,), "w_h": (hidden_size,),
+            "b_m": (1,)}
+
+
+def forward_inputs(where, params, x, state, options, param_shapes, state_size):
+    """What every VC cell's ``forward`` does before its loop: check the arguments
+    and the options (``DEFAULTS`` filled in), and make the loop's inputs.
+    Returns ``opts`` (checked, with ``soft``); x_tm: (T, B, I), x time-major;
+    xm: (T, B) = x_t w_x + b_m; the initial state, a tuple of ``state_size``
+    (B, H) arrays; and ``masks`` = (mask_h, mask_x, eps), the constants of the
+    hidden and input masks (``mask_constants``) and eps in the parameters' dtype."""
+    I, H, dtype = check_inputs(where, params, x, options, FORWARD_OPTIONS, param_shapes)
+    opts = check_options(where, **{**DEFAULTS, **options})
+    B = x.shape[0]
+    if state_size == 1:
+        state = (check_state("state h0", state, B, H, dtype),)
+    else:
+        state = check_lstm_state("state", state, B, H, dtype)
+    x_tm = time_major(x)
+    masks = (mask_constants(opts["sharpness"], H, dtype),
+             mask_constants(opts["sharpness"], I, dtype), dtype.type(opts["eps"]))
+    return opts, x_tm, scheduler_input(x_tm, params["w_x"], params["b_m"]), state, masks
+
+
 # ---------------------------------------------------------------- kernels
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def scheduler(xm_t, h_prev, w_h):
+def scheduler(xm_t, h_prev, w_h, m):
     """m_t = sigma(x_t w_x + b_m + h_{t-1} w_h). xm_t: (B,) = x_t w_x + b_m (hoisted);
-    h_prev: (B, H); w_h: (H,) -> m: (B,)."""
-    z = h_prev @ w_h
-    m = np.empty_like(xm_t)
+    h_prev: (B, H); w_h: (H,). Writes m: (B,)."""
+    np.dot(h_prev, w_h, m)                  # h_{t-1} w_h
     for n in range(m.shape[0]):
-        m[n] = sigmoid(xm_t[n] + z[n])
-    return m
+        m[n] = sigmoid(xm_t[n] + m[n])
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -162,14 +191,20 @@ def threshold(v, eps, soft):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def unit_mask(m, lam_D, lam_i, eps, soft):
+def unit_mask_into(m, lam_D, lam_i, eps, soft, e):
     """(e_t)_i = Thres_eps(sigma(lambda (m D - i))). m: (B,); lam_D = lambda D;
-    lam_i: (D,) = lambda i -> e: (B, D)."""
-    B, D = m.shape[0], lam_i.shape[0]
-    e = np.empty((B, D), dtype=m.dtype)
+    lam_i: (D,) = lambda i. Writes e: (B, D)."""
+    B, D = e.shape
     for n in range(B):
         for i in range(D):
             e[n, i] = threshold(sigmoid(lam_D * m[n] - lam_i[i]), eps, soft)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def unit_mask(m, lam_D, lam_i, eps, soft):
+    """``unit_mask_into`` returning a new e: (B, D)."""
+    e = np.empty((m.shape[0], lam_i.shape[0]), dtype=m.dtype)
+    unit_mask_into(m, lam_D, lam_i, eps, soft, e)
     return e
 
 
@@ -189,16 +224,44 @@ def add_mask_gradient(dm, de, m, lam_D, lam_i, eps):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def scheduler_backward(dm, m, w_h, dh_prev):
-    """m = sigma(z), z = x_t w_x + h_{t-1} w_h + b_m: dz = dm m (1 - m), and
-    dL/dh_{t-1} += dz w_h (in place in dh_prev: (B, H)). Returns dz: (B,)."""
+def scheduler_backward(dm, m, w_h, dh_prev, dz):
+    """m = sigma(z), z = x_t w_x + h_{t-1} w_h + b_m: writes dz = dm m (1 - m): (B,),
+    and adds dz w_h to dL/dh_{t-1} (dh_prev: (B, H), in place)."""
     B, H = dh_prev.shape
-    dz = np.empty_like(dm)
     for n in range(B):
         dz[n] = dm[n] * m[n] * (_ONE - m[n])
         for j in range(H):
             dh_prev[n, j] += dz[n] * w_h[j]
-    return dz
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def scheduler_and_masks(x_t, xm_t, h_prev, w_h, mask_h, mask_x, eps, soft, m, e, ex, xbar):
+    """The start of every VC step: m_t, the masks e_t and e^x_t, and xbar = e^x_t * x_t.
+    x_t: (B, I); xm_t: (B,) = x_t w_x + b_m; h_prev: (B, H); mask_h, mask_x: the
+    ``mask_constants`` of the hidden and the input mask. Writes m: (B,), e: (B, H),
+    ex, xbar: (B, I)."""
+    scheduler(xm_t, h_prev, w_h, m)
+    unit_mask_into(m, mask_h[0], mask_h[1], eps, soft, e)
+    unit_mask_into(m, mask_x[0], mask_x[1], eps, soft, ex)
+    np.multiply(ex, x_t, xbar)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def scheduler_and_masks_backward(dm_pen, de, da, x_t, m, WT, w_h, mask_h, mask_x, eps, soft,
+                                 dxbar, dz, dh_prev, dm, dex):
+    """The end of every VC step backwards: dm = dpenalty/dm_t (dm_pen: (B,)), plus,
+    in the soft mode, what reaches m_t through the band of both masks, from
+    de = dL/de_t: (B, H) and dL/de^x_t = dxbar * x_t with dxbar = da W^T (da: (B, G)
+    the inner cell's dL/da_t; WT: (G, I)); then dz = dm m (1 - m): (B,) and
+    dh_prev += dz w_h. Writes dxbar: (B, I) (soft mode only), dz; scratch: dm: (B,),
+    dex: (B, I). de is read in the soft mode only."""
+    dm[:] = dm_pen
+    if soft:
+        np.dot(da, WT, dxbar)
+        np.multiply(dxbar, x_t, dex)
+        add_mask_gradient(dm, de, m, mask_h[0], mask_h[1], eps)
+        add_mask_gradient(dm, dex, m, mask_x[0], mask_x[1], eps)
+    scheduler_backward(dm, m, w_h, dh_prev, dz)
 
 
 # ---------------------------------------------------------------- after the loop

@@ -40,11 +40,9 @@ from numba import njit
 from ..functional.activations import sigmoid, tanh
 from ..initializers import gate_blocks, glorot_uniform, orthogonal
 from . import _vc_mask as vc
-from ._vc_mask import (add_mask_gradient, init_scheduler, scheduler, scheduler_backward,
-                       unit_mask)
+from ._checks import check_gradients
 from ._projection import batch_major
-from ._checks import (check_matrix, check_options, check_params, check_sequence,
-                      check_state, check_upstream)
+from ._vc_mask import init_scheduler, scheduler_and_masks, scheduler_and_masks_backward
 
 INIT_OPTIONS = ("scheduler_bias",)
 FORWARD_OPTIONS = vc.FORWARD_OPTIONS
@@ -57,9 +55,7 @@ _ONE = np.float32(1.0)
 def param_shapes(input_size, hidden_size, **options):
     """Shapes by name; no option changes them (options are accepted for callers
     that pass a case's options along)."""
-    I, H = input_size, hidden_size
-    return {"W": (I, 3 * H), "U": (H, 3 * H), "b": (3 * H,), "w_x": (I,), "w_h": (H,),
-            "b_m": (1,)}
+    return vc.param_shapes(input_size, hidden_size, GATES)
 
 
 def init(input_size, hidden_size, *, rng, dtype=np.float32, scheduler_bias=0.0):
@@ -73,75 +69,74 @@ def init(input_size, hidden_size, *, rng, dtype=np.float32, scheduler_bias=0.0):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def step_forward(x_t, xm_t, h_prev, W, U_zr, U_n, b, w_h, mask_h, mask_x, eps, soft):
+def step_forward(x_t, xm_t, h_prev, W, U_zr, U_n, b, w_h, mask_h, mask_x, eps, soft, h, m, e,
+                 ex, zrn, h_tilde, xbar, hbar, xw, hu_zr, rh, rec):
     """One timestep. x_t: (B, I); xm_t: (B,) = x_t w_x + b_m; h_prev: (B, H);
     W: (I, 3H); U_zr: (H, 2H), U_n: (H, H) the column blocks of U; b: (3H,); w_h: (H,);
     mask_h, mask_x, eps, soft as in ``vcrnn.step_forward``.
-    Returns h: (B, H), m: (B,), e: (B, H), ex: (B, I), zrn: (B, 3H) activated gates,
-    h_tilde: (B, H).
+    Writes h: (B, H), m: (B,), e: (B, H), ex: (B, I), zrn: (B, 3H) activated gates,
+    h_tilde: (B, H). Scratch: xbar: (B, I); hbar, rh, rec: (B, H); xw: (B, 3H);
+    hu_zr: (B, 2H).
     Readable twin: ``reference/vcgru.py``, ``step_forward``."""
     B, H = h_prev.shape
-    m = scheduler(xm_t, h_prev, w_h)
-    e = unit_mask(m, mask_h[0], mask_h[1], eps, soft)
-    ex = unit_mask(m, mask_x[0], mask_x[1], eps, soft)
-    hbar = e * h_prev
-    xw = (ex * x_t) @ W
-    hu_zr = hbar @ U_zr
-    zrn = np.empty_like(xw)
+    scheduler_and_masks(x_t, xm_t, h_prev, w_h, mask_h, mask_x, eps, soft, m, e, ex, xbar)
+    np.multiply(e, h_prev, hbar)                    # hbar = e_t * h_{t-1}
+    np.dot(xbar, W, xw)
+    np.dot(hbar, U_zr, hu_zr)
     for n in range(B):
-        for j in range(2 * H):
+        for j in range(2 * H):                      # z, r = sigma(xbar W + hbar U + b)
             zrn[n, j] = sigmoid(xw[n, j] + hu_zr[n, j] + b[j])
-    recurrent = (zrn[:, H:2 * H] * hbar) @ U_n
-    h_tilde, h = np.empty_like(h_prev), np.empty_like(h_prev)
+        for j in range(H):
+            rh[n, j] = zrn[n, H + j] * hbar[n, j]
+    np.dot(rh, U_n, rec)                            # (r * hbar) U_n
     for n in range(B):
         for j in range(H):
             z = zrn[n, j]
-            cand = tanh(xw[n, 2 * H + j] + recurrent[n, j] + b[2 * H + j])
+            cand = tanh(xw[n, 2 * H + j] + rec[n, j] + b[2 * H + j])
             zrn[n, 2 * H + j] = cand
             h_tilde[n, j] = z * hbar[n, j] + (_ONE - z) * cand
             h[n, j] = e[n, j] * h_tilde[n, j] + (_ONE - e[n, j]) * h_prev[n, j]
-    return h, m, e, ex, zrn, h_tilde
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def step_backward(dh, dm_pen, x_t, h_prev, h_tilde, m, e, zrn, WT, UT_zr, UT_n, w_h,
-                  mask_h, mask_x, eps, soft):
-    """One timestep backwards. dh: (B, H) total dL/dh_t; dm_pen: (B,); WT: (3H, I),
-    UT_zr: (2H, H), UT_n: (H, H) transposed. Returns da: (B, 3H) = dL/d(pre-activations
-    of z, r, n), dxbar: (B, I) (soft; (0, 0) hard), dz: (B,), dh_prev: (B, H).
+def step_backward(dh_out, dh, dm_pen, x_t, h_prev, h_tilde, m, e, zrn, WT, UT_zr, UT_n, w_h,
+                  mask_h, mask_x, eps, soft, da, dxbar, dz, dh_prev, hbar, da_zr, da_n, d_rh,
+                  dhbar, de, dm, dex):
+    """One timestep backwards. dh_out: (B, H) dL/dh_t from the output at t; dh: (B, H)
+    dL/dh_t through step t+1 (overwritten); dm_pen: (B,); WT: (3H, I), UT_zr: (2H, H),
+    UT_n: (H, H) transposed. Writes da: (B, 3H) = dL/d(pre-activations of z, r, n),
+    dxbar: (B, I) (soft mode), dz: (B,), dh_prev: (B, H). Scratch: da_zr: (B, 2H);
+    hbar, da_n, d_rh, dhbar, de: (B, H); dm: (B,); dex: (B, I).
     Readable twin: ``reference/vcgru.py``, ``step_backward``."""
     B, H = dh.shape
-    hbar = e * h_prev
-    da = np.empty_like(zrn)
+    np.multiply(e, h_prev, hbar)
     for n in range(B):
         for j in range(H):
+            dh[n, j] = dh_out[n, j] + dh[n, j]          # dh <- dL/dh_t
             z, cand = zrn[n, j], zrn[n, 2 * H + j]
             dht = dh[n, j] * e[n, j]                                  # dL/dh~
-            da[n, 2 * H + j] = dht * (_ONE - z) * (_ONE - cand * cand)
-            da[n, j] = dht * (hbar[n, j] - cand) * z * (_ONE - z)
-    d_rh = np.ascontiguousarray(da[:, 2 * H:]) @ UT_n                 # dL/d(r * hbar)
+            da_n[n, j] = dht * (_ONE - z) * (_ONE - cand * cand)
+            da_zr[n, j] = dht * (hbar[n, j] - cand) * z * (_ONE - z)
+    np.dot(da_n, UT_n, d_rh)                                          # dL/d(r * hbar)
     for n in range(B):
         for j in range(H):
             r = zrn[n, H + j]
-            da[n, H + j] = d_rh[n, j] * hbar[n, j] * r * (_ONE - r)
-    dhbar = np.ascontiguousarray(da[:, :2 * H]) @ UT_zr
+            da_zr[n, H + j] = d_rh[n, j] * hbar[n, j] * r * (_ONE - r)
+    np.dot(da_zr, UT_zr, dhbar)
     for n in range(B):
         for j in range(H):
             dhbar[n, j] += dh[n, j] * e[n, j] * zrn[n, j] + d_rh[n, j] * zrn[n, H + j]
-    dh_prev = np.empty_like(dh)
-    for n in range(B):
-        for j in range(H):
             dh_prev[n, j] = dh[n, j] * (_ONE - e[n, j]) + dhbar[n, j] * e[n, j]
-    dm = dm_pen.copy()
+        for j in range(2 * H):
+            da[n, j] = da_zr[n, j]
+        for j in range(H):
+            da[n, 2 * H + j] = da_n[n, j]
     if soft:
-        de = dh * (h_tilde - h_prev) + dhbar * h_prev
-        dxbar = da @ WT
-        add_mask_gradient(dm, de, m, mask_h[0], mask_h[1], eps)
-        add_mask_gradient(dm, dxbar * x_t, m, mask_x[0], mask_x[1], eps)
-    else:
-        dxbar = np.empty((0, 0), dtype=dh.dtype)
-    dz = scheduler_backward(dm, m, w_h, dh_prev)
-    return da, dxbar, dz, dh_prev
+        for n in range(B):
+            for j in range(H):
+                de[n, j] = dh[n, j] * (h_tilde[n, j] - h_prev[n, j]) + dhbar[n, j] * h_prev[n, j]
+    scheduler_and_masks_backward(dm_pen, de, da, x_t, m, WT, w_h, mask_h, mask_x, eps, soft,
+                                 dxbar, dz, dh_prev, dm, dex)
 
 
 @njit(cache=True, nogil=True)
@@ -149,53 +144,60 @@ def forward_loop(x, xm, h0, W, U_zr, U_n, b, w_h, mask_h, mask_x, eps, soft):
     """x: (T, B, I) time-major; xm: (T, B) -> hs: (T+1, B, H) with hs[0] = h0,
     m: (T, B), e: (T, B, H), ex: (T, B, I), zrn: (T, B, 3H), h_tilde: (T, B, H)."""
     T, B, H = x.shape[0], h0.shape[0], h0.shape[1]
-    hs = np.empty((T + 1, B, H), dtype=x.dtype)
-    m = np.empty((T, B), dtype=x.dtype)
-    e = np.empty((T, B, H), dtype=x.dtype)
-    ex = np.empty(x.shape, dtype=x.dtype)
-    zrn = np.empty((T, B, 3 * H), dtype=x.dtype)
-    h_tilde = np.empty((T, B, H), dtype=x.dtype)
+    dt = x.dtype
+    hs = np.empty((T + 1, B, H), dtype=dt)
+    m = np.empty((T, B), dtype=dt)
+    e = np.empty((T, B, H), dtype=dt)
+    ex = np.empty(x.shape, dtype=dt)
+    zrn = np.empty((T, B, 3 * H), dtype=dt)
+    h_tilde = np.empty((T, B, H), dtype=dt)
+    # scratch for the steps, allocated once
+    xbar, xw, hu_zr = (np.empty((B, x.shape[2]), dtype=dt), np.empty((B, 3 * H), dtype=dt),
+                       np.empty((B, 2 * H), dtype=dt))
+    hbar, rh, rec = (np.empty((B, H), dtype=dt), np.empty((B, H), dtype=dt),
+                     np.empty((B, H), dtype=dt))
     hs[0] = h0
     for t in range(T):
-        hs[t + 1], m[t], e[t], ex[t], zrn[t], h_tilde[t] = step_forward(
-            x[t], xm[t], hs[t], W, U_zr, U_n, b, w_h, mask_h, mask_x, eps, soft)
+        step_forward(x[t], xm[t], hs[t], W, U_zr, U_n, b, w_h, mask_h, mask_x, eps, soft,
+                     hs[t + 1], m[t], e[t], ex[t], zrn[t], h_tilde[t], xbar, hbar, xw, hu_zr,
+                     rh, rec)
     return hs, m, e, ex, zrn, h_tilde
 
 
 @njit(cache=True, nogil=True)
 def backward_loop(dhs, dh_T, dm_pen, x, hs, h_tilde, m, e, zrn, WT, UT_zr, UT_n, w_h,
                   mask_h, mask_x, eps, soft):
-    """dhs: (T, B, H) time-major; dh_T: (B, H) -> das: (T, B, 3H), dxbar: (T, B, I)
-    (soft; (0, B, I) hard), dz: (T, B), dh0: (B, H)."""
+    """dhs: (T, B, H) time-major; dh_T: (B, H) -> das: (T, B, 3H), dxbars: (T, B, I)
+    (soft; one unused step in the hard mode), dzs: (T, B), dh0: (B, H)."""
     T, B, I = x.shape
+    H = dhs.shape[2]
+    dt = dhs.dtype
     das = np.empty_like(zrn)
-    dxbars = np.empty((T if soft else 0, B, I), dtype=dhs.dtype)
-    dzs = np.empty((T, B), dtype=dhs.dtype)
-    dh_next = dh_T
+    dxbars = np.empty((T if soft else 1, B, I), dtype=dt)
+    dzs = np.empty((T, B), dtype=dt)
+    dh, dh_prev = dh_T.copy(), np.empty_like(dh_T)     # two buffers, in turn
+    # scratch for the steps, allocated once
+    da_zr = np.empty((B, 2 * H), dtype=dt)
+    hbar, da_n, d_rh, dhbar, de = (np.empty((B, H), dtype=dt), np.empty((B, H), dtype=dt),
+                                   np.empty((B, H), dtype=dt), np.empty((B, H), dtype=dt),
+                                   np.empty((B, H), dtype=dt))
+    dm, dex = np.empty(B, dtype=dt), np.empty((B, I), dtype=dt)
     for t in range(T - 1, -1, -1):
-        das[t], dxbar, dzs[t], dh_next = step_backward(
-            dhs[t] + dh_next, dm_pen[t], x[t], hs[t], h_tilde[t], m[t], e[t], zrn[t], WT,
-            UT_zr, UT_n, w_h, mask_h, mask_x, eps, soft)
-        if soft:
-            dxbars[t] = dxbar
-    return das, dxbars, dzs, dh_next
+        t_dxbar = t if soft else 0
+        step_backward(dhs[t], dh, dm_pen[t], x[t], hs[t], h_tilde[t], m[t], e[t], zrn[t], WT,
+                      UT_zr, UT_n, w_h, mask_h, mask_x, eps, soft, das[t],
+                      dxbars[t_dxbar], dzs[t], dh_prev, hbar, da_zr, da_n, d_rh, dhbar,
+                      de, dm, dex)
+        dh, dh_prev = dh_prev, dh
+    return das, dxbars, dzs, dh
 
 
 def forward(params, x, state=None, *, training=True, rng=None, **options):
     """x: (batch, time, input) -> hs: (batch, time, hidden), cache.
     ``state`` is h0: (batch, hidden). ``training`` and ``rng``: the common contract."""
-    check_options("vcgru.forward", options, FORWARD_OPTIONS)
-    opts = vc.check_options("vcgru.forward", **{**vc.DEFAULTS, **options})
-    I, H = check_matrix(params, "W").shape[0], check_matrix(params, "U").shape[0]
-    dtype = check_params(params, param_shapes(I, H))
-    check_sequence(x, I, dtype)
-    h0 = check_state("state h0", state, x.shape[0], H, dtype)
-    x_tm = np.ascontiguousarray(x.transpose(1, 0, 2))
-    xm = vc.scheduler_input(x_tm, params["w_x"], params["b_m"])
-    mask_h = vc.mask_constants(opts["sharpness"], H, dtype)
-    mask_x = vc.mask_constants(opts["sharpness"], I, dtype)
-    eps = dtype.type(opts["eps"])
-    U = params["U"]
+    opts, x_tm, xm, (h0,), (mask_h, mask_x, eps) = vc.forward_inputs(
+        "vcgru.forward", params, x, state, options, param_shapes, STATE_SIZE)
+    U, H = params["U"], params["U"].shape[0]
     hs, m, e, ex, zrn, h_tilde = forward_loop(
         x_tm, xm, h0, np.ascontiguousarray(params["W"]), np.ascontiguousarray(U[:, :2 * H]),
         np.ascontiguousarray(U[:, 2 * H:]), params["b"], np.ascontiguousarray(params["w_h"]),
@@ -214,18 +216,15 @@ def backward(params, dhs, cache, dstate=None, *, input_grad=True):
     ``dstate``, optional: dL/dh_T. ``grads`` holds ``"h0"`` when a state was passed.
     ``input_grad=False`` skips dx (returned as None) when the input is data."""
     x_tm, hs, e, zrn = cache["x_tm"], cache["hs"], cache["e"], cache["zrn"]
-    T, B, H = hs.shape[0] - 1, hs.shape[1], hs.shape[2]
-    dtype = x_tm.dtype
-    dhs = check_upstream(dhs, (B, T, H), dtype)
-    dh_T = check_state("dstate", dstate, B, H, dtype).copy()
+    dhs, (dh_T,) = check_gradients(dhs, dstate, hs, x_tm.dtype, STATE_SIZE)
+    T, B, H = dhs.shape
     soft = cache["options"]["soft"]
     U = params["U"]
     das, dxbar, dz, dh0 = backward_loop(
-        np.ascontiguousarray(dhs.transpose(1, 0, 2)), dh_T, cache["dm_penalty"], x_tm, hs,
-        cache["h_tilde"], cache["m"], e, zrn, np.ascontiguousarray(params["W"].T),
-        np.ascontiguousarray(U[:, :2 * H].T), np.ascontiguousarray(U[:, 2 * H:].T),
-        np.ascontiguousarray(params["w_h"]), cache["mask_h"], cache["mask_x"], cache["eps"],
-        soft)
+        dhs, dh_T, cache["dm_penalty"], x_tm, hs, cache["h_tilde"], cache["m"], e, zrn,
+        np.ascontiguousarray(params["W"].T), np.ascontiguousarray(U[:, :2 * H].T),
+        np.ascontiguousarray(U[:, 2 * H:].T), np.ascontiguousarray(params["w_h"]),
+        cache["mask_h"], cache["mask_x"], cache["eps"], soft)
     dx, dW, db, dw_x, db_m = vc.input_side_gradients(
         x_tm, cache["ex"], das, dxbar if soft else None, dz, params["W"], params["w_x"],
         input_grad)

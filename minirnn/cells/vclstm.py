@@ -40,21 +40,20 @@ Backward, one step (``dh``, ``dc`` = dL/dh_t, dL/dc_t)::
     de = dh (h~ - h_{t-1}) + dc (c~ - c_{t-1}) + dhbar h_{t-1} + dcbar c_{t-1}
     (then dm, dz, dx_t as in ``vcrnn``)
 
-``forward_sparse`` is the inference kernel that skips the masked-off rows and
-columns of W and U for real (see its docstring); ``macs`` counts the multiply-adds
-the masks of a forward call needed.
+The inner cell is the LSTM's own code (``lstm.gates_and_cell``, ``output_gate``,
+``gate_gradients``) run on (xbar, hbar, cbar). ``macs`` counts the multiply-adds
+the masks of a forward call needed; ``vclstm_sparse.forward_sparse`` is the
+inference kernel that skips the masked-off rows and columns of W and U for real.
 """
 import numpy as np
 from numba import njit
 
-from ..functional.activations import sigmoid, tanh
 from ..initializers import gate_blocks, glorot_uniform, orthogonal
 from . import _vc_mask as vc
-from ._vc_mask import (add_mask_gradient, init_scheduler, scheduler, scheduler_backward,
-                       unit_mask)
+from ._checks import check_gradients
 from ._projection import batch_major
-from ._checks import (check_lstm_state, check_matrix, check_options, check_params,
-                      check_sequence, check_upstream)
+from ._vc_mask import init_scheduler, scheduler_and_masks, scheduler_and_masks_backward
+from .lstm import gate_gradients, gates_and_cell, output_gate
 
 INIT_OPTIONS = ("forget_bias", "scheduler_bias")
 FORWARD_OPTIONS = vc.FORWARD_OPTIONS
@@ -67,9 +66,7 @@ _ONE = np.float32(1.0)
 def param_shapes(input_size, hidden_size, **options):
     """Shapes by name; no option changes them (options are accepted for callers
     that pass a case's options along)."""
-    I, H = input_size, hidden_size
-    return {"W": (I, 4 * H), "U": (H, 4 * H), "b": (4 * H,), "w_x": (I,), "w_h": (H,),
-            "b_m": (1,)}
+    return vc.param_shapes(input_size, hidden_size, GATES)
 
 
 def init(input_size, hidden_size, *, rng, dtype=np.float32, forget_bias=1.0,
@@ -86,77 +83,62 @@ def init(input_size, hidden_size, *, rng, dtype=np.float32, forget_bias=1.0,
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def step_forward(x_t, xm_t, h_prev, c_prev, W, U, b, w_h, mask_h, mask_x, eps, soft):
+def step_forward(x_t, xm_t, h_prev, c_prev, W, U, b, w_h, mask_h, mask_x, eps, soft, h, c, m,
+                 e, ex, ifog, c_tilde, tanh_c, xbar, hbar, cbar, xw, hu):
     """One timestep. x_t: (B, I); xm_t: (B,) = x_t w_x + b_m; h_prev, c_prev: (B, H);
     W: (I, 4H); U: (H, 4H); b: (4H,); w_h: (H,); mask_h, mask_x, eps, soft as in
-    ``vcrnn.step_forward``. Returns h, c: (B, H), m: (B,), e: (B, H), ex: (B, I),
-    ifog: (B, 4H) activated gates, c_tilde, tanh_c: (B, H) (tanh of c~).
+    ``vcrnn.step_forward``. Writes h, c: (B, H), m: (B,), e: (B, H), ex: (B, I),
+    ifog: (B, 4H) activated gates, c_tilde, tanh_c: (B, H) (c~ and tanh(c~)).
+    Scratch: xbar: (B, I); hbar, cbar: (B, H); xw, hu: (B, 4H).
     Readable twin: ``reference/vclstm.py``, ``step_forward``."""
-    B, H = h_prev.shape
-    m = scheduler(xm_t, h_prev, w_h)
-    e = unit_mask(m, mask_h[0], mask_h[1], eps, soft)
-    ex = unit_mask(m, mask_x[0], mask_x[1], eps, soft)
-    a = (ex * x_t) @ W + (e * h_prev) @ U
-    ifog = np.empty_like(a)
-    c_tilde, tanh_c = np.empty_like(c_prev), np.empty_like(c_prev)
-    h, c = np.empty_like(h_prev), np.empty_like(c_prev)
+    scheduler_and_masks(x_t, xm_t, h_prev, w_h, mask_h, mask_x, eps, soft, m, e, ex, xbar)
+    np.multiply(e, h_prev, hbar)                    # hbar = e_t * h_{t-1}
+    np.multiply(e, c_prev, cbar)                    # cbar = e_t * c_{t-1}
+    np.dot(xbar, W, xw)
+    np.dot(hbar, U, hu)
+    gates_and_cell(xw, cbar, ifog, c_tilde, None, b, hu)    # the LSTM: c~ = f cbar + i g
+    output_gate(c_tilde, ifog, tanh_c, h)           # h~ = o tanh(c~), in h
+    B, H = h.shape
     for n in range(B):
-        for j in range(3 * H):
-            ifog[n, j] = sigmoid(a[n, j] + b[j])
-        for j in range(H):      # range(H) + offset, not range(3H, 4H): see lstm.step_forward
-            ifog[n, 3 * H + j] = tanh(a[n, 3 * H + j] + b[3 * H + j])
-        for j in range(H):
-            i, f, o, g = ifog[n, j], ifog[n, H + j], ifog[n, 2 * H + j], ifog[n, 3 * H + j]
+        for j in range(H):                          # only the updated units change
             e_j = e[n, j]
-            c_tilde[n, j] = f * (e_j * c_prev[n, j]) + i * g
-            tanh_c[n, j] = tanh(c_tilde[n, j])
             c[n, j] = e_j * c_tilde[n, j] + (_ONE - e_j) * c_prev[n, j]
-            h[n, j] = e_j * (o * tanh_c[n, j]) + (_ONE - e_j) * h_prev[n, j]
-    return h, c, m, e, ex, ifog, c_tilde, tanh_c
+            h[n, j] = e_j * h[n, j] + (_ONE - e_j) * h_prev[n, j]
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def step_backward(dh, dc, dm_pen, x_t, h_prev, c_prev, m, e, ifog, c_tilde, tanh_c,
-                  WT, UT, w_h, mask_h, mask_x, eps, soft):
-    """One timestep backwards. dh: (B, H) total dL/dh_t; dc: (B, H) dL/dc_t from step
-    t+1; dm_pen: (B,) dpenalty/dm_t; WT: (4H, I), UT: (4H, H) transposed.
-    Returns da: (B, 4H), dxbar: (B, I) (soft; (0, 0) hard), dz: (B,),
-    dh_prev, dc_prev: (B, H).
+def step_backward(dh_out, dh, dc, dm_pen, x_t, h_prev, c_prev, m, e, ifog, c_tilde, tanh_c,
+                  WT, UT, w_h, mask_h, mask_x, eps, soft, da, dxbar, dz, dh_prev, dc_prev, cbar,
+                  dht, dct, dcbar, dhbar, de, dm, dex):
+    """One timestep backwards. dh_out: (B, H) dL/dh_t from the output at t; dh, dc:
+    (B, H) dL/dh_t through step t+1 (overwritten) and dL/dc_t; dm_pen: (B,)
+    dpenalty/dm_t; WT: (4H, I), UT: (4H, H) transposed. Writes da: (B, 4H), dxbar:
+    (B, I) (soft mode), dz: (B,), dh_prev, dc_prev: (B, H). Scratch: cbar, dht, dct,
+    dcbar, dhbar, de: (B, H); dm: (B,); dex: (B, I).
     Readable twin: ``reference/vclstm.py``, ``step_backward``."""
     B, H = dh.shape
-    da = np.empty_like(ifog)
-    dcbar = np.empty_like(dh)
-    dc_prev = np.empty_like(dh)
     for n in range(B):
         for j in range(H):
-            i, f = ifog[n, j], ifog[n, H + j]
-            o, g = ifog[n, 2 * H + j], ifog[n, 3 * H + j]
+            dh[n, j] = dh_out[n, j] + dh[n, j]          # dh <- dL/dh_t
             e_j, tc = e[n, j], tanh_c[n, j]
-            dht = dh[n, j] * e_j                                  # dL/dh~
-            dct = dc[n, j] * e_j + dht * o * (_ONE - tc * tc)     # dL/dc~
-            da[n, j] = dct * g * i * (_ONE - i)
-            da[n, H + j] = dct * (e_j * c_prev[n, j]) * f * (_ONE - f)
-            da[n, 2 * H + j] = dht * tc * o * (_ONE - o)
-            da[n, 3 * H + j] = dct * i * (_ONE - g * g)
-            dcbar[n, j] = dct * f
-            dc_prev[n, j] = dc[n, j] * (_ONE - e_j) + dcbar[n, j] * e_j
-    dhbar = da @ UT
-    dh_prev = np.empty_like(dh)
+            dht[n, j] = dh[n, j] * e_j                                      # dL/dh~
+            dct[n, j] = dc[n, j] * e_j + dht[n, j] * ifog[n, 2 * H + j] * (_ONE - tc * tc)
+            cbar[n, j] = e_j * c_prev[n, j]
+    gate_gradients(dct, dht, cbar, ifog, tanh_c, da, dcbar)    # the LSTM's, on (hbar, cbar)
+    np.dot(da, UT, dhbar)
     for n in range(B):
         for j in range(H):
+            dc_prev[n, j] = dc[n, j] * (_ONE - e[n, j]) + dcbar[n, j] * e[n, j]
             dh_prev[n, j] = dh[n, j] * (_ONE - e[n, j]) + dhbar[n, j] * e[n, j]
-    dm = dm_pen.copy()
     if soft:
-        h_tilde = ifog[:, 2 * H:3 * H] * tanh_c
-        de = (dh * (h_tilde - h_prev) + dc * (c_tilde - c_prev) + dhbar * h_prev
-              + dcbar * c_prev)
-        dxbar = da @ WT
-        add_mask_gradient(dm, de, m, mask_h[0], mask_h[1], eps)
-        add_mask_gradient(dm, dxbar * x_t, m, mask_x[0], mask_x[1], eps)
-    else:
-        dxbar = np.empty((0, 0), dtype=dh.dtype)
-    dz = scheduler_backward(dm, m, w_h, dh_prev)
-    return da, dxbar, dz, dh_prev, dc_prev
+        for n in range(B):
+            for j in range(H):
+                h_tilde = ifog[n, 2 * H + j] * tanh_c[n, j]
+                de[n, j] = (dh[n, j] * (h_tilde - h_prev[n, j])
+                            + dc[n, j] * (c_tilde[n, j] - c_prev[n, j])
+                            + dhbar[n, j] * h_prev[n, j] + dcbar[n, j] * c_prev[n, j])
+    scheduler_and_masks_backward(dm_pen, de, da, x_t, m, WT, w_h, mask_h, mask_x, eps, soft,
+                                 dxbar, dz, dh_prev, dm, dex)
 
 
 @njit(cache=True, nogil=True)
@@ -165,20 +147,25 @@ def forward_loop(x, xm, h0, c0, W, U, b, w_h, mask_h, mask_x, eps, soft):
     initial state at index 0, m: (T, B), e: (T, B, H), ex: (T, B, I),
     ifog: (T, B, 4H), c_tilde, tanh_c: (T, B, H)."""
     T, B, H = x.shape[0], h0.shape[0], h0.shape[1]
-    hs = np.empty((T + 1, B, H), dtype=x.dtype)
-    cs = np.empty((T + 1, B, H), dtype=x.dtype)
-    m = np.empty((T, B), dtype=x.dtype)
-    e = np.empty((T, B, H), dtype=x.dtype)
-    ex = np.empty(x.shape, dtype=x.dtype)
-    ifog = np.empty((T, B, 4 * H), dtype=x.dtype)
-    c_tilde = np.empty((T, B, H), dtype=x.dtype)
-    tanh_c = np.empty((T, B, H), dtype=x.dtype)
+    dt = x.dtype
+    hs = np.empty((T + 1, B, H), dtype=dt)
+    cs = np.empty((T + 1, B, H), dtype=dt)
+    m = np.empty((T, B), dtype=dt)
+    e = np.empty((T, B, H), dtype=dt)
+    ex = np.empty(x.shape, dtype=dt)
+    ifog = np.empty((T, B, 4 * H), dtype=dt)
+    c_tilde = np.empty((T, B, H), dtype=dt)
+    tanh_c = np.empty((T, B, H), dtype=dt)
+    # scratch for the steps, allocated once
+    xbar, hbar, cbar = (np.empty((B, x.shape[2]), dtype=dt), np.empty((B, H), dtype=dt),
+                        np.empty((B, H), dtype=dt))
+    xw, hu = np.empty((B, 4 * H), dtype=dt), np.empty((B, 4 * H), dtype=dt)
     hs[0] = h0
     cs[0] = c0
     for t in range(T):
-        (hs[t + 1], cs[t + 1], m[t], e[t], ex[t], ifog[t], c_tilde[t],
-         tanh_c[t]) = step_forward(x[t], xm[t], hs[t], cs[t], W, U, b, w_h, mask_h, mask_x,
-                                   eps, soft)
+        step_forward(x[t], xm[t], hs[t], cs[t], W, U, b, w_h, mask_h, mask_x, eps, soft,
+                     hs[t + 1], cs[t + 1], m[t], e[t], ex[t], ifog[t], c_tilde[t], tanh_c[t],
+                     xbar, hbar, cbar, xw, hu)
     return hs, cs, m, e, ex, ifog, c_tilde, tanh_c
 
 
@@ -186,44 +173,36 @@ def forward_loop(x, xm, h0, c0, W, U, b, w_h, mask_h, mask_x, eps, soft):
 def backward_loop(dhs, dh_T, dc_T, dm_pen, x, hs, cs, m, e, ifog, c_tilde, tanh_c,
                   WT, UT, w_h, mask_h, mask_x, eps, soft):
     """dhs: (T, B, H) time-major; dh_T, dc_T: (B, H) gradients of the final state.
-    Returns das: (T, B, 4H), dxbar: (T, B, I) (soft; (0, B, I) hard), dz: (T, B),
-    dh0, dc0: (B, H)."""
+    Returns das: (T, B, 4H), dxbars: (T, B, I) (soft; one unused step in the hard
+    mode), dzs: (T, B), dh0, dc0: (B, H)."""
     T, B, I = x.shape
-    das = np.empty(ifog.shape, dtype=dhs.dtype)
-    dxbars = np.empty((T if soft else 0, B, I), dtype=dhs.dtype)
-    dzs = np.empty((T, B), dtype=dhs.dtype)
-    dh_next, dc_next = dh_T, dc_T
+    dt = dhs.dtype
+    das = np.empty(ifog.shape, dtype=dt)
+    dxbars = np.empty((T if soft else 1, B, I), dtype=dt)
+    dzs = np.empty((T, B), dtype=dt)
+    # two buffers for each carried gradient, in turn: dL/d(state_t) in, dL/d(state_{t-1}) out
+    dh, dc = dh_T.copy(), dc_T.copy()
+    dh_prev, dc_prev = np.empty_like(dh), np.empty_like(dc)
+    # scratch for the steps, allocated once
+    cbar, dht, dct = np.empty_like(dh), np.empty_like(dh), np.empty_like(dh)
+    dcbar, dhbar, de = np.empty_like(dh), np.empty_like(dh), np.empty_like(dh)
+    dm, dex = np.empty(B, dtype=dt), np.empty((B, I), dtype=dt)
     for t in range(T - 1, -1, -1):
-        das[t], dxbar, dzs[t], dh_next, dc_next = step_backward(
-            dhs[t] + dh_next, dc_next, dm_pen[t], x[t], hs[t], cs[t], m[t], e[t], ifog[t],
-            c_tilde[t], tanh_c[t], WT, UT, w_h, mask_h, mask_x, eps, soft)
-        if soft:
-            dxbars[t] = dxbar
-    return das, dxbars, dzs, dh_next, dc_next
-
-
-
-def _prepare(where, params, x, state, options):
-    """The checks and the loop's arguments shared by ``forward`` and ``forward_sparse``."""
-    check_options(where, options, FORWARD_OPTIONS)
-    opts = vc.check_options(where, **{**vc.DEFAULTS, **options})
-    I, H = check_matrix(params, "W").shape[0], check_matrix(params, "U").shape[0]
-    dtype = check_params(params, param_shapes(I, H))
-    check_sequence(x, I, dtype)
-    B = x.shape[0]
-    h0, c0 = check_lstm_state("state", state, B, H, dtype)
-    x_tm = np.ascontiguousarray(x.transpose(1, 0, 2))
-    xm = vc.scheduler_input(x_tm, params["w_x"], params["b_m"])
-    masks = (vc.mask_constants(opts["sharpness"], H, dtype),
-             vc.mask_constants(opts["sharpness"], I, dtype), dtype.type(opts["eps"]))
-    return opts, x_tm, xm, h0, c0, masks
+        t_dxbar = t if soft else 0
+        step_backward(dhs[t], dh, dc, dm_pen[t], x[t], hs[t], cs[t], m[t], e[t], ifog[t],
+                      c_tilde[t], tanh_c[t], WT, UT, w_h, mask_h, mask_x, eps, soft, das[t],
+                      dxbars[t_dxbar], dzs[t], dh_prev, dc_prev, cbar, dht, dct, dcbar,
+                      dhbar, de, dm, dex)
+        dh, dh_prev = dh_prev, dh
+        dc, dc_prev = dc_prev, dc
+    return das, dxbars, dzs, dh, dc
 
 
 def forward(params, x, state=None, *, training=True, rng=None, **options):
     """x: (batch, time, input) -> hs: (batch, time, hidden), cache. ``state`` is
     ``(h0, c0)``. ``training`` and ``rng`` are accepted for the common contract."""
-    opts, x_tm, xm, h0, c0, (mask_h, mask_x, eps) = _prepare("vclstm.forward", params, x,
-                                                             state, options)
+    opts, x_tm, xm, (h0, c0), (mask_h, mask_x, eps) = vc.forward_inputs(
+        "vclstm.forward", params, x, state, options, param_shapes, STATE_SIZE)
     hs, cs, m, e, ex, ifog, c_tilde, tanh_c = forward_loop(
         x_tm, xm, h0, c0, np.ascontiguousarray(params["W"]), np.ascontiguousarray(params["U"]),
         params["b"], np.ascontiguousarray(params["w_h"]), mask_h, mask_x, eps, opts["soft"])
@@ -243,18 +222,14 @@ def backward(params, dhs, cache, dstate=None, *, input_grad=True):
     ``grads`` holds ``"h0"`` and ``"c0"`` too when a state was passed to ``forward``.
     ``input_grad=False`` skips dx (returned as None) when the input is data."""
     x_tm, hs, e = cache["x_tm"], cache["hs"], cache["e"]
-    T, B, H = hs.shape[0] - 1, hs.shape[1], hs.shape[2]
-    dtype = x_tm.dtype
-    dhs = check_upstream(dhs, (B, T, H), dtype)
-    dh_T, dc_T = check_lstm_state("dstate", dstate, B, H, dtype, ("dh_T", "dc_T"))
-    dh_T, dc_T = dh_T.copy(), dc_T.copy()
+    dhs, (dh_T, dc_T) = check_gradients(dhs, dstate, hs, x_tm.dtype, STATE_SIZE)
+    T, B, H = dhs.shape
     soft = cache["options"]["soft"]
     das, dxbar, dz, dh0, dc0 = backward_loop(
-        np.ascontiguousarray(dhs.transpose(1, 0, 2)), dh_T, dc_T, cache["dm_penalty"], x_tm,
-        hs, cache["cs"], cache["m"], e, cache["ifog"], cache["c_tilde"], cache["tanh_c"],
-        np.ascontiguousarray(params["W"].T), np.ascontiguousarray(params["U"].T),
-        np.ascontiguousarray(params["w_h"]), cache["mask_h"], cache["mask_x"], cache["eps"],
-        soft)
+        dhs, dh_T, dc_T, cache["dm_penalty"], x_tm, hs, cache["cs"], cache["m"], e,
+        cache["ifog"], cache["c_tilde"], cache["tanh_c"], np.ascontiguousarray(params["W"].T),
+        np.ascontiguousarray(params["U"].T), np.ascontiguousarray(params["w_h"]),
+        cache["mask_h"], cache["mask_x"], cache["eps"], soft)
     dx, dW, db, dw_x, db_m = vc.input_side_gradients(
         x_tm, cache["ex"], das, dxbar if soft else None, dz, params["W"], params["w_x"],
         input_grad)
@@ -268,102 +243,6 @@ def backward(params, dhs, cache, dstate=None, *, input_grad=True):
 
 
 def macs(cache):
-    """Multiply-adds the forward's steps needed given their masks (``_vc_mask.count_macs``)."""
+    """Multiply-adds the forward's steps needed given their masks (``_vc_mask.count_macs``);
+    ``vclstm_sparse.forward_sparse`` is the kernel that does only those."""
     return vc.count_macs(cache["e"], cache["ex"], GATES)
-
-
-# ---------------------------------------------------------------- sparse inference
-
-def unit_major(M, H):
-    """Reorder the 4H gate columns ``[i_0..i_{H-1}, f_0.., o_0.., g_0..]`` of M as
-    ``[i_0, f_0, o_0, g_0, i_1, f_1, ...]``: then the columns of units 0..K-1 are
-    the first 4K, one contiguous slice."""
-    lead = M.shape[:-1]
-    return np.ascontiguousarray(M.reshape(*lead, 4, H).swapaxes(-1, -2).reshape(*lead, 4 * H))
-
-
-@njit(cache=True, nogil=True, error_model="numpy")
-def step_sparse(x_t, xm_t, h_prev, c_prev, Wu, Uu, bu, w_h, mask_h, mask_x, eps, soft):
-    """One timestep computing only what the masks need. Wu, Uu, bu: W, U, b in the
-    unit-major column order of ``unit_major``. With K (Kx) = 1 + the last unit whose
-    hidden (input) mask is nonzero in *any* example of the batch, the products use
-    rows 0..Kx-1 of W, rows 0..K-1 of U and their first 4K columns only; units K..H-1
-    keep their state. Returns h, c: (B, H), m: (B,), and the multiply-adds done."""
-    B, H = h_prev.shape
-    m = scheduler(xm_t, h_prev, w_h)
-    e = unit_mask(m, mask_h[0], mask_h[1], eps, soft)
-    ex = unit_mask(m, mask_x[0], mask_x[1], eps, soft)
-    K, Kx = 0, 0
-    for n in range(B):           # masks are non-increasing in the unit index
-        for j in range(H - 1, K - 1, -1):
-            if e[n, j] != 0:
-                K = j + 1
-                break
-        for k in range(ex.shape[1] - 1, Kx - 1, -1):
-            if ex[n, k] != 0:
-                Kx = k + 1
-                break
-    h, c = h_prev.copy(), c_prev.copy()
-    if K == 0:           # every unit of every example keeps its state
-        return h, c, m, B * (ex.shape[1] + H)
-    # The leading blocks, copied to contiguous memory (K x 4K floats, small next to
-    # the product) so that BLAS gets them as it likes them.
-    a = (e[:, :K] * h_prev[:, :K]) @ np.ascontiguousarray(Uu[:K, :4 * K])
-    if Kx > 0:
-        a += (ex[:, :Kx] * x_t[:, :Kx]) @ np.ascontiguousarray(Wu[:Kx, :4 * K])
-    for n in range(B):
-        for j in range(K):
-            e_j = e[n, j]
-            i = sigmoid(a[n, 4 * j] + bu[4 * j])
-            f = sigmoid(a[n, 4 * j + 1] + bu[4 * j + 1])
-            o = sigmoid(a[n, 4 * j + 2] + bu[4 * j + 2])
-            g = tanh(a[n, 4 * j + 3] + bu[4 * j + 3])
-            c_tilde = f * (e_j * c_prev[n, j]) + i * g
-            c[n, j] = e_j * c_tilde + (_ONE - e_j) * c_prev[n, j]
-            h[n, j] = e_j * (o * tanh(c_tilde)) + (_ONE - e_j) * h_prev[n, j]
-    return h, c, m, B * ((Kx + K) * 4 * K + ex.shape[1] + H)
-
-
-@njit(cache=True, nogil=True)
-def sparse_loop(x, xm, h0, c0, Wu, Uu, bu, w_h, mask_h, mask_x, eps, soft):
-    """x: (T, B, I) time-major -> hs: (T+1, B, H), c_T: (B, H), m: (T, B), macs done."""
-    T, B, H = x.shape[0], h0.shape[0], h0.shape[1]
-    hs = np.empty((T + 1, B, H), dtype=x.dtype)
-    m = np.empty((T, B), dtype=x.dtype)
-    hs[0] = h0
-    c = c0
-    done = 0
-    for t in range(T):
-        hs[t + 1], c, m[t], macs_t = step_sparse(x[t], xm[t], hs[t], c, Wu, Uu, bu, w_h,
-                                                 mask_h, mask_x, eps, soft)
-        done += macs_t
-    return hs, c, m, done
-
-
-def forward_sparse(params, x, state=None, **options):
-    """Inference only: the same outputs as ``forward`` (to float rounding: the
-    products sum fewer zero terms, in another order) computed with the rows and
-    columns of W and U that the masks select, no cache for ``backward``.
-
-    The masks are prefixes (``_vc_mask``), so the work of a step is a product with
-    the leading ``Kx x 4K`` block of W and ``K x 4K`` block of U (columns in unit-major
-    order, computed once here). K is the largest prefix over the batch: the saving
-    is real when the examples of a batch agree (or at batch 1); a batch mixing
-    long and short prefixes pays for the longest. Returns ``hs: (B, T, H)`` and
-    ``info``: ``state`` (h_T, c_T), ``m`` (B, T), ``macs`` done (with the scheduler),
-    ``dense_macs`` (what ``forward`` multiplies), and ``penalty``/``metrics`` like
-    ``forward``'s cache (``metrics`` has ``mean_m`` only: no masks are kept).
-    """
-    opts, x_tm, xm, h0, c0, (mask_h, mask_x, eps) = _prepare("vclstm.forward_sparse",
-                                                             params, x, state, options)
-    T, B, I = x_tm.shape
-    H = h0.shape[1]
-    Wu, Uu, bu = (unit_major(params[k], H) for k in ("W", "U", "b"))
-    hs, c_T, m, done = sparse_loop(x_tm, xm, h0, c0, Wu, Uu, bu,
-                                   np.ascontiguousarray(params["w_h"]), mask_h, mask_x, eps,
-                                   opts["soft"])
-    penalty, _ = vc.penalty_and_gradient(m, opts["alpha"], opts["m_target"], opts["penalty"])
-    info = {"state": (hs[-1], c_T), "m": np.ascontiguousarray(m.T), "macs": int(done),
-            "dense_macs": T * B * ((I + H) * 4 * H + I + H), "penalty": penalty,
-            "metrics": {"mean_m": float(m.mean(dtype=np.float64))}}
-    return batch_major(hs), info

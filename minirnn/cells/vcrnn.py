@@ -50,11 +50,9 @@ from numba import njit
 from ..functional.activations import tanh
 from ..initializers import glorot_uniform, orthogonal
 from . import _vc_mask as vc
-from ._vc_mask import (add_mask_gradient, init_scheduler, scheduler, scheduler_backward,
-                       unit_mask)
+from ._checks import check_gradients
 from ._projection import batch_major
-from ._checks import (check_matrix, check_options, check_params, check_sequence,
-                      check_state, check_upstream)
+from ._vc_mask import init_scheduler, scheduler_and_masks, scheduler_and_masks_backward
 
 INIT_OPTIONS = ("scheduler_bias",)
 FORWARD_OPTIONS = vc.FORWARD_OPTIONS
@@ -67,8 +65,7 @@ _ONE = np.float32(1.0)
 def param_shapes(input_size, hidden_size, **options):
     """Shapes by name; no option changes them (options are accepted for callers
     that pass a case's options along)."""
-    I, H = input_size, hidden_size
-    return {"W": (I, H), "U": (H, H), "b": (H,), "w_x": (I,), "w_h": (H,), "b_m": (1,)}
+    return vc.param_shapes(input_size, hidden_size, GATES)
 
 
 def init(input_size, hidden_size, *, rng, dtype=np.float32, scheduler_bias=0.0):
@@ -81,52 +78,50 @@ def init(input_size, hidden_size, *, rng, dtype=np.float32, scheduler_bias=0.0):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def step_forward(x_t, xm_t, h_prev, W, U, b, w_h, mask_h, mask_x, eps, soft):
+def step_forward(x_t, xm_t, h_prev, W, U, b, w_h, mask_h, mask_x, eps, soft, h, m, e, ex,
+                 h_tilde, xbar, hbar, hu):
     """One timestep. x_t: (B, I); xm_t: (B,) = x_t w_x + b_m; h_prev: (B, H);
     W: (I, H); U: (H, H); b: (H,); w_h: (H,); mask_h = (lambda H, lambda [0..H-1])
     and mask_x = (lambda I, lambda [0..I-1]) (``_vc_mask.mask_constants``).
-    Returns h: (B, H), m: (B,), e: (B, H), ex: (B, I), h_tilde: (B, H).
+    Writes h: (B, H), m: (B,), e: (B, H), ex: (B, I), h_tilde: (B, H).
+    Scratch: xbar: (B, I); hbar, hu: (B, H).
     Readable twin: ``reference/vcrnn.py``, ``step_forward``."""
-    m = scheduler(xm_t, h_prev, w_h)
-    e = unit_mask(m, mask_h[0], mask_h[1], eps, soft)
-    ex = unit_mask(m, mask_x[0], mask_x[1], eps, soft)
-    a = (ex * x_t) @ W + (e * h_prev) @ U
-    h_tilde, h = np.empty_like(h_prev), np.empty_like(h_prev)
-    for n in range(h.shape[0]):
-        for j in range(h.shape[1]):
-            h_tilde[n, j] = tanh(a[n, j] + b[j])
+    scheduler_and_masks(x_t, xm_t, h_prev, w_h, mask_h, mask_x, eps, soft, m, e, ex, xbar)
+    np.multiply(e, h_prev, hbar)                    # hbar = e_t * h_{t-1}
+    np.dot(xbar, W, h_tilde)
+    np.dot(hbar, U, hu)
+    B, H = h.shape
+    for n in range(B):
+        for j in range(H):
+            h_tilde[n, j] = tanh(h_tilde[n, j] + hu[n, j] + b[j])     # tanh(xbar W + hbar U + b)
             h[n, j] = e[n, j] * h_tilde[n, j] + (_ONE - e[n, j]) * h_prev[n, j]
-    return h, m, e, ex, h_tilde
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def step_backward(dh, dm_pen, x_t, h_prev, h_tilde, m, e, WT, UT, w_h, mask_h, mask_x,
-                  eps, soft):
-    """One timestep backwards. dh: (B, H) total dL/dh_t; dm_pen: (B,) dpenalty/dm_t;
-    WT: (H, I), UT: (H, H) transposed. Returns da: (B, H) = dL/d(pre-activation),
-    dxbar: (B, I) = dL/dxbar (soft mode; (0, 0) in the hard mode, where it is one
-    product after the loop), dz: (B,) = dL/dz of the scheduler, dh_prev: (B, H).
+def step_backward(dh_out, dh, dm_pen, x_t, h_prev, h_tilde, m, e, WT, UT, w_h, mask_h, mask_x,
+                  eps, soft, da, dxbar, dz, dh_prev, dhbar, de, dm, dex):
+    """One timestep backwards. dh_out: (B, H) dL/dh_t from the output at t; dh: (B, H)
+    dL/dh_t through step t+1 (overwritten); dm_pen: (B,) dpenalty/dm_t; WT: (H, I),
+    UT: (H, H) transposed. Writes da: (B, H) = dL/d(pre-activation), dxbar: (B, I) =
+    dL/dxbar (soft mode; in the hard mode it is one product after the loop), dz:
+    (B,) = dL/dz of the scheduler, dh_prev: (B, H). Scratch: dhbar, de: (B, H);
+    dm: (B,); dex: (B, I).
     Readable twin: ``reference/vcrnn.py``, ``step_backward``."""
     B, H = dh.shape
-    da = np.empty_like(dh)
     for n in range(B):
         for j in range(H):
+            dh[n, j] = dh_out[n, j] + dh[n, j]      # dh <- dL/dh_t
             da[n, j] = dh[n, j] * e[n, j] * (_ONE - h_tilde[n, j] * h_tilde[n, j])
-    dhbar = da @ UT
-    dh_prev = np.empty_like(dh)
+    np.dot(da, UT, dhbar)
     for n in range(B):
         for j in range(H):
             dh_prev[n, j] = dh[n, j] * (_ONE - e[n, j]) + dhbar[n, j] * e[n, j]
-    dm = dm_pen.copy()
-    if soft:   # the gradient reaches m through the band of both masks
-        de = dh * (h_tilde - h_prev) + dhbar * h_prev
-        dxbar = da @ WT
-        add_mask_gradient(dm, de, m, mask_h[0], mask_h[1], eps)
-        add_mask_gradient(dm, dxbar * x_t, m, mask_x[0], mask_x[1], eps)
-    else:
-        dxbar = np.empty((0, 0), dtype=dh.dtype)
-    dz = scheduler_backward(dm, m, w_h, dh_prev)
-    return da, dxbar, dz, dh_prev
+    if soft:
+        for n in range(B):
+            for j in range(H):
+                de[n, j] = dh[n, j] * (h_tilde[n, j] - h_prev[n, j]) + dhbar[n, j] * h_prev[n, j]
+    scheduler_and_masks_backward(dm_pen, de, da, x_t, m, WT, w_h, mask_h, mask_x, eps, soft,
+                                 dxbar, dz, dh_prev, dm, dex)
 
 
 @njit(cache=True, nogil=True)
@@ -139,10 +134,13 @@ def forward_loop(x, xm, h0, W, U, b, w_h, mask_h, mask_x, eps, soft):
     e = np.empty((T, B, H), dtype=x.dtype)
     ex = np.empty(x.shape, dtype=x.dtype)
     h_tilde = np.empty((T, B, H), dtype=x.dtype)
+    # scratch for the steps, allocated once
+    xbar, hbar, hu = (np.empty(x.shape[1:], dtype=x.dtype), np.empty((B, H), dtype=x.dtype),
+                      np.empty((B, H), dtype=x.dtype))
     hs[0] = h0
     for t in range(T):
-        hs[t + 1], m[t], e[t], ex[t], h_tilde[t] = step_forward(
-            x[t], xm[t], hs[t], W, U, b, w_h, mask_h, mask_x, eps, soft)
+        step_forward(x[t], xm[t], hs[t], W, U, b, w_h, mask_h, mask_x, eps, soft, hs[t + 1],
+                     m[t], e[t], ex[t], h_tilde[t], xbar, hbar, hu)
     return hs, m, e, ex, h_tilde
 
 
@@ -150,41 +148,35 @@ def forward_loop(x, xm, h0, W, U, b, w_h, mask_h, mask_x, eps, soft):
 def backward_loop(dhs, dh_T, dm_pen, x, hs, h_tilde, m, e, WT, UT, w_h, mask_h, mask_x,
                   eps, soft):
     """dhs: (T, B, H) time-major; dh_T: (B, H) gradient of the final state;
-    dm_pen: (T, B). Returns das: (T, B, H), dxbar: (T, B, I) (soft; (0, B, I) hard),
-    dz: (T, B), dh0: (B, H)."""
+    dm_pen: (T, B). Returns das: (T, B, H), dxbars: (T, B, I) (soft; one unused
+    step in the hard mode), dzs: (T, B), dh0: (B, H)."""
     T, B, I = x.shape
     das = np.empty_like(dhs)
-    dxbars = np.empty((T if soft else 0, B, I), dtype=dhs.dtype)
+    dxbars = np.empty((T if soft else 1, B, I), dtype=dhs.dtype)
     dzs = np.empty((T, B), dtype=dhs.dtype)
-    dh_next = dh_T
+    dh, dh_prev = dh_T.copy(), np.empty_like(dh_T)     # two buffers, in turn
+    # scratch for the steps, allocated once
+    dhbar, de = np.empty_like(dh), np.empty_like(dh)
+    dm, dex = np.empty(B, dtype=dhs.dtype), np.empty((B, I), dtype=dhs.dtype)
     for t in range(T - 1, -1, -1):
-        das[t], dxbar, dzs[t], dh_next = step_backward(
-            dhs[t] + dh_next, dm_pen[t], x[t], hs[t], h_tilde[t], m[t], e[t], WT, UT, w_h,
-            mask_h, mask_x, eps, soft)
-        if soft:
-            dxbars[t] = dxbar
-    return das, dxbars, dzs, dh_next
+        t_dxbar = t if soft else 0
+        step_backward(dhs[t], dh, dm_pen[t], x[t], hs[t], h_tilde[t], m[t], e[t], WT, UT, w_h,
+                      mask_h, mask_x, eps, soft, das[t], dxbars[t_dxbar], dzs[t],
+                      dh_prev, dhbar, de, dm, dex)
+        dh, dh_prev = dh_prev, dh
+    return das, dxbars, dzs, dh
 
 
 def forward(params, x, state=None, *, training=True, rng=None, **options):
     """x: (batch, time, input) -> hs: (batch, time, hidden), cache.
     ``state`` is h0: (batch, hidden). ``training`` and ``rng`` are accepted for the
     common contract; nothing here is random or differs in evaluation."""
-    check_options("vcrnn.forward", options, FORWARD_OPTIONS)
-    opts = vc.check_options("vcrnn.forward", **{**vc.DEFAULTS, **options})
-    I, H = check_matrix(params, "W").shape[0], check_matrix(params, "U").shape[0]
-    dtype = check_params(params, param_shapes(I, H))
-    check_sequence(x, I, dtype)
-    h0 = check_state("state h0", state, x.shape[0], H, dtype)
-    x_tm = np.ascontiguousarray(x.transpose(1, 0, 2))
-    xm = vc.scheduler_input(x_tm, params["w_x"], params["b_m"])
-    mask_h = vc.mask_constants(opts["sharpness"], H, dtype)
-    mask_x = vc.mask_constants(opts["sharpness"], I, dtype)
-    eps = dtype.type(opts["eps"])
+    opts, x_tm, xm, (h0,), (mask_h, mask_x, eps) = vc.forward_inputs(
+        "vcrnn.forward", params, x, state, options, param_shapes, STATE_SIZE)
     hs, m, e, ex, h_tilde = forward_loop(x_tm, xm, h0, np.ascontiguousarray(params["W"]),
                                          np.ascontiguousarray(params["U"]), params["b"],
-                                         np.ascontiguousarray(params["w_h"]), mask_h, mask_x, eps,
-                                         opts["soft"])
+                                         np.ascontiguousarray(params["w_h"]), mask_h, mask_x,
+                                         eps, opts["soft"])
     penalty, dm_pen = vc.penalty_and_gradient(m, opts["alpha"], opts["m_target"],
                                               opts["penalty"])
     cache = {"x": x, "x_tm": x_tm, "hs": hs, "m": m, "e": e, "ex": ex, "h_tilde": h_tilde,
@@ -200,16 +192,14 @@ def backward(params, dhs, cache, dstate=None, *, input_grad=True):
     used ``cache["state"]``. ``grads`` holds ``"h0"`` too when a state was passed.
     ``input_grad=False`` skips dx (returned as None) when the input is data."""
     x_tm, hs, e = cache["x_tm"], cache["hs"], cache["e"]
-    T, B, H = hs.shape[0] - 1, hs.shape[1], hs.shape[2]
-    dtype = x_tm.dtype
-    dhs = check_upstream(dhs, (B, T, H), dtype)
-    dh_T = check_state("dstate", dstate, B, H, dtype).copy()
+    dhs, (dh_T,) = check_gradients(dhs, dstate, hs, x_tm.dtype, STATE_SIZE)
+    T, B, H = dhs.shape
     soft = cache["options"]["soft"]
     das, dxbar, dz, dh0 = backward_loop(
-        np.ascontiguousarray(dhs.transpose(1, 0, 2)), dh_T, cache["dm_penalty"], x_tm, hs,
-        cache["h_tilde"], cache["m"], e, np.ascontiguousarray(params["W"].T),
-        np.ascontiguousarray(params["U"].T), params["w_h"], cache["mask_h"],
-        cache["mask_x"], cache["eps"], soft)
+        dhs, dh_T, cache["dm_penalty"], x_tm, hs, cache["h_tilde"], cache["m"], e,
+        np.ascontiguousarray(params["W"].T), np.ascontiguousarray(params["U"].T),
+        np.ascontiguousarray(params["w_h"]), cache["mask_h"], cache["mask_x"], cache["eps"],
+        soft)
     dx, dW, db, dw_x, db_m = vc.input_side_gradients(
         x_tm, cache["ex"], das, dxbar if soft else None, dz, params["W"], params["w_x"],
         input_grad)
