@@ -132,13 +132,13 @@ def step_forward(xw_t, h_prev, U_zr, U_n, bh, reset_after, h, zrn, hu_n, hu_zr, 
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def step_backward(dh_out, dh, h_prev, zrn, hu_n, UT_zr, UT_n, reset_after, da, dh_prev, da_zr,
-                  da_n, d_rh, dhu, hm, m_h=None, m_n=None):
+                  da_n, d_rh, dhu_n, dh_zr, hm, m_h=None, m_n=None):
     """One timestep backwards. dh_out: (B, H) dL/dh_t from the output at t; dh: (B, H)
     dL/dh_t through the recurrent terms, carried from step t+1 (overwritten);
     UT_zr: (2H, H), UT_n: (H, H): the transposed blocks of U.
     Writes da: (B, 3H) = dL/d(pre-activations of z, r, n) and dh_prev: (B, H).
-    Scratch: da_zr: (B, 2H); da_n, d_rh, dhu, hm: (B, H). m_h, m_n: the forward's
-    masks, or None.
+    Scratch: da_zr: (B, 2H); da_n, d_rh, dhu_n, dh_zr, hm: (B, H). m_h, m_n: the
+    forward's masks, or None.
     Readable twin: ``reference/gru.py``, ``step_backward``."""
     B, H = dh.shape
     for n in range(B):
@@ -158,8 +158,8 @@ def step_backward(dh_out, dh, h_prev, zrn, hu_n, UT_zr, UT_n, reset_after, da, d
             for j in range(H):
                 r = zrn[n, H + j]
                 da_zr[n, H + j] = da_n[n, j] * hu_n[n, j] * r * (_ONE - r)
-                d_rh[n, j] = r * da_n[n, j]
-        np.dot(d_rh, UT_n, dh_prev)
+                dhu_n[n, j] = r * da_n[n, j]
+        np.dot(dhu_n, UT_n, dh_prev)
     else:
         # n = tanh(... + (r * h_in) U_n): the product's gradient splits into r and h_in
         np.dot(da_n, UT_n, d_rh)
@@ -168,10 +168,10 @@ def step_backward(dh_out, dh, h_prev, zrn, hu_n, UT_zr, UT_n, reset_after, da, d
                 r = zrn[n, H + j]
                 da_zr[n, H + j] = d_rh[n, j] * h_in[n, j] * r * (_ONE - r)
                 dh_prev[n, j] = d_rh[n, j] * r
-    np.dot(da_zr, UT_zr, dhu)                       # through h_{t-1} U_zr
+    np.dot(da_zr, UT_zr, dh_zr)                     # through h_{t-1} U_zr
     for n in range(B):
         for j in range(H):
-            d_in = dh_prev[n, j] + dhu[n, j]        # dL/d(h_in): the three recurrent products
+            d_in = dh_prev[n, j] + dh_zr[n, j]      # dL/d(h_in): the three recurrent products
             if m_h is not None:
                 d_in = d_in * m_h[n, j]             # h_in = h_prev * m_h
             # h_prev reaches h_t directly through z * h_prev, and through the products
@@ -211,11 +211,12 @@ def backward_loop(dhs, dh_T, hs, zrn, hu_n, UT_zr, UT_n, reset_after, M_h=None, 
     dh, dh_prev = dh_T.copy(), np.empty_like(dh_T)     # two buffers, in turn
     # scratch for the steps, allocated once
     da_zr = np.empty((B, 2 * H), dtype=dhs.dtype)
-    da_n, d_rh, dhu, hm = (np.empty((B, H), dtype=dhs.dtype), np.empty((B, H), dtype=dhs.dtype),
-                           np.empty((B, H), dtype=dhs.dtype), np.empty((B, H), dtype=dhs.dtype))
+    da_n, d_rh, dhu_n, dh_zr, hm = (np.empty_like(dh), np.empty_like(dh), np.empty_like(dh),
+                                    np.empty_like(dh), np.empty_like(dh))
     for t in range(T - 1, -1, -1):
         step_backward(dhs[t], dh, hs[t], zrn[t], hu_n[t], UT_zr, UT_n, reset_after, das[t],
-                      dh_prev, da_zr, da_n, d_rh, dhu, hm, mask_at(M_h, t), mask_at(M_n, t))
+                      dh_prev, da_zr, da_n, d_rh, dhu_n, dh_zr, hm, mask_at(M_h, t),
+                      mask_at(M_n, t))
         dh, dh_prev = dh_prev, dh
     return das, dh
 
