@@ -57,11 +57,12 @@ def longest_prefix(e):
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def step_sparse(xbar, h_prev, c_prev, e, K, Kx, Wu, Uu, bu, h, c):
-    """One timestep on units 0..K-1 and inputs 0..Kx-1. xbar: (B, I) = e^x_t * x_t;
-    h_prev, c_prev: (B, H); e: (B, H) the hidden mask; Wu, Uu, bu: W, U, b in the
-    unit-major column order of ``unit_major``. Writes h, c: (B, H).
-    The blocks' sizes change from step to step, so the step allocates them: this
-    kernel is for inference, where that costs less than the products it skips."""
+    """One timestep on units 0..K-1 and inputs 0..Kx-1 (K, Kx: the ``longest_prefix``
+    of the hidden and the input mask). xbar: (B, I) = e^x_t * x_t; h_prev, c_prev:
+    (B, H); e: (B, H) the hidden mask; Wu, Uu, bu: W, U, b in the unit-major column
+    order of ``unit_major``. Writes h, c: (B, H).
+    The blocks change size from step to step, so this inference kernel allocates
+    them as it goes."""
     B, H = h_prev.shape
     h[:] = h_prev                       # units K..H-1 keep their state
     c[:] = c_prev
