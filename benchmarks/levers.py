@@ -13,7 +13,7 @@ prints its tables and writes them to ``results/levers.txt`` beside this script
    last quarter), with ``lstm.forward_loop`` at batch 64, time 28, hidden 100
    beside it to show what it is a part of.
 2. The LSTM backward's elementwise work as one loop over six arrays against the
-   short loops of ``lstm.step_backward`` (its own two, then ``gate_gradients``):
+   short loops of ``lstm.state_gradients`` and ``lstm.gate_gradients``:
    LLVM vectorizes a loop only when it can check at run time that its arrays do
    not overlap, and it gives up when there are too many pairs to check.
 3. Keeping freed memory in the process (``minirnn.memory.keep_freed_memory``):
@@ -32,7 +32,7 @@ prints its tables and writes them to ``results/levers.txt`` beside this script
 
 The "before" variants are small kernels defined here, copied in spirit from the
 old code; the "after" side calls the library's own functions (for lever 2, a
-copy of ``lstm.step_backward``'s two loops, then the library's ``gate_gradients``,
+copy of the two loops of ``lstm.state_gradients``, then the library's ``gate_gradients``,
 without the step's matrix product). Every pair
 is checked to compute the same values before it is timed. Times are medians of
 many repeats (``time.perf_counter``), the two sides called in turn within each
