@@ -1016,6 +1016,82 @@ def test_stats_momentum_option_sets_the_moving_average():
         np.testing.assert_allclose(layer.stats["mean_h"], layer.cache["batch_stats"]["mean_h"])
 
 
+@pytest.mark.parametrize("x_stats", bnlstm.X_STATS)
+def test_population_statistics_pool_batches_exactly(x_stats):
+    """Each batch runs on its own, as in training (its h_t depends on the
+    statistics it was normalized with), and their statistics are pooled: mean
+    of the means, mean of var + mean^2 minus the squared mean, weighted by batch
+    size, made unbiased. For x W, which no normalization feeds, that is the
+    statistics of one batch holding them all. Rows beyond the batches' length,
+    and x W's rows with x_stats="none", are kept; dropout is left out."""
+    rng = np.random.default_rng(13)
+    H, T = 3, 4
+    params = random_params(bnlstm, 2, H, rng)
+    batches = [rng.standard_normal((n, T, 2)) for n in (3, 5, 2)]
+    start = random_stats(H, T + 2, rng)
+    if x_stats == "shared":
+        start["mean_x"], start["var_x"] = start["mean_x"][:1], start["var_x"][:1]
+    got = bnlstm.population_statistics(params, batches, start, x_stats=x_stats, eps=0.5,
+                                       recurrent_dropout=0.3)
+    caches = [bnlstm.forward(params, b, x_stats=x_stats, eps=0.5)[1]["batch_stats"]
+              for b in batches]
+    n = np.array([len(b) for b in batches], float)[:, None, None]
+    N = n.sum()
+    for part in "xhc":
+        if x_stats == "none" and part == "x":
+            np.testing.assert_array_equal(got["mean_x"], start["mean_x"])
+            continue
+        means = np.stack([c[f"mean_{part}"] for c in caches])
+        variances = np.stack([c[f"var_{part}"] for c in caches])
+        mean = (n * means).sum(axis=0) / N
+        var = ((n * (variances + means ** 2)).sum(axis=0) / N - mean ** 2) * N / (N - 1)
+        rows = len(mean)
+        np.testing.assert_allclose(got[f"mean_{part}"][:rows], mean, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(got[f"var_{part}"][:rows], var, rtol=1e-10, atol=1e-12)
+        np.testing.assert_array_equal(got[f"var_{part}"][rows:], start[f"var_{part}"][rows:])
+    if x_stats != "none":
+        whole = bnlstm.forward(params, np.concatenate(batches), x_stats=x_stats, eps=0.5)[1]
+        np.testing.assert_allclose(got["var_x"][:T], whole["batch_stats"]["var_x"] * N / (N - 1),
+                                   rtol=1e-10)
+    with pytest.raises(ValueError, match="at least 2 sequences"):
+        bnlstm.population_statistics(params, [batches[2][:1]], start)
+
+
+def test_recurrent_layer_refreshes_statistics_before_evaluation():
+    """With refresh_batches = K the layer keeps its last K training inputs and,
+    on eval(), replaces the moving average with statistics recomputed from them
+    with the current parameters; with 0 (or frozen statistics) it keeps the moving
+    average."""
+    from minirnn.nn import Recurrent
+    rng = np.random.default_rng(14)
+    xs = [rng.standard_normal((4, 5, 3)).astype(np.float32) for _ in range(3)]
+    for keep in (0, 2):
+        layer = Recurrent("bnlstm", 3, 4, rng=np.random.default_rng(0), refresh_batches=keep)
+        layer.train()
+        for x in xs:
+            layer.forward(x)
+        for p in layer.params.values():      # as if the optimizer moved after the last batch
+            p += np.float32(0.05)
+        moving = copy.deepcopy(layer.stats)
+        layer.eval()
+        want = (bnlstm.population_statistics(layer.params, xs[-keep:], moving,
+                                             **layer.forward_options) if keep else moving)
+        for key in want:
+            np.testing.assert_array_equal(layer.stats[key], want[key])
+        assert (keep == 0) == all(np.array_equal(layer.stats[k], moving[k]) for k in moving)
+        kept = copy.deepcopy(layer.stats)
+        layer.eval()                          # nothing new to refresh from
+        for key in kept:
+            np.testing.assert_array_equal(layer.stats[key], kept[key])
+    frozen = Recurrent("bnlstm", 3, 4, rng=np.random.default_rng(0), refresh_batches=2,
+                       train_stats="population")
+    frozen.train().forward(xs[0])
+    before = copy.deepcopy(frozen.stats)
+    frozen.eval()
+    for key in before:
+        np.testing.assert_array_equal(frozen.stats[key], before[key])
+
+
 def test_recurrent_layer_renorm_and_frozen_statistics():
     """The layer hands its statistics to the training forward too: renorm reads
     and moves them, frozen ("population") reads them and keeps them."""
@@ -1073,7 +1149,11 @@ def test_recurrent_layer_keeps_and_uses_bnlstm_statistics(tmp_path):
     from minirnn.nn import Recurrent, SequenceClassifier
     rng = np.random.default_rng(10)
     B, T, I, H = 4, 5, 3, 6
-    layer = Recurrent("bnlstm", I, H, rng=np.random.default_rng(0), stats_momentum=0.2)
+    # (refresh_batches=0: the moving average alone; the refresh is tested above)
+    layer = Recurrent("bnlstm", I, H, rng=np.random.default_rng(0), stats_momentum=0.2,
+                      refresh_batches=0)
+    fwd = layer.forward_options             # the cell's TRAINING_DEFAULTS
+    assert fwd["eps"] == bnlstm.TRAINING_DEFAULTS["eps"]
     x1 = rng.standard_normal((B, T, I)).astype(np.float32)
     x2 = rng.standard_normal((B, T, I)).astype(np.float32)
     start = bnlstm.init_statistics(H, 1)
@@ -1081,7 +1161,7 @@ def test_recurrent_layer_keeps_and_uses_bnlstm_statistics(tmp_path):
     # train mode: batch statistics, and the population statistics move after each forward
     layer.train()
     hs1 = layer.forward(x1)
-    np.testing.assert_array_equal(hs1, bnlstm.forward(layer.params, x1)[0])
+    np.testing.assert_array_equal(hs1, bnlstm.forward(layer.params, x1, **fwd)[0])
     want = bnlstm.update_statistics(start, layer.cache, momentum=0.2)
     layer.forward(x2)
     want = bnlstm.update_statistics(want, layer.cache, momentum=0.2)
@@ -1093,7 +1173,7 @@ def test_recurrent_layer_keeps_and_uses_bnlstm_statistics(tmp_path):
     kept = copy.deepcopy(layer.stats)
     hs_eval = layer.forward(x1)
     np.testing.assert_array_equal(
-        hs_eval, bnlstm.forward(layer.params, x1, training=False, stats=layer.stats)[0])
+        hs_eval, bnlstm.forward(layer.params, x1, training=False, stats=layer.stats, **fwd)[0])
     assert not np.allclose(hs_eval, hs1)
     for key in kept:
         np.testing.assert_array_equal(layer.stats[key], kept[key])

@@ -82,12 +82,16 @@ from .lstm import gate_gradients, gates_and_cell
 
 INIT_OPTIONS = ("forget_bias", "gamma_init")
 FORWARD_OPTIONS = ("stats", "eps", "x_stats", "train_stats", "eval_stats", "renorm_rmax",
-                   "renorm_dmax", "stats_momentum", "carry_normalized_c", "recurrent_dropout",
-                   "dropout_where", "dropout_per", "dropout_shared")
+                   "renorm_dmax", "stats_momentum", "refresh_batches", "carry_normalized_c",
+                   "recurrent_dropout", "dropout_where", "dropout_per", "dropout_shared")
 X_STATS = ("step", "shared", "none")
 TRAIN_STATS = ("batch", "renorm", "population")
 EVAL_STATS = ("population", "batch")
 DROPOUT_PLACEMENTS = ("update", "hidden", "cell")
+# What a model built by minirnn.nn starts from (so `python -m minirnn train --cell
+# bnlstm`), under the options it is given; the functions' own defaults are the paper's.
+# The module docstring says why.
+TRAINING_DEFAULTS = {"eps": 1.0, "gamma_init": 1.0, "refresh_batches": 16}
 _P = {"recurrent_dropout": 0.3}
 GRADCHECK_CASES = ({}, {"carry_normalized_c": True}, {"training": False},
                    {"training": False, "carry_normalized_c": True},
@@ -182,6 +186,48 @@ def update_statistics(stats, cache, momentum=None):
                                     batch[f"mean_{part}"], batch[f"var_{part}"],
                                     momentum=momentum, count=count, convention="pytorch")
         new[f"mean_{part}"][:T], new[f"var_{part}"][:T] = m, v
+    return new
+
+
+def population_statistics(params, inputs, stats, **options):
+    """Population statistics computed afresh, with the parameters as they are now:
+    every batch of ``inputs`` (a list of (B, T, input) arrays, at least 2
+    sequences in all) runs a training forward on its own, as in training (its
+    h_t depends on the statistics it was normalized with), without dropout, and
+    their per-timestep statistics are pooled exactly (weighted by batch size,
+    the variance made unbiased as in ``update_statistics``). Rows of ``stats``
+    beyond the longest batch, and those of x W with ``x_stats="none"``, are
+    kept. This is "precise batch norm" (Wu & Johnson 2021): the moving average
+    describes the parameters of several steps ago, which a fast optimizer has
+    already moved. ``options``: the forward's (only eps, x_stats and
+    carry_normalized_c matter)."""
+    options = {k: v for k, v in options.items()
+               if k in ("eps", "x_stats", "carry_normalized_c")}
+    total, first, second = 0, {}, {}
+    for x in inputs:
+        _, cache = forward(params, x, **options)
+        B = x.shape[0]
+        for key, value in cache["batch_stats"].items():
+            if key.startswith("mean"):
+                var = cache["batch_stats"]["var" + key[4:]]
+                first[key] = first.get(key, 0) + B * value.astype(np.float64)
+                second[key] = second.get(key, 0) + B * (var + value.astype(np.float64) ** 2)
+        total += B
+    if total < 2:
+        raise ValueError(f"inputs: expected at least 2 sequences to estimate a variance, "
+                         f"got {total}")
+    new = {key: stats[key].copy() for key in STAT_KEYS}
+    for key in first:
+        part = key[5:]
+        mean = first[key] / total
+        var = (second[key] / total - mean ** 2) * (total / (total - 1))
+        T = mean.shape[0]
+        for name, value in ((key, mean), (f"var_{part}", np.maximum(var, 0))):
+            old = new[name]
+            if T > old.shape[0]:
+                old = np.concatenate([old, np.repeat(old[-1:], T - old.shape[0], axis=0)])
+            old[:T] = value
+            new[name] = old
     return new
 
 
@@ -443,7 +489,8 @@ def statistics_mode(training, train_stats="batch", eval_stats="population"):
 
 def forward(params, x, state=None, *, training=True, rng=None, stats=None, eps=1e-5,
             x_stats="step", train_stats="batch", eval_stats="population", renorm_rmax=3.0,
-            renorm_dmax=5.0, stats_momentum=0.1, carry_normalized_c=False,
+            renorm_dmax=5.0, stats_momentum=0.1, refresh_batches=0,
+            carry_normalized_c=False,
             recurrent_dropout=0.0, dropout_where="update", dropout_per="sequence",
             dropout_shared=False, **options):
     """x: (batch, time, input) -> hs: (batch, time, hidden), cache.
@@ -472,6 +519,9 @@ def forward(params, x, state=None, *, training=True, rng=None, stats=None, eps=1
     if not 0 < stats_momentum <= 1:
         raise ValueError(f"stats_momentum: expected a number in (0, 1], the weight of a new "
                          f"batch in the population statistics, got {stats_momentum}")
+    if refresh_batches != int(refresh_batches) or refresh_batches < 0:
+        raise ValueError(f"refresh_batches: expected a whole number >= 0 of training batches, "
+                         f"got {refresh_batches}")
     if not (renorm_rmax >= 1 and renorm_dmax >= 0):
         raise ValueError(f"renorm_rmax, renorm_dmax: expected rmax >= 1 and dmax >= 0, got "
                          f"{renorm_rmax}, {renorm_dmax}")

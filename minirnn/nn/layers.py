@@ -116,7 +116,8 @@ class Recurrent(Layer):
 
     x: (B, T, input) -> hs: (B, T, hidden) with ``return_sequences``, else the last
     hidden state h_T: (B, hidden). Each forward starts from a zero state.
-    ``cell_options`` go to the cell's ``init`` and/or ``forward`` as it declares.
+    ``cell_options`` go to the cell's ``init`` and/or ``forward`` as it declares,
+    over the cell's ``TRAINING_DEFAULTS`` where it has them.
     A cell with population statistics (BN-LSTM) gets them from the layer in
     every forward (it reads them in evaluation mode, and in training only with
     options that use them); after each training forward the layer moves them
@@ -132,6 +133,8 @@ class Recurrent(Layer):
         self.cell_name = cell
         self.cell = get_cell(cell)
         self.return_sequences = return_sequences
+        # a cell may name the options its models start from (BN-LSTM's TRAINING_DEFAULTS)
+        cell_options = {**getattr(self.cell, "TRAINING_DEFAULTS", {}), **cell_options}
         self.init_options, self.forward_options = split_options(self.cell, cell_options)
         self.rng = rng
         self.params = self.cell.init(input_size, hidden_size, rng=rng, dtype=dtype,
@@ -142,6 +145,7 @@ class Recurrent(Layer):
         self.stats = (self.cell.init_statistics(hidden_size, 1, dtype)
                       if hasattr(self.cell, "init_statistics") else None)
         self.stats_momentum = stats_momentum
+        self._recent = []          # last training inputs, for refreshing the statistics
         self.input_grad = input_grad
 
     def forward(self, x):
@@ -151,8 +155,22 @@ class Recurrent(Layer):
         if self.stats is not None and self.training:
             self.stats = self.cell.update_statistics(self.stats, self.cache,
                                                      momentum=self.stats_momentum)
+            keep = self.forward_options.get("refresh_batches", 0)
+            if keep:            # the last `keep` training batches, for eval()
+                self._recent = (self._recent + [x])[-keep:]
         self._T = hs.shape[1]
         return hs if self.return_sequences else hs[:, -1]
+
+    def eval(self):
+        """Evaluation mode. A cell given ``refresh_batches`` (BN-LSTM) first gets its
+        population statistics recomputed from the last training batches with the
+        parameters as they are now (``cell.population_statistics``)."""
+        recent = self._recent
+        if recent and self.forward_options.get("train_stats", "batch") != "population":
+            self.stats = self.cell.population_statistics(self.params, recent, self.stats,
+                                                         **self.forward_options)
+        self._recent = []
+        return super().eval()
 
     def buffers(self):
         return dict(self.stats) if self.stats is not None else {}
