@@ -30,37 +30,48 @@ from minirnn.cells import bnlstm
 from minirnn.cli import set_bn_statistics
 from minirnn.train import TrainConfig, evaluate, load_trained_model, train
 
-OUT = Path(__file__).resolve().parent / "results" / "bnlstm_eval_gap"  # whatever the working directory
+OUT = Path("benchmarks/results/bnlstm_eval_gap")
 EVAL_BATCH = 1000
-COOIJMANS = {"eps": 1e-5, "x_stats": "step"}       # the paper's choices
+# Every candidate but "default" names its options in full over PAPER, so it does not
+# move when bnlstm.TRAINING_DEFAULTS (what "default", the command's model, uses) does.
+PAPER = {"eps": 1e-5, "x_stats": "step", "gamma_init": 0.1, "refresh_batches": 0}
+
+
+def paper(**options):
+    return {**PAPER, **options}
+
+
 # name -> (cell options, steps fine-tuned at the end with frozen population statistics)
 CANDIDATES = {
-    "cooijmans": (COOIJMANS, 0),
-    "eps-1e-3": ({"eps": 1e-3, "x_stats": "step"}, 0),
-    "eps-1e-2": ({"eps": 1e-2, "x_stats": "step"}, 0),
-    "eps-1e-1": ({"eps": 1e-1, "x_stats": "step"}, 0),
-    "eps-3e-1": ({"eps": 0.3, "x_stats": "step"}, 0),
-    "eps-1": ({"eps": 1.0, "x_stats": "step"}, 0),
-    "shared-x-1e-5": ({"eps": 1e-5, "x_stats": "shared"}, 0),
-    "shared-x-1e-3": ({"eps": 1e-3, "x_stats": "shared"}, 0),
-    "shared-x-1e-2": ({"eps": 1e-2, "x_stats": "shared"}, 0),
-    "shared-x-1e-1": ({"eps": 1e-1, "x_stats": "shared"}, 0),
-    "shared-x-1": ({"eps": 1.0, "x_stats": "shared"}, 0),
-    "no-x-bn-1e-3": ({"eps": 1e-3, "x_stats": "none"}, 0),
-    "renorm-1e-5": ({**COOIJMANS, "train_stats": "renorm"}, 0),
-    "renorm-1e-3": ({"eps": 1e-3, "x_stats": "step", "train_stats": "renorm"}, 0),
-    "frozen-300-1e-5": (COOIJMANS, 300),
-    "frozen-300-1e-3": ({"eps": 1e-3, "x_stats": "step"}, 300),
-    "eps-3": ({"eps": 3.0, "x_stats": "step"}, 0),
-    "eps-1-gamma-0.5": ({"eps": 1.0, "x_stats": "step", "gamma_init": 0.5}, 0),
-    "eps-1-gamma-1": ({"eps": 1.0, "x_stats": "step", "gamma_init": 1.0}, 0),
-    "eps-1-gamma-1-m0.5": ({"eps": 1.0, "x_stats": "step", "gamma_init": 1.0,
-                            "stats_momentum": 0.5}, 0),
-    "eps-1-m0.5": ({"eps": 1.0, "x_stats": "step", "stats_momentum": 0.5}, 0),
-    "no-x-bn-1": ({"eps": 1.0, "x_stats": "none"}, 0),
-    "renorm-1": ({"eps": 1.0, "x_stats": "step", "train_stats": "renorm"}, 0),
-    "frozen-300-1": ({"eps": 1.0, "x_stats": "step"}, 300),
-    "default": ({}, 0),                # whatever bnlstm.forward's defaults are now
+    "cooijmans": (paper(), 0),
+    "eps-1e-3": (paper(eps=1e-3), 0),
+    "eps-1e-2": (paper(eps=1e-2), 0),
+    "eps-1e-1": (paper(eps=1e-1), 0),
+    "eps-3e-1": (paper(eps=0.3), 0),
+    "eps-1": (paper(eps=1.0), 0),
+    "eps-3": (paper(eps=3.0), 0),
+    "shared-x-1e-5": (paper(x_stats="shared"), 0),
+    "shared-x-1e-3": (paper(eps=1e-3, x_stats="shared"), 0),
+    "shared-x-1e-2": (paper(eps=1e-2, x_stats="shared"), 0),
+    "shared-x-1e-1": (paper(eps=1e-1, x_stats="shared"), 0),
+    "shared-x-1": (paper(eps=1.0, x_stats="shared"), 0),
+    "no-x-bn-1e-3": (paper(eps=1e-3, x_stats="none"), 0),
+    "no-x-bn-1": (paper(eps=1.0, x_stats="none"), 0),
+    "renorm-1e-5": (paper(train_stats="renorm"), 0),
+    "renorm-1e-3": (paper(eps=1e-3, train_stats="renorm"), 0),
+    "renorm-1": (paper(eps=1.0, train_stats="renorm"), 0),
+    "frozen-300-1e-5": (paper(), 300),
+    "frozen-300-1e-3": (paper(eps=1e-3), 300),
+    "frozen-300-1": (paper(eps=1.0), 300),
+    "eps-1-gamma-0.5": (paper(eps=1.0, gamma_init=0.5), 0),
+    "eps-1-gamma-1": (paper(eps=1.0, gamma_init=1.0), 0),
+    "eps-1-m0.5": (paper(eps=1.0, stats_momentum=0.5), 0),
+    "eps-1-gamma-1-m0.5": (paper(eps=1.0, gamma_init=1.0, stats_momentum=0.5), 0),
+    "eps-3-gamma-1-m0.5": (paper(eps=3.0, gamma_init=1.0, stats_momentum=0.5), 0),
+    "cooijmans-refresh": (paper(refresh_batches=16), 0),
+    "eps-1e-2-refresh": (paper(eps=1e-2, refresh_batches=16), 0),
+    "eps-1-refresh": (paper(eps=1.0, refresh_batches=16), 0),
+    "default": ({}, 0),                # bnlstm.TRAINING_DEFAULTS: the command's model
 }
 
 
@@ -69,6 +80,8 @@ def option_label(r):
     label = f"x_stats={r['x_stats']}"
     if r.get("gamma_init", 0.1) != 0.1:
         label += f", gamma_init={r['gamma_init']}"
+    if r.get("refresh_batches", 0):
+        label += f", refresh_batches={r['refresh_batches']}"
     if r.get("stats_momentum", 0.1) != 0.1:
         label += f", stats_momentum={r['stats_momentum']}"
     if r["train_stats"] != "batch":
@@ -83,8 +96,9 @@ def effective_options(options):
     import inspect
     sig = {**inspect.signature(bnlstm.forward).parameters,
            **inspect.signature(bnlstm.init).parameters}
-    keys = ("eps", "x_stats", "train_stats", "gamma_init", "stats_momentum")
-    return {k: options.get(k, sig[k].default) for k in keys}
+    given = {**bnlstm.TRAINING_DEFAULTS, **options}
+    keys = ("eps", "x_stats", "train_stats", "gamma_init", "stats_momentum", "refresh_batches")
+    return {k: given.get(k, sig[k].default) for k in keys}
 
 
 def evaluate_both(run_dir):

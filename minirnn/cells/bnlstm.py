@@ -25,6 +25,43 @@ differs from the one at t = 20), while gamma and beta are shared over time:
   of the last one. ``init_statistics`` makes them, ``update_statistics`` returns
   them moved towards a training batch's; nothing is kept in module globals.
 
+Where the statistics come from, and why it matters at test time
+(``tutorials/09_recurrent_normalization.md``, "Train/test mismatch"; the row-MNIST
+measurements in ``docs/results.md``). Forward options:
+
+* ``eps`` (1e-5, the paper's): inside every ``sqrt(var + eps)``. It also caps the
+  gain of a feature that is (nearly) constant over the batch, ``gamma / sqrt(eps)``:
+  blank border rows and the zero initial state make such features, and there a
+  population mean that is off by d moves the output by ``gamma * d / sqrt(eps)``
+  while the batch's own mean removes it exactly. eps = 1 keeps that gain at gamma.
+* ``x_stats``: the statistics of ``x_t W``: "step" (per timestep, the paper),
+  "shared" (one set over the batch and all timesteps, computed once before the
+  loop; its population statistics have one row) or "none" (``x_t W`` is not
+  normalized; ``gamma_x`` then scales nothing and gets a zero gradient).
+* ``train_stats``, what a training forward normalizes with: "batch" (the paper),
+  "renorm" (batch renormalization, Ioffe 2017: ``xhat = xhat_batch * r + d`` with
+  ``r = clip(sigma_B / sigma, 1/rmax, rmax)``, ``d = clip((mu_B - mu) / sigma,
+  -dmax, dmax)`` against the population's mu and sigma, r and d constants in
+  backward; ``renorm_rmax`` 3, ``renorm_dmax`` 5) or "population" (the given
+  population statistics, held constant and not updated: fine-tuning with frozen
+  statistics). The last two need ``stats`` in training too.
+* ``eval_stats``, what an evaluation forward normalizes with: "population" (the
+  default, and the honest one: an example's output does not depend on the rest of
+  its batch) or "batch" (each evaluation batch's own statistics; a diagnostic,
+  ``python -m minirnn eval RUN --bn-stats batch``).
+* ``stats_momentum`` (0.1): the weight of a new batch in the moving average that
+  ``update_statistics`` keeps.
+* ``refresh_batches`` (0): read by ``nn.Recurrent``, which keeps its last that
+  many training inputs and, when switched to evaluation, replaces the moving
+  average by ``population_statistics`` of them with the current parameters. The
+  moving average describes the parameters of several optimizer steps ago.
+
+``TRAINING_DEFAULTS`` = eps 1, ``gamma_init`` 1, ``refresh_batches`` 16: what a model
+built by ``minirnn.nn`` (and so ``python -m minirnn train --cell bnlstm``) starts
+from, under the options it is given; on row-MNIST it evaluates with population
+statistics as well as with batch statistics, and as well as the LSTM. The
+functions' own defaults stay the paper's, which the tutorial derives.
+
 Option ``carry_normalized_c=True`` is the Qiita BN-LSTM note's variant: the normalized
 cell ``BN(c_t)`` is what is carried to the next step (``c_t = BN(f*c_{t-1} + i*g)``),
 not only what enters the tanh. The tutorial shows the difference.
@@ -56,9 +93,10 @@ Parameters::
 
     W: (input, 4H)  U: (H, 4H)  b: (4H,)  gamma_x, gamma_h: (4H,)  gamma_c, beta_c: (H,)
 
-``gamma`` starts at 0.1 for all three (the paper: with gamma 1 the normalized
-pre-activations saturate the sigmoids and tanh and the gradient vanishes), beta
-at 0, ``b`` at 0 except ``forget_bias`` (default 1) in its f block.
+``gamma`` starts at ``gamma_init`` = 0.1 for all three (the paper: with gamma 1 and a
+small eps the normalized pre-activations saturate the sigmoids and tanh; with eps 1,
+``(z - mean) / sqrt(var + 1)`` is smaller, and ``TRAINING_DEFAULTS`` start at 1),
+beta at 0, ``b`` at 0 except ``forget_bias`` (default 1) in its f block.
 
 Code names: ``bx`` = BN(x_t W) for every t, computed before the loop (it does not
 depend on h); ``xhat_*``/``inv_std_*``
