@@ -20,6 +20,7 @@ what ``backward`` needs; the row m = 1 shows what that and the masking cost when
 nothing is skipped.
 """
 import argparse
+import functools
 import math
 import time
 
@@ -74,9 +75,9 @@ def main():
             np.testing.assert_allclose(hs_sparse, hs, atol=1e-5)
             assert info["macs"] == vclstm.macs(cache)["needed"]
             (dense_ms, sparse_ms, lstm_ms), (_, speedup, vs_lstm) = paired_ms(
-                [lambda: vclstm.forward(params, x, **OPTIONS),
-                 lambda: vclstm_sparse.forward_sparse(params, x, **OPTIONS),
-                 lambda: lstm.forward(plain, x)], args.repeats)
+                [functools.partial(vclstm.forward, params, x, **OPTIONS),
+                 functools.partial(vclstm_sparse.forward_sparse, params, x, **OPTIONS),
+                 functools.partial(lstm.forward, plain, x)], args.repeats)
             rows.append((m, cache["metrics"]["update_fraction"],
                          info["macs"] / info["dense_macs"], dense_ms, sparse_ms, speedup,
                          lstm_ms, lstm_ms / sparse_ms))

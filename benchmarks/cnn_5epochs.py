@@ -93,7 +93,7 @@ def figure(out, groups):
     left.set(xlabel="step (batch 100)", ylabel="validation accuracy %", ylim=(96, 99.5),
              title="validation accuracy after each epoch (seed 0)")
     left.legend(fontsize=8)
-    for k, (group, accs) in enumerate(groups.items()):
+    for k, accs in enumerate(groups.values()):
         right.plot(np.full(len(accs), k), 100 * np.array(accs), "o", alpha=0.7)
         right.plot([k - 0.2, k + 0.2], [100 * np.mean(accs)] * 2, "k-")
     right.axhline(99.0, color="gray", linestyle="--", label="target 99.0%")

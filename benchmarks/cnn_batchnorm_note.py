@@ -196,7 +196,8 @@ def summarize(results, out, print_fn=print):
         print_fn(f"| {r['label']} | {r['seed']} | {100 * r['test_accuracy']:.2f}% | "
                  f"{r['test_cost']:.3f} | {100 * r['test_clipped']:.1f}% | "
                  f"{', '.join(map(str, dead)) or '-'} | {np.mean(r['train_cost'][-100:]):.3f} | "
-                 f"{r['seconds_per_epoch']:.0f} ({r.get('cpu_seconds_per_epoch', float('nan')):.0f}) "
+                 f"{r['seconds_per_epoch']:.0f} "
+                 f"({r.get('cpu_seconds_per_epoch', float('nan')):.0f}) "
                  f"| {r['epochs']} | {r['train_images']} |")
     summary = [{k: v for k, v in r.items() if k != "train_cost"} |
                {"train_cost_every_step": r["train_cost"]} for r in results]

@@ -153,11 +153,11 @@ def main():
     for label, runs in results.items():
         solved = ",".join("-" if r["solved"] is None else str(r["solved"]) for r in runs)
         each = " ".join(f"{r['eval_accuracy']:.2f}" for r in runs)
-        mean = lambda key: np.mean([r[key] for r in runs])
+        mean = {key: np.mean([r[key] for r in runs]) for key in ("eval_accuracy", "train_accuracy")}
         c_eval = np.mean([r["eval_c_norm"][-1] for r in runs])
         c_train = np.mean([r["train_c_norm"][-1] for r in runs])
-        print(f"{label:18} {solved:>24} {each:>34} {mean('eval_accuracy'):5.3f} "
-              f"{mean('train_accuracy'):10.3f} {c_eval:10.3g} {c_train:11.3g}")
+        print(f"{label:18} {solved:>24} {each:>34} {mean['eval_accuracy']:5.3f} "
+              f"{mean['train_accuracy']:10.3f} {c_eval:10.3g} {c_train:11.3g}")
 
     import matplotlib
     matplotlib.use("Agg")

@@ -44,6 +44,7 @@ machine, most of it compiling and lever 4.
 import argparse
 import contextlib
 import datetime
+import functools
 import json
 import os
 import platform
@@ -343,7 +344,8 @@ def lever_subnormals(rng):
     for label, dhs in (("gradient at the last step only", last),
                        ("gradient at every step", every)):
         (t_before, t_after), (_, ratio) = paired(
-            [lambda: gru.backward(params, dhs, cache), lambda: flushed(dhs)], repeats=5)
+            [functools.partial(gru.backward, params, dhs, cache),
+             functools.partial(flushed, dhs)], repeats=5)
         print(row(label, 1e3 * t_before, 1e3 * t_after, ratio, "ms"))
 
 
@@ -418,8 +420,8 @@ def lever_reassoc(rng):
                         ln_forward_2d(x, gain, shift, 1e-5)):
             np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5)  # a rounding error apart
         (t_before, t_after), (_, ratio) = paired(
-            [lambda: ln_forward_2d_strict(x, gain, shift, 1e-5),
-             lambda: ln_forward_2d(x, gain, shift, 1e-5)], repeats=200, number=50)
+            [functools.partial(ln_forward_2d_strict, x, gain, shift, 1e-5),
+             functools.partial(ln_forward_2d, x, gain, shift, 1e-5)], repeats=200, number=50)
         print(row(f"ln_forward_2d on ({B}, {F}) float32", 1e6 * t_before, 1e6 * t_after,
                   ratio, "us per call"))
 

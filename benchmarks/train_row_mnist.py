@@ -34,7 +34,8 @@ def finished(run_dir, config=None):
     in ``run_dir`` counts, whatever its settings."""
     try:
         saved = json.loads((run_dir / "config.json").read_text())
-        records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+        records = [json.loads(line)
+                   for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     except (OSError, ValueError):
         return None
     test = [r for r in records if r["split"] == "test"]

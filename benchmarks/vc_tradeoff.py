@@ -241,12 +241,13 @@ def table(runs, results, out):
     print()
     for r in results:
         if r["cell"] != "lstm":
+            within = r["corr_K_ink_within_example"]
             print(f"{r['name']}: K/H {r['hidden_update_fraction']:.3f}, Kx/I "
                   f"{r['mean_Kx'] / 28:.3f}, std m {r['std_m']:.3f} (within an example "
                   f"{r['std_m_within_example']:.3f}), fractional mask entries "
                   f"{r['fractional_mask_entries']:.4f}, corr(K_t, ink of row t): pooled "
                   f"{r['corr_K_ink_pooled']:+.3f}, within examples "
-                  f"{r['corr_K_ink_within_example'] if r['corr_K_ink_within_example'] is None else round(r['corr_K_ink_within_example'], 3)}")
+                  f"{within if within is None else round(within, 3)}")
 
 
 def figures(results, out):
@@ -304,7 +305,8 @@ def figures(results, out):
     if shown:
         digits = 4
         cols = 1 + len(shown)
-        fig, axes = plt.subplots(digits + 1, cols, figsize=(2.0 + 2.6 * len(shown), 2.3 * (digits + 1)),
+        fig, axes = plt.subplots(digits + 1, cols,
+                                 figsize=(2.0 + 2.6 * len(shown), 2.3 * (digits + 1)),
                                  gridspec_kw={"width_ratios": [1] + [2.2] * len(shown)},
                                  squeeze=False)
         x, y = shown[0][1]["x"], shown[0][1]["y"]

@@ -53,7 +53,8 @@ def step_flops(cell, batch, time_steps, input_size, hidden, n_classes=10):
     Forward: x W and h U over all steps, the head; backward: three products for
     each (the input gradient and the weight gradient of each product)."""
     g = GATES.get(cell, 4) * hidden
-    forward = 2 * batch * time_steps * (input_size * g + hidden * g) + 2 * batch * hidden * n_classes
+    forward = (2 * batch * time_steps * (input_size * g + hidden * g)
+               + 2 * batch * hidden * n_classes)
     return 3 * forward
 
 

@@ -102,8 +102,8 @@ def set_bn_statistics(model, which):
 
 def cmd_eval(args):
     from .runs import CONFIG, check_cell_options
-    from .train import evaluate, load_trained_model
     from .threads import blas_threads
+    from .train import evaluate, load_trained_model
     if args.batch_size < 1:
         raise OptionError(f"--batch-size: expected a positive integer, got {args.batch_size}")
     with blas_threads(args.blas_threads):
@@ -130,11 +130,12 @@ def cmd_plot(args):
 
 
 def cmd_bench(args):
+    import numpy as np
+
     from .bench import format_table, run
     from .memory import keep_freed_memory
     from .subnormals import flush_subnormals
     from .threads import blas_threads
-    import numpy as np
     sizes = dict(batch=args.batch, time_steps=args.time, input_size=args.input, hidden=args.hidden)
     if args.pixel_mnist:
         sizes.update(time_steps=784, input_size=1)

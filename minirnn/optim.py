@@ -149,7 +149,7 @@ class Optimizer(ABC):
             g = np.asarray(grads[key], dtype=p.dtype)
             self._update(key, p, g)
 
-    def _begin_step(self):
+    def _begin_step(self):  # noqa: B027  (a hook: most optimizers need nothing here)
         """Hook for state shared by all parameters (Adam's step count)."""
 
     @abstractmethod

@@ -24,8 +24,9 @@ repay it; ``benchmarks/threads.py`` measures both.
 threads; each shard computes alone, with one BLAS thread and subnormals
 flushed, and the shard gradients are added in shard order on the calling
 thread. Which thread ran which shard changes nothing, so any number of
-threads gives bit-identical parameters (``tests/test_parallel.py``). The rounding is that of the shards: the unsplit
-batch gives the same gradients to float rounding, not to the bit.
+threads gives bit-identical parameters (``tests/test_parallel.py``). The
+rounding is that of the shards: the unsplit batch gives the same gradients to
+float rounding, not to the bit.
 
 **What cannot be split** keeps one shard, the whole batch on the calling thread,
 exactly as ``model.loss_and_backward``:

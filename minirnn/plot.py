@@ -34,7 +34,7 @@ def plot_runs(run_dirs, out_path, title=None):
     fig, axes = plt.subplots(1, 2 if has_accuracy else 1, figsize=(12 if has_accuracy else 6, 4.5),
                              squeeze=False)
     panels = [("loss", axes[0, 0])] + ([("accuracy", axes[0, 1])] if has_accuracy else [])
-    for k, ((d, config, records), label) in enumerate(zip(runs, labels)):
+    for k, ((_, _, records), label) in enumerate(zip(runs, labels)):
         color = f"C{k % 10}"
         for key, ax in panels:
             train = [r for r in records if r["split"] == "train" and r.get(key) is not None]

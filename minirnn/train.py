@@ -26,8 +26,17 @@ from .memory import keep_freed_memory
 from .nn import CNNClassifier, Recurrent, SequenceClassifier, SequenceRegressor
 from .optim import clip_grad_norm, exponential_lr, make_optimizer, sharpness_at
 from .parallel import ShardedStep
-from .runs import (CHECKPOINT, CONFIG, CURVES, METRICS, MetricsLog, TrainConfig, read_config,
-                   read_metrics, write_config)
+from .runs import (
+    CHECKPOINT,
+    CONFIG,
+    CURVES,
+    METRICS,
+    MetricsLog,
+    TrainConfig,
+    read_config,
+    read_metrics,
+    write_config,
+)
 from .subnormals import flush_subnormals
 from .tasks import load_task
 from .threads import blas_threads
@@ -290,7 +299,7 @@ def _train(config, out, resume, progress, stop_after_steps, data_root, print_fn,
                "seconds_per_epoch": (float(np.mean(epoch_times)) if epoch_times else None),
                "run_dir": str(out)}
     try:
-        from .plot import plot_runs    # matplotlib is loaded only when a run ends
+        from .plot import plot_runs  # matplotlib is loaded only when a run ends
         plot_runs([out], out / CURVES)
         summary["curves"] = str(out / CURVES)
     except Exception as err:                      # a plot must never lose a finished run

@@ -268,7 +268,8 @@ def test_bad_x_is_named_with_expected_and_actual(bad_x, message):
 def test_bad_state_and_params_are_named():
     params, x = _lstm_setup()
     h = np.zeros((2, 4), np.float32)
-    with pytest.raises(ValueError, match=r"state c0: expected shape \(2, 4\) = \(batch, hidden\), got \(4,\)"):
+    with pytest.raises(ValueError,
+                       match=r"state c0: expected shape \(2, 4\) = \(batch, hidden\), got \(4,\)"):
         lstm.forward(params, x, (h, np.zeros(4, np.float32)))
     with pytest.raises(TypeError, match=r"state: expected a tuple \(h, c\) for an LSTM"):
         lstm.forward(params, x, h)
@@ -292,7 +293,8 @@ def test_gru_convention_mismatch_and_bad_upstream_gradient():
     with pytest.raises(KeyError, match="reset_after=False expects no recurrent bias 'bh'"):
         gru.forward(p, x)
     hs, cache = gru.forward(p, x, reset_after=True)
-    with pytest.raises(ValueError, match=r"dhs: expected shape \(2, 5, 4\) like the outputs hs, got \(2, 4\)"):
+    with pytest.raises(ValueError,
+                       match=r"dhs: expected shape \(2, 5, 4\) like the outputs hs, got \(2, 4\)"):
         gru.backward(p, hs[:, 0], cache)
 
 

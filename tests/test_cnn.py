@@ -7,9 +7,13 @@ from hypothesis import strategies as st
 
 from minirnn import functional as F
 from minirnn import gradcheck
-from minirnn.nn import CNNClassifier, Conv2D, MaxPool2D, ReLU
-from minirnn.nn.cnn import (clipped_cross_entropy_backward, clipped_cross_entropy_forward,
-                            softmax_backward, softmax_forward)
+from minirnn.nn import CNNClassifier, MaxPool2D, ReLU
+from minirnn.nn.cnn import (
+    clipped_cross_entropy_backward,
+    clipped_cross_entropy_forward,
+    softmax_backward,
+    softmax_forward,
+)
 
 TOL = gradcheck.TOLERANCE
 seeds = st.integers(0, 2**31 - 1)
@@ -102,11 +106,13 @@ def test_the_gradient_check_catches_a_broken_col2im():
 
 def test_conv2d_errors_name_the_argument():
     x, W, b = np.zeros((2, 3, 5, 5)), np.zeros((4, 3, 3, 3)), np.zeros(4)
-    with pytest.raises(ValueError, match=r"W: expected shape \(F, 3, KH, KW\) .* got \(4, 2, 3, 3\)"):
+    with pytest.raises(ValueError,
+                       match=r"W: expected shape \(F, 3, KH, KW\) .* got \(4, 2, 3, 3\)"):
         F.conv2d_forward(x, np.zeros((4, 2, 3, 3)), b)
     with pytest.raises(ValueError, match=r"b: expected shape \(4,\) = \(F,\) .* got \(3,\)"):
         F.conv2d_forward(x, W, np.zeros(3))
-    with pytest.raises(ValueError, match=r"x: expected shape \(N, C, H, W\), got \(3, 5, 5\).*x\[:, None\]"):
+    with pytest.raises(ValueError,
+                       match=r"x: expected shape \(N, C, H, W\), got \(3, 5, 5\).*x\[:, None\]"):
         F.conv2d_forward(x[0], W, b)
     with pytest.raises(ValueError, match=r"x: the 3x3 kernel does not fit .* is 2x2"):
         F.conv2d_forward(np.zeros((1, 3, 2, 2)), W, b)
@@ -178,7 +184,8 @@ def test_maxpool_routing_and_tie_rule_by_hand():
 
 
 def test_pool_and_flatten_errors_and_dtypes():
-    with pytest.raises(ValueError, match=r"x: expected height >= 2 and width >= 2 .* \(1, 1, 1, 4\)"):
+    with pytest.raises(ValueError,
+                       match=r"x: expected height >= 2 and width >= 2 .* \(1, 1, 1, 4\)"):
         F.maxpool2d_forward(np.zeros((1, 1, 1, 4)), 2)
     with pytest.raises(ValueError, match="x: expected shape"):
         F.maxpool2d_forward(np.zeros((4, 4)), 2)
@@ -393,7 +400,8 @@ def test_qiita_cnn_architecture_and_initialisation():
 
 def test_model_input_errors():
     model = CNNClassifier(batchnorm=False, rng=np.random.default_rng(0))
-    with pytest.raises(ValueError, match=r"x: expected shape \(N, 1, 28, 28\).*got \(2, 28, 28\); add the channel axis"):
+    with pytest.raises(ValueError, match=r"x: expected shape \(N, 1, 28, 28\).*"
+                                         r"got \(2, 28, 28\); add the channel axis"):
         model.predict(np.zeros((2, 28, 28)))
     with pytest.raises(ValueError, match=r"got \(2, 1, 27, 28\)"):
         model.predict(np.zeros((2, 1, 27, 28)))

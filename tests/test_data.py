@@ -379,7 +379,8 @@ def test_kaggle_train_and_test_csv(tmp_path):
     "header, rows, words",
     [
         (["label"] + PIXELS[:-1], [[1] + [0] * 783], ["785 columns", "784 columns", "(nothing)"]),
-        (["label"] + PIXELS[:5] + ["pixelX"] + PIXELS[6:], [], ["column 6", "'pixelX'", "'pixel5'"]),
+        (["label"] + PIXELS[:5] + ["pixelX"] + PIXELS[6:], [],
+         ["column 6", "'pixelX'", "'pixel5'"]),
         (["id"] + PIXELS, [], ["column 0", "'id'"]),
         (["label"] + PIXELS, [[1] + [0] * 784, [1] + [0] * 783], ["785 integer columns"]),
         (["label"] + PIXELS, [[1] + [0] * 783], ["header has 785", "rows have 784"]),

@@ -20,7 +20,7 @@ from urllib.parse import unquote, urlsplit
 import pytest
 
 cmarkgfm = pytest.importorskip("cmarkgfm", reason="needs cmarkgfm: pip install -e '.[test]'")
-from cmarkgfm.cmark import Options
+from cmarkgfm.cmark import Options  # noqa: E402  (only once cmarkgfm is known to be there)
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -347,8 +347,8 @@ def test_over_several_steps_the_mean_differs_from_the_dropout_free_output_at_sec
 # ---------------------------------------------------------------- through the layers
 
 def test_recurrent_layer_and_training_config_pass_the_options(tmp_path):
-    from minirnn.nn import SequenceClassifier
     from minirnn.cli import build_parser
+    from minirnn.nn import SequenceClassifier
     args = build_parser().parse_args(
         ["train", "--cell-option", "recurrent_dropout=0.2", "--cell-option", "dropout_where=update",
          "--cell-option", "dropout_shared=true", "--cell-option", "dropout_per=sequence"])

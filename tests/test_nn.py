@@ -97,7 +97,8 @@ def test_dropout_inverted_scaling_and_modes():
 
 
 def test_train_eval_propagates_to_layers():
-    model = Sequential(Dense(2, 3, rng=np.random.default_rng(0)), Dropout(0.5, rng=np.random.default_rng(0)))
+    model = Sequential(Dense(2, 3, rng=np.random.default_rng(0)),
+                       Dropout(0.5, rng=np.random.default_rng(0)))
     model.eval()
     assert not any(layer.training for layer in model.layers)
     model.train()

@@ -405,7 +405,7 @@ def test_against_pytorch_when_it_is_installed():
         gamma, beta = rng.standard_normal(Fd), rng.standard_normal(Fd)
         rm, rv = np.zeros(Fd), np.ones(Fd)
         t_rm, t_rv = torch.zeros(Fd, dtype=torch.float64), torch.ones(Fd, dtype=torch.float64)
-        for step in range(2):
+        for _ in range(2):
             x, dy = rng.standard_normal(shape), rng.standard_normal(shape)
             y, cache = F.batchnorm_forward(x, gamma, beta, running_mean=rm, running_var=rv,
                                            momentum=0.1, convention="pytorch")
@@ -743,7 +743,7 @@ def test_batchnorm_layer_reproduces_the_stack_overflow_question():
     layer = BatchNorm(H, momentum=0.4, convention="tensorflow")
     assert (layer.momentum, layer.eps, layer.params["gamma"].dtype) == (0.4, 1e-3, np.float32)
     moving_mean, moving_var = np.zeros(H), np.ones(H)
-    for step in range(2):
+    for _ in range(2):
         outputs = (2 * rng.standard_normal((8, 6, H)) + 1).astype(np.float32)
         mean = outputs.astype(np.float64).mean(axis=(0, 1))
         var = outputs.astype(np.float64).var(axis=(0, 1))

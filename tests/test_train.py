@@ -173,7 +173,8 @@ def test_cli_train_eval_plot_end_to_end(tmp_path):
 
     res = run_cli("eval", "a", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
-    assert f"test: loss {test_record['loss']:.4f}, accuracy {test_record['accuracy']:.4f}" in res.stdout
+    expected = f"test: loss {test_record['loss']:.4f}, accuracy {test_record['accuracy']:.4f}"
+    assert expected in res.stdout
 
     res = run_cli("train", *common, "--cell", "gru", "--cell-option", "reset_after=true",
                   "--out", "b", cwd=tmp_path)
@@ -207,9 +208,11 @@ def test_cli_trains_the_cnn_on_idx_files_and_on_a_kaggle_csv(tmp_path):
     from minirnn.data import load_mnist
     (x, y), _ = load_mnist()
     rows = ["label," + ",".join(f"pixel{i}" for i in range(784))]
-    rows += [f"{label}," + ",".join(map(str, image.ravel())) for image, label in zip(x[:300], y[:300])]
+    rows += [f"{label}," + ",".join(map(str, image.ravel()))
+             for image, label in zip(x[:300], y[:300])]
     (tmp_path / "train.csv").write_text("\n".join(rows) + "\n")
-    common = ["--task", "mnist", "--model", "cnn", "--limit", "200", "--batch-size", "50", "--quiet"]
+    common = ["--task", "mnist", "--model", "cnn", "--limit", "200", "--batch-size", "50",
+              "--quiet"]
     res = run_cli("train", *common, "--out", "idx", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     assert "test accuracy" in res.stdout

@@ -47,8 +47,12 @@ import numpy as np
 from numba import njit
 
 from ..functional.activations import sigmoid, tanh
-from ..functional.layernorm import (ln_backward_2d, ln_backward_2d_into, ln_forward_2d,
-                                    ln_forward_2d_into)
+from ..functional.layernorm import (
+    ln_backward_2d,
+    ln_backward_2d_into,
+    ln_forward_2d,
+    ln_forward_2d_into,
+)
 from ..initializers import gate_blocks, glorot_uniform, orthogonal
 from ._checks import check_gradients, check_inputs, check_state
 from ._dropout import apply_mask, kernel_mask, mask_at, recurrent_masks

@@ -76,8 +76,12 @@ gain and shift differs).
 import numpy as np
 from numba import njit
 
-from ..functional.layernorm import (ln_backward_2d, ln_backward_2d_into, ln_forward_2d,
-                                    ln_forward_2d_into)
+from ..functional.layernorm import (
+    ln_backward_2d,
+    ln_backward_2d_into,
+    ln_forward_2d,
+    ln_forward_2d_into,
+)
 from ..initializers import gate_blocks, glorot_uniform, orthogonal
 from ._checks import check_gradients, check_inputs, check_lstm_state
 from ._dropout import apply_mask, lstm_kernel_masks, mask_at, recurrent_masks

@@ -456,8 +456,10 @@ def bn_renorm_train_2d_into(x, gamma, beta, eps, pop_mean, pop_var, rmax, dmax, 
     biased variance (written to mean, var: (F,)) and sigma_B = sqrt(var + eps),
     sigma = sqrt(pop_var + eps)::
 
-        r = clip(sigma_B / sigma, 1/rmax, rmax)      d = clip((mean - pop_mean) / sigma, -dmax, dmax)
-        xhat_b = (x - mean) / sigma_B                y = gamma * (xhat_b * r + d) + beta
+        r = clip(sigma_B / sigma, 1/rmax, rmax)
+        d = clip((mean - pop_mean) / sigma, -dmax, dmax)
+        xhat_b = (x - mean) / sigma_B
+        y = gamma * (xhat_b * r + d) + beta
 
     Unclipped, ``xhat_b * r + d = (x - pop_mean) / sigma``: the population's
     normalization, which is what evaluation uses; clipped, it stays near the

@@ -48,7 +48,6 @@ from numba import njit
 from .batchnorm import as_dtype_of
 from .checks import check_eps, check_float_array, check_upstream, check_vector
 
-
 # Reassociation lets the row sums vectorize (see the module docstring).
 _FAST = {"reassoc"}
 

@@ -12,7 +12,8 @@ $$\mathrm{out}_{n c i j} = \max_{u, v}\, x_{n, c,\, s i + u,\, s j + v}.$$
 winning entry and ignores the others, so the whole upstream gradient goes to the
 winner and nothing to the rest:
 
-$$\frac{\partial L}{\partial x_{n c p q}} = \sum_{(i, j):\ (p, q) = \arg\max \text{ of window } (i, j)}
+$$\frac{\partial L}{\partial x_{n c p q}} =
+\sum_{(i, j):\ (p, q) = \arg\max \text{ of window } (i, j)}
 \frac{\partial L}{\partial\, \mathrm{out}_{n c i j}} .$$
 
 (The sum matters only when windows overlap, ``stride < size``, and one pixel wins

@@ -76,7 +76,8 @@ def normalize_backward(dy, cache):
     xhat, r, d = cache["xhat"], cache["r"], cache["d"]
     dxhat = dy * cache["gamma"] * r                 # batch norm's backward, gain gamma * r
     M = len(dy)
-    dz = (M * dxhat - dxhat.sum(axis=0) - xhat * (dxhat * xhat).sum(axis=0)) / (M * cache["sigma_b"])
+    dz = ((M * dxhat - dxhat.sum(axis=0) - xhat * (dxhat * xhat).sum(axis=0))
+          / (M * cache["sigma_b"]))
     return dz, (dy * (xhat * r + d)).sum(axis=0), dy.sum(axis=0)
 
 

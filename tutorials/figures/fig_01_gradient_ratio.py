@@ -53,7 +53,8 @@ def draw(out_dir):
     colors = ax.legend(title="colour: spectral radius", fontsize=9.5, title_fontsize=9.5,
                        loc="lower left", framealpha=0.95)
     ax.add_artist(colors)
-    styles = [plt.Line2D([], [], color="k", lw=2.2), plt.Line2D([], [], color="k", lw=0.8, alpha=0.4),
+    styles = [plt.Line2D([], [], color="k", lw=2.2),
+              plt.Line2D([], [], color="k", lw=0.8, alpha=0.4),
               plt.Line2D([], [], color="k", lw=1.2, ls="--")]
     ax.legend(styles, [f"measured, mean of {B} examples", "measured, each example",
                        r"$\rho^T$: bound if $\rho < 1$; exact if $x = 0$"],
