@@ -37,12 +37,12 @@ def _compile_each_kernel_in_one_process_at_a_time():
         return
     lock_dir = Path(tempfile.gettempdir()) / f"minirnn-numba-locks-{os.getuid()}"
     lock_dir.mkdir(exist_ok=True)
-    held = set()                                  # a kernel compiling its own callee
+    held = set()                                  # the kernels whose lock we hold
     compile_unlocked = Dispatcher.compile
 
     def compile(self, sig):
         index = getattr(getattr(self._cache, "_cache_file", None), "_index_path", None)
-        if index is None or index in held:        # not cached on disk, or ours already
+        if index is None or index in held:        # not cached on disk, or locked by us
             return compile_unlocked(self, sig)
         args, _ = sigutils.normalize_signature(sig)
         if tuple(args) in self.overloads:         # compiled or loaded in this process

@@ -18,6 +18,8 @@ import subprocess
 import sys
 import tempfile
 
+import numba
+
 # Reads one JSON-encoded script per line, runs it with its stdout captured and
 # answers with one JSON line: {"stdout": ...} or {"error": traceback}.
 _SERVER = r"""
@@ -77,7 +79,6 @@ def run_plain(script):
 def run_compiled(script):
     """The JSON that ``script`` prints with the JIT on: in this process, unless this
     process runs with the JIT off, in which case in a fresh interpreter with it on."""
-    import numba
     if numba.config.DISABLE_JIT:
         env = dict(os.environ, NUMBA_DISABLE_JIT="0")
         res = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
