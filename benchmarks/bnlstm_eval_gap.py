@@ -71,6 +71,7 @@ CANDIDATES = {
     "cooijmans-refresh": (paper(refresh_batches=16), 0),
     "eps-1e-2-refresh": (paper(eps=1e-2, refresh_batches=16), 0),
     "eps-1-refresh": (paper(eps=1.0, refresh_batches=16), 0),
+    "eps-1-gamma-1-refresh": (paper(eps=1.0, gamma_init=1.0, refresh_batches=16), 0),
     "default": ({}, 0),                # bnlstm.TRAINING_DEFAULTS: the command's model
 }
 

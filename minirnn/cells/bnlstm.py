@@ -56,11 +56,11 @@ measurements in ``docs/results.md``). Forward options:
   average by ``population_statistics`` of them with the current parameters. The
   moving average describes the parameters of several optimizer steps ago.
 
-``TRAINING_DEFAULTS`` = eps 1, ``gamma_init`` 1, ``refresh_batches`` 16: what a model
-built by ``minirnn.nn`` (and so ``python -m minirnn train --cell bnlstm``) starts
-from, under the options it is given; on row-MNIST it evaluates with population
-statistics as well as with batch statistics, and as well as the LSTM. The
-functions' own defaults stay the paper's, which the tutorial derives.
+``TRAINING_DEFAULTS`` = eps 1, ``x_stats`` "shared", ``refresh_batches`` 16: what a
+model built by ``minirnn.nn`` (and so ``python -m minirnn train --cell bnlstm``)
+starts from, under the options it is given; on row-MNIST it evaluates with
+population statistics as well as with batch statistics, and as well as the LSTM.
+The functions' own defaults stay the paper's, which the tutorial derives.
 
 Option ``carry_normalized_c=True`` is the Qiita BN-LSTM note's variant: the normalized
 cell ``BN(c_t)`` is what is carried to the next step (``c_t = BN(f*c_{t-1} + i*g)``),
@@ -93,9 +93,8 @@ Parameters::
 
     W: (input, 4H)  U: (H, 4H)  b: (4H,)  gamma_x, gamma_h: (4H,)  gamma_c, beta_c: (H,)
 
-``gamma`` starts at ``gamma_init`` = 0.1 for all three (the paper: with gamma 1 and a
-small eps the normalized pre-activations saturate the sigmoids and tanh; with eps 1,
-``(z - mean) / sqrt(var + 1)`` is smaller, and ``TRAINING_DEFAULTS`` start at 1),
+``gamma`` starts at ``gamma_init`` = 0.1 for all three (the paper: with gamma 1 the
+normalized pre-activations saturate the sigmoids and tanh and the gradient vanishes),
 beta at 0, ``b`` at 0 except ``forget_bias`` (default 1) in its f block.
 
 Code names: ``bx`` = BN(x_t W) for every t, computed before the loop (it does not
@@ -129,7 +128,7 @@ DROPOUT_PLACEMENTS = ("update", "hidden", "cell")
 # What a model built by minirnn.nn starts from (so `python -m minirnn train --cell
 # bnlstm`), under the options it is given; the functions' own defaults are the paper's.
 # The module docstring says why.
-TRAINING_DEFAULTS = {"eps": 1.0, "gamma_init": 1.0, "refresh_batches": 16}
+TRAINING_DEFAULTS = {"eps": 1.0, "x_stats": "shared", "refresh_batches": 16}
 _P = {"recurrent_dropout": 0.3}
 GRADCHECK_CASES = ({}, {"carry_normalized_c": True}, {"training": False},
                    {"training": False, "carry_normalized_c": True},
