@@ -1103,7 +1103,7 @@ def test_recurrent_layer_renorm_and_frozen_statistics():
     renorm.train().forward(x)
     first = copy.deepcopy(renorm.stats)
     hs = renorm.forward(x)
-    want, _ = bnlstm.forward(renorm.params, x, train_stats="renorm", eps=1.0, stats=first)
+    want, _ = bnlstm.forward(renorm.params, x, stats=first, **renorm.forward_options)
     np.testing.assert_array_equal(hs, want)
     assert not np.allclose(renorm.stats["mean_c"], first["mean_c"])
     frozen = Recurrent("bnlstm", 3, 4, rng=np.random.default_rng(0), eps=1.0)
@@ -1111,8 +1111,9 @@ def test_recurrent_layer_renorm_and_frozen_statistics():
     frozen.set_option("train_stats", "population")
     kept = copy.deepcopy(frozen.stats)
     hs = frozen.forward(x)
-    np.testing.assert_array_equal(hs, bnlstm.forward(frozen.params, x, training=False, eps=1.0,
-                                                     stats=kept)[0])
+    fwd = {k: v for k, v in frozen.forward_options.items() if k != "train_stats"}
+    np.testing.assert_array_equal(hs, bnlstm.forward(frozen.params, x, training=False,
+                                                     stats=kept, **fwd)[0])
     for key in kept:
         np.testing.assert_array_equal(frozen.stats[key], kept[key])
 
@@ -1166,7 +1167,8 @@ def test_recurrent_layer_keeps_and_uses_bnlstm_statistics(tmp_path):
     layer.forward(x2)
     want = bnlstm.update_statistics(want, layer.cache, momentum=0.2)
     for key in want:
-        assert layer.stats[key].shape == (T, 4 * H if not key.endswith("_c") else H)
+        rows = 1 if key.endswith("_x") else T          # x W's statistics shared over time
+        assert layer.stats[key].shape == (rows, 4 * H if not key.endswith("_c") else H)
         np.testing.assert_allclose(layer.stats[key], want[key], rtol=1e-6)
     # eval mode: the population statistics, which stay as they are
     layer.eval()
