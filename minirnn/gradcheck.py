@@ -1,4 +1,4 @@
-"""Finite-difference gradient checking, for any cell module or functional op.
+r"""Finite-difference gradient checking, for any cell module or functional op.
 
 The scalar that is differentiated is ``L = sum(out * R)`` with ``R`` a fixed
 random array: its upstream gradient ``dL/dout = R`` is random, so no term of
@@ -7,12 +7,12 @@ the backward pass can hide behind a symmetric upstream gradient (an all-ones
 
 Every entry of every tensor is perturbed in float64 and the central difference
 
-$$\\frac{\\partial L}{\\partial \\theta_k} \\approx
-\\frac{L(\\theta + h e_k) - L(\\theta - h e_k)}{2h}$$
+$$\frac{\partial L}{\partial \theta_k} \approx
+\frac{L(\theta + h e_k) - L(\theta - h e_k)}{2h}$$
 
 is compared with the analytic gradient by the max-norm relative error
 
-$$\\mathrm{err} = \\frac{\\max_k |a_k - n_k|}{\\max(\\max_k |a_k|, \\max_k |n_k|, 10^{-12})}.$$
+$$\mathrm{err} = \frac{\max_k |a_k - n_k|}{\max(\max_k |a_k|, \max_k |n_k|, 10^{-12})}.$$
 
 With ``h = 1e-6`` the truncation error is ``O(h^2)`` and the rounding error
 about ``1e-16 |L| / h``; a correct gradient lands near ``1e-9``, a wrong one near 1.
@@ -27,15 +27,23 @@ $$\frac{-L(\theta + 2h) + 8 L(\theta + h) - 8 L(\theta - h) + L(\theta - 2h)}{12
 at ``h = 1e-4`` (rounding 100 times smaller, truncation ``O(h^4)``), and the
 smaller of the two errors counts. A wrong gradient stays near 1 in both.
 """
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .cells import CELLS, split_options
+from .types import State
 
 TOLERANCE = 1e-6
 STEP = 1e-6
 
 
-def relative_error(analytic, numeric):
+def relative_error(analytic: ArrayLike, numeric: ArrayLike) -> float:
     """Max-norm relative error between two arrays of the same shape."""
     analytic = np.asarray(analytic, dtype=np.float64)
     numeric = np.asarray(numeric, dtype=np.float64)
@@ -48,7 +56,7 @@ def relative_error(analytic, numeric):
     return float(np.abs(analytic - numeric).max() / scale)
 
 
-def numeric_gradient(f, a, h=STEP):
+def numeric_gradient(f: Callable[[], float], a: np.ndarray, h: float = STEP) -> np.ndarray:
     """Central differences of the scalar function ``f()`` with respect to every
     entry of the float64 array ``a``, which ``f`` reads and which is restored."""
     grad = np.zeros_like(a)
@@ -64,7 +72,8 @@ def numeric_gradient(f, a, h=STEP):
     return grad
 
 
-def fourth_order_gradient(f, a, h=1e-4):
+def fourth_order_gradient(f: Callable[[], float], a: np.ndarray, h: float = 1e-4
+                          ) -> np.ndarray:
     """Like ``numeric_gradient``, with the fourth-order stencil
     (-f(a+2h) + 8 f(a+h) - 8 f(a-h) + f(a-2h)) / 12h for every entry of ``a``."""
     grad = np.zeros_like(a)
@@ -80,7 +89,8 @@ def fourth_order_gradient(f, a, h=1e-4):
     return grad
 
 
-def gradient_error(analytic, f, a, h=STEP):
+def gradient_error(analytic: ArrayLike, f: Callable[[], float], a: np.ndarray,
+                   h: float = STEP) -> float:
     """The relative error of ``analytic`` against central differences of ``f`` in
     ``a``, confirmed with the fourth-order stencil when it is above the tolerance
     (see the module notes)."""
@@ -90,7 +100,10 @@ def gradient_error(analytic, f, a, h=STEP):
     return err
 
 
-def check_function(forward, backward, inputs, *, seed=0, h=STEP):
+def check_function(forward: Callable[..., tuple[np.ndarray, Any]],
+                   backward: Callable[[np.ndarray, Any], np.ndarray | tuple[np.ndarray, ...]],
+                   inputs: dict[str, ArrayLike], *, seed: int = 0,
+                   h: float = STEP) -> dict[str, float]:
     """Check a functional op.
 
     ``forward(**inputs) -> (out, cache)`` and ``backward(dout, cache)`` returning
@@ -109,15 +122,16 @@ def check_function(forward, backward, inputs, *, seed=0, h=STEP):
             for name, a in zip(inputs, analytic)}
 
 
-def make_state(cell, batch, hidden, rng):
+def make_state(cell: ModuleType, batch: int, hidden: int, rng: np.random.Generator) -> State:
     """A random float64 initial state of the cell's kind ((h0, c0) or h0)."""
     n = getattr(cell, "STATE_SIZE", 1)
     parts = tuple(0.5 * rng.standard_normal((batch, hidden)) for _ in range(n))
     return parts if n > 1 else parts[0]
 
 
-def check_cell(cell, *, batch=2, time=3, input_size=3, hidden_size=4, seed=0,
-               options=None, with_state=True, h=STEP):
+def check_cell(cell: ModuleType, *, batch: int = 2, time: int = 3, input_size: int = 3,
+               hidden_size: int = 4, seed: int = 0, options: dict[str, Any] | None = None,
+               with_state: bool = True, h: float = STEP) -> dict[str, float]:
     """Check every parameter, the input and the initial state of a cell module.
 
     Parameters come from ``cell.init`` in float64 with every entry then moved by
@@ -168,7 +182,7 @@ def check_cell(cell, *, batch=2, time=3, input_size=3, hidden_size=4, seed=0,
     return errors
 
 
-def functional_cases():
+def functional_cases() -> list[tuple[str, Callable, Callable, dict[str, np.ndarray]]]:
     """(name, forward, backward, inputs) for every functional op, float64, with
     inputs away from kinks (relu's input is kept away from 0)."""
     from . import functional as F
@@ -217,7 +231,7 @@ def functional_cases():
     ]
 
 
-def run_all(print_fn=print):
+def run_all(print_fn: Callable[[str], object] = print) -> bool:
     """Check every registered cell with each of its option combinations, and every
     functional op; print a table; return True when every row passes."""
     rows = []

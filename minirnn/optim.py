@@ -63,12 +63,16 @@ Schedules
 ``state_dict()`` / ``load_state_dict()`` save and restore everything needed to
 continue a run bit-identically (hyperparameters, step count, per-parameter buffers).
 """
+from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from typing import Any
 
 import numpy as np
 from numba import njit
+
+from .types import Grads, Params
 
 __all__ = [
     "Optimizer",
@@ -117,7 +121,7 @@ class Optimizer(ABC):
     hyper = ()
     buffers = ()
 
-    def __init__(self, params, lr):
+    def __init__(self, params: Params, lr: float) -> None:
         if not isinstance(params, dict):
             raise TypeError(
                 f"params must be a dict name -> np.ndarray, got {type(params).__name__}"
@@ -138,7 +142,7 @@ class Optimizer(ABC):
         for buf in self.buffers:
             setattr(self, buf, {key: np.zeros_like(p) for key, p in params.items()})
 
-    def step(self, grads):
+    def step(self, grads: Grads) -> None:
         """Update every parameter in place from ``grads`` (same keys and shapes)."""
         _check_same_arrays("params", self._shapes, self.params)
         _check_same_arrays("grads", self._shapes, grads)
@@ -153,12 +157,12 @@ class Optimizer(ABC):
         """Hook for state shared by all parameters (Adam's step count)."""
 
     @abstractmethod
-    def _update(self, key, p, g):
+    def _update(self, key: str, p: np.ndarray, g: np.ndarray) -> None:
         """Update one parameter ``p`` in place from its gradient ``g``."""
 
     # -- checkpoints ----------------------------------------------------------
 
-    def state_dict(self):
+    def state_dict(self) -> dict[str, Any]:
         """Everything needed to resume: kind, lr, hyperparameters, buffers (copies)."""
         state = {"name": self.name, "lr": float(self.lr)}
         for h in self.hyper:
@@ -169,7 +173,7 @@ class Optimizer(ABC):
             state[buf] = {key: a.copy() for key, a in getattr(self, buf).items()}
         return state
 
-    def load_state_dict(self, state):
+    def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a ``state_dict()`` of the same kind and parameter layout, exactly."""
         kind = state.get("name") if isinstance(state, dict) else None
         if kind != self.name:
@@ -211,7 +215,7 @@ class SGD(Optimizer):
 
     name = "sgd"
 
-    def __init__(self, params, lr=0.01):
+    def __init__(self, params: Params, lr: float = 0.01) -> None:
         super().__init__(params, lr)
 
     def _update(self, key, p, g):
@@ -230,7 +234,8 @@ class Momentum(Optimizer):
     hyper = ("momentum", "nesterov")
     buffers = ("v",)
 
-    def __init__(self, params, lr=0.01, momentum=0.9, nesterov=False):
+    def __init__(self, params: Params, lr: float = 0.01, momentum: float = 0.9,
+                 nesterov: bool = False) -> None:
         _check_unit_interval("momentum", momentum)
         super().__init__(params, lr)
         self.momentum = momentum
@@ -262,7 +267,8 @@ class Adam(Optimizer):
     hyper = ("beta1", "beta2", "eps", "t")
     buffers = ("m", "v")
 
-    def __init__(self, params, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8):
+    def __init__(self, params: Params, lr: float = 0.001, beta1: float = 0.9,
+                 beta2: float = 0.999, eps: float = 1e-8) -> None:
         _check_unit_interval("beta1", beta1)
         _check_unit_interval("beta2", beta2)
         _check_nonnegative("eps", eps)
@@ -317,7 +323,8 @@ class RMSProp(Optimizer):
     hyper = ("rho", "eps")
     buffers = ("v",)
 
-    def __init__(self, params, lr=0.001, rho=0.9, eps=1e-7):
+    def __init__(self, params: Params, lr: float = 0.001, rho: float = 0.9,
+                 eps: float = 1e-7) -> None:
         _check_unit_interval("rho", rho)
         _check_nonnegative("eps", eps)
         super().__init__(params, lr)
@@ -332,7 +339,7 @@ class RMSProp(Optimizer):
         p -= dt(self.lr) * g / (np.sqrt(v) + dt(self.eps))
 
 
-def clip_grad_norm(grads, max_norm):
+def clip_grad_norm(grads: Grads, max_norm: float) -> float:
     """Scale all gradients in place so that their global L2 norm is at most ``max_norm``.
 
     The norm is taken over every array together, as if they were one vector. When it
@@ -357,7 +364,7 @@ def clip_grad_norm(grads, max_norm):
     return total
 
 
-def exponential_lr(step, lr, lr_end, total_steps):
+def exponential_lr(step: int, lr: float, lr_end: float, total_steps: int) -> float:
     r"""The learning rate of update ``step`` (0 for the first) when it falls
     geometrically from ``lr`` at the first update to ``lr_end`` at the last
     (update ``total_steps - 1``):
@@ -378,7 +385,8 @@ def exponential_lr(step, lr, lr_end, total_steps):
     return float(lr * (lr_end / lr) ** fraction)
 
 
-def sharpness_at(step, start, end, steps, kind="linear"):
+def sharpness_at(step: int, start: float, end: float, steps: int, kind: str = "linear"
+                 ) -> float:
     """The sharpness lambda at training step ``step`` of a schedule from ``start``
     (step 0) to ``end`` (step ``steps`` and after).
 
@@ -411,7 +419,8 @@ OPTIMIZERS = {
 }
 
 
-def make_optimizer(name, params, lr=None, **kwargs):
+def make_optimizer(name: str, params: Params, lr: float | None = None,
+                   **kwargs) -> Optimizer:
     """Build an optimizer by name: ``sgd``, ``momentum``, ``nesterov``, ``adam``, ``rmsprop``.
 
     ``lr=None`` keeps the optimizer's own default; other keyword arguments are passed

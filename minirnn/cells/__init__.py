@@ -7,13 +7,18 @@
 ``CELLS`` maps the names used on the command line to the modules; a cell's
 options are split between its ``init`` and its ``forward`` by ``split_options``.
 """
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any
+
 from . import bnlstm, gru, lngru, lnlstm, lstm, rnn, vcgru, vclstm, vcrnn
 
 CELLS = {"rnn": rnn, "lstm": lstm, "gru": gru, "bnlstm": bnlstm, "lnlstm": lnlstm,
          "lngru": lngru, "vcrnn": vcrnn, "vcgru": vcgru, "vclstm": vclstm}
 
 
-def get_cell(name):
+def get_cell(name: str) -> ModuleType:
     """The cell module registered under ``name``."""
     try:
         return CELLS[name]
@@ -21,7 +26,8 @@ def get_cell(name):
         raise ValueError(f"unknown cell {name!r}; expected one of {sorted(CELLS)}") from None
 
 
-def split_options(cell, options):
+def split_options(cell: ModuleType, options: dict[str, Any]
+                  ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Split a cell's options into those of ``init`` and those of ``forward``
     (an option may belong to both, like the GRU's ``reset_after``)."""
     accepted = set(cell.INIT_OPTIONS) | set(cell.FORWARD_OPTIONS)

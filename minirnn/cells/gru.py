@@ -45,11 +45,15 @@ Code names: ``xw = x_t W + b``; ``zrn`` holds the activated z, r, n;
 ``hu_n = h_{t-1} U_n + bh_n`` (reset_after only); ``U_zr``/``U_n`` are the
 column blocks of U, split so each product in the loop is on contiguous memory.
 """
+from __future__ import annotations
+
 import numpy as np
 from numba import njit
+from numpy.typing import DTypeLike
 
 from ..functional.activations import sigmoid, tanh
 from ..initializers import gate_blocks, glorot_uniform, orthogonal
+from ..types import Cache, Grads, Params, Shapes, State
 from ._checks import check_gradients, check_inputs, check_state
 from ._dropout import apply_mask, kernel_mask, mask_at, recurrent_masks
 from ._projection import batch_major, input_gradients, input_projection
@@ -72,7 +76,7 @@ STATE_SIZE = 1
 _ONE = np.float32(1.0)
 
 
-def param_shapes(input_size, hidden_size, reset_after=False):
+def param_shapes(input_size: int, hidden_size: int, reset_after: bool = False) -> Shapes:
     H3 = 3 * hidden_size
     shapes = {"W": (input_size, H3), "U": (hidden_size, H3), "b": (H3,)}
     if reset_after:
@@ -80,7 +84,8 @@ def param_shapes(input_size, hidden_size, reset_after=False):
     return shapes
 
 
-def init(input_size, hidden_size, *, rng, dtype=np.float32, reset_after=False):
+def init(input_size: int, hidden_size: int, *, rng: np.random.Generator,
+         dtype: DTypeLike = np.float32, reset_after: bool = False) -> Params:
     """Glorot-uniform W, orthogonal U (per gate), zero biases."""
     H = hidden_size
     params = {"W": gate_blocks(lambda: glorot_uniform(rng, input_size, H, dtype), 3),
@@ -221,9 +226,12 @@ def backward_loop(dhs, dh_T, hs, zrn, hu_n, UT_zr, UT_n, reset_after, M_h=None, 
     return das, dh
 
 
-def forward(params, x, state=None, *, training=True, rng=None, reset_after=False,
-            recurrent_dropout=0.0, dropout_where="update", dropout_per="sequence",
-            dropout_shared=False, **options):
+def forward(params: Params, x: np.ndarray, state: State | None = None, *,
+            training: bool = True, rng: np.random.Generator | None = None,
+            reset_after: bool = False,
+            recurrent_dropout: float = 0.0, dropout_where: str = "update",
+            dropout_per: str = "sequence", dropout_shared: bool = False,
+            **options) -> tuple[np.ndarray, Cache]:
     """x: (batch, time, input) -> hs: (batch, time, hidden), cache.
     ``state`` is h0: (batch, hidden).
 
@@ -254,7 +262,8 @@ def forward(params, x, state=None, *, training=True, rng=None, reset_after=False
     return batch_major(hs), cache
 
 
-def backward(params, dhs, cache, dstate=None, *, input_grad=True):
+def backward(params: Params, dhs: np.ndarray, cache: Cache, dstate: State | None = None, *,
+             input_grad: bool = True) -> tuple[np.ndarray | None, Grads]:
     """dhs: (batch, time, hidden) -> (dx: (batch, time, input), grads).
     ``dstate``, optional: dL/dh_T for a caller that used ``cache["state"]``.
     ``grads`` holds ``"h0"`` too when a state was passed to ``forward``.

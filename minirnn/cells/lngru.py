@@ -43,8 +43,11 @@ multiplies the local derivative there: ``dn = dh_t * z * m_n`` and
 and ``dU = (h_{t-1} * m_h)^T [du, dhn]``. Evaluation (``training=False``) draws
 and drops nothing.
 """
+from __future__ import annotations
+
 import numpy as np
 from numba import njit
+from numpy.typing import DTypeLike
 
 from ..functional.activations import sigmoid, tanh
 from ..functional.layernorm import (
@@ -54,6 +57,7 @@ from ..functional.layernorm import (
     ln_forward_2d_into,
 )
 from ..initializers import gate_blocks, glorot_uniform, orthogonal
+from ..types import Cache, Grads, Params, Shapes, State
 from ._checks import check_gradients, check_inputs, check_state
 from ._dropout import apply_mask, kernel_mask, mask_at, recurrent_masks
 from ._projection import batch_major, time_major
@@ -71,14 +75,15 @@ STATE_SIZE = 1
 _ONE = np.float32(1.0)
 
 
-def param_shapes(input_size, hidden_size):
+def param_shapes(input_size: int, hidden_size: int) -> Shapes:
     H = hidden_size
     return {"W": (input_size, 3 * H), "U": (H, 3 * H), "gain_zr": (2 * H,),
             "shift_zr": (2 * H,), "gain_xn": (H,), "shift_xn": (H,), "gain_hn": (H,),
             "shift_hn": (H,)}
 
 
-def init(input_size, hidden_size, *, rng, dtype=np.float32):
+def init(input_size: int, hidden_size: int, *, rng: np.random.Generator,
+         dtype: DTypeLike = np.float32) -> Params:
     """Glorot-uniform W, orthogonal U (per gate), gains 1, shifts 0."""
     H = hidden_size
     params = {"W": gate_blocks(lambda: glorot_uniform(rng, input_size, H, dtype), 3),
@@ -232,8 +237,12 @@ def backward_loop(dhs, dh_T, hs, zrn, lhn, xhat_zr, inv_std_zr, xhat_hn, inv_std
     return dus, dhns, dlxns, dh, dgain_zr, dshift_zr, dgain_hn, dshift_hn
 
 
-def forward(params, x, state=None, *, training=True, rng=None, eps=1e-2, recurrent_dropout=0.0,
-            dropout_where="update", dropout_per="sequence", dropout_shared=False, **options):
+def forward(params: Params, x: np.ndarray, state: State | None = None, *,
+            training: bool = True, rng: np.random.Generator | None = None,
+            eps: float = 1e-2,
+            recurrent_dropout: float = 0.0, dropout_where: str = "update",
+            dropout_per: str = "sequence", dropout_shared: bool = False,
+            **options) -> tuple[np.ndarray, Cache]:
     """x: (batch, time, input) -> hs: (batch, time, hidden), cache. ``state`` is h0.
 
     Recurrent dropout (off by default), as in ``gru.forward``: ``recurrent_dropout``
@@ -266,7 +275,8 @@ def forward(params, x, state=None, *, training=True, rng=None, eps=1e-2, recurre
     return batch_major(hs), cache
 
 
-def backward(params, dhs, cache, dstate=None, *, input_grad=True):
+def backward(params: Params, dhs: np.ndarray, cache: Cache, dstate: State | None = None, *,
+             input_grad: bool = True) -> tuple[np.ndarray | None, Grads]:
     """dhs: (batch, time, hidden) -> (dx: (batch, time, input), grads).
     ``dstate``, optional: dL/dh_T for a caller that used ``cache["state"]``.
     ``input_grad=False`` skips dx (returned as None) when the input is data."""

@@ -73,8 +73,11 @@ TensorFlow's cell uses 1e-12 (pass ``eps=1e-12`` to match it). Gate order is i, 
 flavours (TensorFlow's own cell orders them i, j, f, o; only the layout of W, U,
 gain and shift differs).
 """
+from __future__ import annotations
+
 import numpy as np
 from numba import njit
+from numpy.typing import DTypeLike
 
 from ..functional.layernorm import (
     ln_backward_2d,
@@ -83,6 +86,7 @@ from ..functional.layernorm import (
     ln_forward_2d_into,
 )
 from ..initializers import gate_blocks, glorot_uniform, orthogonal
+from ..types import Cache, Grads, Params, Shapes, State
 from ._checks import check_gradients, check_inputs, check_lstm_state
 from ._dropout import apply_mask, lstm_kernel_masks, mask_at, recurrent_masks
 from ._projection import batch_major, input_gradients, input_projection
@@ -115,7 +119,7 @@ def _check_flavour(flavour):
         raise ValueError(f"flavour: expected one of {list(FLAVOURS)}, got {flavour!r}")
 
 
-def param_shapes(input_size, hidden_size, flavour="paper"):
+def param_shapes(input_size: int, hidden_size: int, flavour: str = "paper") -> Shapes:
     _check_flavour(flavour)
     H, H4 = hidden_size, 4 * hidden_size
     shapes = {"W": (input_size, H4), "U": (H, H4)}
@@ -127,7 +131,9 @@ def param_shapes(input_size, hidden_size, flavour="paper"):
     return shapes
 
 
-def init(input_size, hidden_size, *, rng, dtype=np.float32, flavour="paper", forget_bias=1.0):
+def init(input_size: int, hidden_size: int, *, rng: np.random.Generator,
+         dtype: DTypeLike = np.float32, flavour: str = "paper",
+         forget_bias: float = 1.0) -> Params:
     """Glorot-uniform W, orthogonal U, gains 1, shifts and biases 0 except
     ``forget_bias`` in the f block (of ``b`` in the paper flavour, of ``shift`` in
     the tensorflow flavour)."""
@@ -347,9 +353,12 @@ def backward_loop(dhs, dh_T, dc_T, cs, ifog, tanh_c, xhat_a, inv_std_a, xhat_c, 
 
 # ---------------------------------------------------------------- the sequence
 
-def forward(params, x, state=None, *, training=True, rng=None, flavour="paper", eps=1e-2,
-            recurrent_dropout=0.0, dropout_where="update", dropout_per="sequence",
-            dropout_shared=False, **options):
+def forward(params: Params, x: np.ndarray, state: State | None = None, *,
+            training: bool = True, rng: np.random.Generator | None = None,
+            flavour: str = "paper", eps: float = 1e-2,
+            recurrent_dropout: float = 0.0, dropout_where: str = "update",
+            dropout_per: str = "sequence", dropout_shared: bool = False,
+            **options) -> tuple[np.ndarray, Cache]:
     """x: (batch, time, input) -> hs: (batch, time, hidden), cache.
     Layer norm has no train/eval difference; ``training`` and ``rng`` matter only
     for recurrent dropout (off by default), as in ``lstm.forward``:
@@ -388,7 +397,8 @@ def forward(params, x, state=None, *, training=True, rng=None, flavour="paper", 
     return batch_major(hs), cache
 
 
-def backward(params, dhs, cache, dstate=None, *, input_grad=True):
+def backward(params: Params, dhs: np.ndarray, cache: Cache, dstate: State | None = None, *,
+             input_grad: bool = True) -> tuple[np.ndarray | None, Grads]:
     """dhs: (batch, time, hidden) -> (dx: (batch, time, input), grads).
     ``dstate``, optional: ``(dh_T, dc_T)``, the gradient of ``cache["state"]``.
     ``input_grad=False`` skips dx (returned as None) when the input is data."""

@@ -43,11 +43,15 @@ normalized LSTMs (``bnlstm``, ``lnlstm``) too. ``step_forward`` and
 ``step_backward`` follow the step convention of ``docs/design.md``: inputs,
 parameters, the buffers they write, scratch, masks.
 """
+from __future__ import annotations
+
 import numpy as np
 from numba import njit
+from numpy.typing import DTypeLike
 
 from ..functional.activations import sigmoid, tanh
 from ..initializers import gate_blocks, glorot_uniform, orthogonal
+from ..types import Cache, Grads, Params, Shapes, State
 from ._checks import check_gradients, check_inputs, check_lstm_state
 from ._dropout import apply_mask, lstm_kernel_masks, mask_at, recurrent_masks
 from ._projection import batch_major, input_gradients, input_projection
@@ -66,12 +70,13 @@ STATE_SIZE = 2          # the state is (h, c)
 _ONE = np.float32(1.0)
 
 
-def param_shapes(input_size, hidden_size):
+def param_shapes(input_size: int, hidden_size: int) -> Shapes:
     H4 = 4 * hidden_size
     return {"W": (input_size, H4), "U": (hidden_size, H4), "b": (H4,)}
 
 
-def init(input_size, hidden_size, *, rng, dtype=np.float32, forget_bias=1.0):
+def init(input_size: int, hidden_size: int, *, rng: np.random.Generator,
+         dtype: DTypeLike = np.float32, forget_bias: float = 1.0) -> Params:
     """Glorot-uniform W, orthogonal U (per gate), b = 0 except ``forget_bias`` in f."""
     H = hidden_size
     W = gate_blocks(lambda: glorot_uniform(rng, input_size, H, dtype), 4)
@@ -259,8 +264,11 @@ def backward_loop(dhs, dh_T, dc_T, cs, ifog, tanh_c, UT, M_h=None, M_g=None, M_c
 
 # ---------------------------------------------------------------- the sequence
 
-def forward(params, x, state=None, *, training=True, rng=None, recurrent_dropout=0.0,
-            dropout_where="update", dropout_per="sequence", dropout_shared=False, **options):
+def forward(params: Params, x: np.ndarray, state: State | None = None, *,
+            training: bool = True, rng: np.random.Generator | None = None,
+            recurrent_dropout: float = 0.0, dropout_where: str = "update",
+            dropout_per: str = "sequence", dropout_shared: bool = False,
+            **options) -> tuple[np.ndarray, Cache]:
     """x: (batch, time, input) -> hs: (batch, time, hidden), cache.
 
     Recurrent dropout (off by default): ``recurrent_dropout`` is the rate p,
@@ -284,7 +292,8 @@ def forward(params, x, state=None, *, training=True, rng=None, recurrent_dropout
     return batch_major(hs), cache
 
 
-def backward(params, dhs, cache, dstate=None, *, input_grad=True):
+def backward(params: Params, dhs: np.ndarray, cache: Cache, dstate: State | None = None, *,
+             input_grad: bool = True) -> tuple[np.ndarray | None, Grads]:
     """dhs: (batch, time, hidden) = dL/dhs -> (dx: (batch, time, input), grads).
 
     ``dstate``, optional, is the gradient of the final state ``(dh_T, dc_T)``

@@ -23,11 +23,15 @@ t plus what step t+1 sends back), ``da = dh * (1 - h_t^2)`` and
 ``dh_{t-1} = da U^T``; ``dW``, ``dU``, ``db`` sum ``x_t^T da``, ``h_{t-1}^T da``
 and ``da`` over t, which are single products after the loop.
 """
+from __future__ import annotations
+
 import numpy as np
 from numba import njit
+from numpy.typing import DTypeLike
 
 from ..functional.activations import tanh
 from ..initializers import glorot_uniform, orthogonal
+from ..types import Cache, Grads, Params, Shapes, State
 from ._checks import check_gradients, check_inputs, check_state
 from ._dropout import apply_mask, kernel_mask, mask_at, recurrent_masks
 from ._projection import batch_major, input_gradients, input_projection
@@ -45,12 +49,13 @@ STATE_SIZE = 1
 _ONE = np.float32(1.0)
 
 
-def param_shapes(input_size, hidden_size):
+def param_shapes(input_size: int, hidden_size: int) -> Shapes:
     return {"W": (input_size, hidden_size), "U": (hidden_size, hidden_size),
             "b": (hidden_size,)}
 
 
-def init(input_size, hidden_size, *, rng, dtype=np.float32):
+def init(input_size: int, hidden_size: int, *, rng: np.random.Generator,
+         dtype: DTypeLike = np.float32) -> Params:
     """Glorot-uniform W, orthogonal U, b = 0."""
     return {"W": glorot_uniform(rng, input_size, hidden_size, dtype),
             "U": orthogonal(rng, hidden_size, dtype),
@@ -111,8 +116,11 @@ def backward_loop(dhs, dh_T, hs, UT, M_h=None):
     return das, dh
 
 
-def forward(params, x, state=None, *, training=True, rng=None, recurrent_dropout=0.0,
-            dropout_where="hidden", dropout_per="sequence", dropout_shared=False, **options):
+def forward(params: Params, x: np.ndarray, state: State | None = None, *,
+            training: bool = True, rng: np.random.Generator | None = None,
+            recurrent_dropout: float = 0.0, dropout_where: str = "hidden",
+            dropout_per: str = "sequence", dropout_shared: bool = False,
+            **options) -> tuple[np.ndarray, Cache]:
     """x: (batch, time, input) -> hs: (batch, time, hidden), cache.
     ``state`` is h0: (batch, hidden).
 
@@ -136,7 +144,8 @@ def forward(params, x, state=None, *, training=True, rng=None, recurrent_dropout
     return batch_major(hs), cache
 
 
-def backward(params, dhs, cache, dstate=None, *, input_grad=True):
+def backward(params: Params, dhs: np.ndarray, cache: Cache, dstate: State | None = None, *,
+             input_grad: bool = True) -> tuple[np.ndarray | None, Grads]:
     """dhs: (batch, time, hidden) -> (dx: (batch, time, input), grads).
     ``dstate``, optional: dL/dh_T for a caller that used ``cache["state"]``.
     ``grads`` holds ``"h0"`` too when a state was passed to ``forward``.

@@ -34,11 +34,15 @@ Backward, one step (``dh`` = total dL/dh_t)::
     de = dh (h~ - h_{t-1}) + dhbar h_{t-1}
     (then dm, dz, dx_t as in ``vcrnn``)
 """
+from __future__ import annotations
+
 import numpy as np
 from numba import njit
+from numpy.typing import DTypeLike
 
 from ..functional.activations import sigmoid, tanh
 from ..initializers import gate_blocks, glorot_uniform, orthogonal
+from ..types import Cache, Grads, Params, Shapes, State
 from . import _vc_mask as vc
 from ._checks import check_gradients
 from ._projection import batch_major
@@ -52,13 +56,14 @@ GATES = 3
 _ONE = np.float32(1.0)
 
 
-def param_shapes(input_size, hidden_size, **options):
+def param_shapes(input_size: int, hidden_size: int, **options) -> Shapes:
     """Shapes by name; no option changes them (options are accepted for callers
     that pass a case's options along)."""
     return vc.param_shapes(input_size, hidden_size, GATES)
 
 
-def init(input_size, hidden_size, *, rng, dtype=np.float32, scheduler_bias=0.0):
+def init(input_size: int, hidden_size: int, *, rng: np.random.Generator,
+         dtype: DTypeLike = np.float32, scheduler_bias: float = 0.0) -> Params:
     """As ``gru.init`` (Glorot W, orthogonal U per gate, zero b), and the scheduler."""
     H = hidden_size
     params = {"W": gate_blocks(lambda: glorot_uniform(rng, input_size, H, dtype), 3),
@@ -192,7 +197,9 @@ def backward_loop(dhs, dh_T, dm_pen, x, hs, h_tilde, m, e, zrn, WT, UT_zr, UT_n,
     return das, dxbars, dzs, dh
 
 
-def forward(params, x, state=None, *, training=True, rng=None, **options):
+def forward(params: Params, x: np.ndarray, state: State | None = None, *,
+            training: bool = True, rng: np.random.Generator | None = None,
+            **options) -> tuple[np.ndarray, Cache]:
     """x: (batch, time, input) -> hs: (batch, time, hidden), cache.
     ``state`` is h0: (batch, hidden). ``training`` and ``rng``: the common contract."""
     opts, x_tm, xm, (h0,), (mask_h, mask_x, eps) = vc.forward_inputs(
@@ -211,7 +218,8 @@ def forward(params, x, state=None, *, training=True, rng=None, **options):
     return batch_major(hs), cache
 
 
-def backward(params, dhs, cache, dstate=None, *, input_grad=True):
+def backward(params: Params, dhs: np.ndarray, cache: Cache, dstate: State | None = None, *,
+             input_grad: bool = True) -> tuple[np.ndarray | None, Grads]:
     """dhs: (batch, time, hidden) -> (dx, grads), the gradient of ``L + cache["penalty"]``.
     ``dstate``, optional: dL/dh_T. ``grads`` holds ``"h0"`` when a state was passed.
     ``input_grad=False`` skips dx (returned as None) when the input is data."""
@@ -242,6 +250,6 @@ def backward(params, dhs, cache, dstate=None, *, input_grad=True):
     return dx, grads
 
 
-def macs(cache):
+def macs(cache: Cache) -> dict[str, int | float]:
     """Multiply-adds the forward's steps needed given their masks (``_vc_mask.count_macs``)."""
     return vc.count_macs(cache["e"], cache["ex"], GATES)

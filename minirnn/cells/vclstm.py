@@ -45,10 +45,14 @@ The inner cell is the LSTM's own code (``lstm.gates_and_cell``, ``output_gate``,
 the masks of a forward call needed; ``vclstm_sparse.forward_sparse`` is the
 inference kernel that skips the masked-off rows and columns of W and U for real.
 """
+from __future__ import annotations
+
 import numpy as np
 from numba import njit
+from numpy.typing import DTypeLike
 
 from ..initializers import gate_blocks, glorot_uniform, orthogonal
+from ..types import Cache, Grads, Params, Shapes, State
 from . import _vc_mask as vc
 from ._checks import check_gradients
 from ._projection import batch_major
@@ -63,14 +67,15 @@ GATES = 4
 _ONE = np.float32(1.0)
 
 
-def param_shapes(input_size, hidden_size, **options):
+def param_shapes(input_size: int, hidden_size: int, **options) -> Shapes:
     """Shapes by name; no option changes them (options are accepted for callers
     that pass a case's options along)."""
     return vc.param_shapes(input_size, hidden_size, GATES)
 
 
-def init(input_size, hidden_size, *, rng, dtype=np.float32, forget_bias=1.0,
-         scheduler_bias=0.0):
+def init(input_size: int, hidden_size: int, *, rng: np.random.Generator,
+         dtype: DTypeLike = np.float32, forget_bias: float = 1.0,
+         scheduler_bias: float = 0.0) -> Params:
     """As ``lstm.init`` (Glorot W, orthogonal U per gate, ``forget_bias`` in the f block
     of b), and the scheduler: Glorot-uniform ``[w_x; w_h]``, ``b_m = scheduler_bias``."""
     H = hidden_size
@@ -198,7 +203,9 @@ def backward_loop(dhs, dh_T, dc_T, dm_pen, x, hs, cs, m, e, ifog, c_tilde, tanh_
     return das, dxbars, dzs, dh, dc
 
 
-def forward(params, x, state=None, *, training=True, rng=None, **options):
+def forward(params: Params, x: np.ndarray, state: State | None = None, *,
+            training: bool = True, rng: np.random.Generator | None = None,
+            **options) -> tuple[np.ndarray, Cache]:
     """x: (batch, time, input) -> hs: (batch, time, hidden), cache. ``state`` is
     ``(h0, c0)``. ``training`` and ``rng`` are accepted for the common contract."""
     opts, x_tm, xm, (h0, c0), (mask_h, mask_x, eps) = vc.forward_inputs(
@@ -216,7 +223,8 @@ def forward(params, x, state=None, *, training=True, rng=None, **options):
     return batch_major(hs), cache
 
 
-def backward(params, dhs, cache, dstate=None, *, input_grad=True):
+def backward(params: Params, dhs: np.ndarray, cache: Cache, dstate: State | None = None, *,
+             input_grad: bool = True) -> tuple[np.ndarray | None, Grads]:
     """dhs: (batch, time, hidden) -> (dx, grads), the gradient of ``L + cache["penalty"]``.
     ``dstate``, optional: ``(dh_T, dc_T)`` for a caller that used ``cache["state"]``.
     ``grads`` holds ``"h0"`` and ``"c0"`` too when a state was passed to ``forward``.
@@ -242,7 +250,7 @@ def backward(params, dhs, cache, dstate=None, *, input_grad=True):
     return dx, grads
 
 
-def macs(cache):
+def macs(cache: Cache) -> dict[str, int | float]:
     """Multiply-adds the forward's steps needed given their masks (``_vc_mask.count_macs``);
     ``vclstm_sparse.forward_sparse`` is the kernel that does only those."""
     return vc.count_macs(cache["e"], cache["ex"], GATES)

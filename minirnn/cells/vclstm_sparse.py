@@ -17,10 +17,15 @@ agree (or at batch 1); a batch mixing long and short prefixes pays for the longe
 Inference only: no cache, no backward. ``tutorials/06_variable_computation.md``
 uses it; ``benchmarks/bench_vc_sparse.py`` times it against ``vclstm.forward``.
 """
+from __future__ import annotations
+
+from typing import Any
+
 import numpy as np
 from numba import njit
 
 from ..functional.activations import sigmoid, tanh
+from ..types import Params, Shapes, State
 from . import _vc_mask as vc
 from ._projection import batch_major
 from ._vc_mask import scheduler_and_masks
@@ -29,12 +34,12 @@ GATES = 4
 _ONE = np.float32(1.0)
 
 
-def param_shapes(input_size, hidden_size):
+def param_shapes(input_size: int, hidden_size: int) -> Shapes:
     """The parameters of ``vclstm``."""
     return vc.param_shapes(input_size, hidden_size, GATES)
 
 
-def unit_major(M, H):
+def unit_major(M: np.ndarray, H: int) -> np.ndarray:
     """Reorder the 4H gate columns ``[i_0..i_{H-1}, f_0.., o_0.., g_0..]`` of M as
     ``[i_0, f_0, o_0, g_0, i_1, f_1, ...]``: then the columns of units 0..K-1 are
     the first 4K, one contiguous slice."""
@@ -110,7 +115,8 @@ def sparse_loop(x, xm, h0, c0, Wu, Uu, bu, w_h, mask_h, mask_x, eps, soft):
     return hs, c, m, done
 
 
-def forward_sparse(params, x, state=None, **options):
+def forward_sparse(params: Params, x: np.ndarray, state: State | None = None,
+                   **options) -> tuple[np.ndarray, dict[str, Any]]:
     """Inference only: the outputs of ``vclstm.forward`` (to float rounding: the
     products sum fewer zero terms, in another order), no cache for ``backward``.
     Takes the parameters, state and forward options of ``vclstm``.

@@ -44,11 +44,15 @@ Backward, one step (``dh`` = total dL/dh_t)::
     dm = dpenalty/dm                                                 (hard)
     dz = dm * m (1 - m)           dx_t = dxbar * e^x + dz w_x
 """
+from __future__ import annotations
+
 import numpy as np
 from numba import njit
+from numpy.typing import DTypeLike
 
 from ..functional.activations import tanh
 from ..initializers import glorot_uniform, orthogonal
+from ..types import Cache, Grads, Params, Shapes, State
 from . import _vc_mask as vc
 from ._checks import check_gradients
 from ._projection import batch_major
@@ -62,13 +66,14 @@ GATES = 1
 _ONE = np.float32(1.0)
 
 
-def param_shapes(input_size, hidden_size, **options):
+def param_shapes(input_size: int, hidden_size: int, **options) -> Shapes:
     """Shapes by name; no option changes them (options are accepted for callers
     that pass a case's options along)."""
     return vc.param_shapes(input_size, hidden_size, GATES)
 
 
-def init(input_size, hidden_size, *, rng, dtype=np.float32, scheduler_bias=0.0):
+def init(input_size: int, hidden_size: int, *, rng: np.random.Generator,
+         dtype: DTypeLike = np.float32, scheduler_bias: float = 0.0) -> Params:
     """Glorot-uniform W, orthogonal U, b = 0 (as ``rnn``), and the scheduler."""
     params = {"W": glorot_uniform(rng, input_size, hidden_size, dtype),
               "U": orthogonal(rng, hidden_size, dtype),
@@ -167,7 +172,9 @@ def backward_loop(dhs, dh_T, dm_pen, x, hs, h_tilde, m, e, WT, UT, w_h, mask_h, 
     return das, dxbars, dzs, dh
 
 
-def forward(params, x, state=None, *, training=True, rng=None, **options):
+def forward(params: Params, x: np.ndarray, state: State | None = None, *,
+            training: bool = True, rng: np.random.Generator | None = None,
+            **options) -> tuple[np.ndarray, Cache]:
     """x: (batch, time, input) -> hs: (batch, time, hidden), cache.
     ``state`` is h0: (batch, hidden). ``training`` and ``rng`` are accepted for the
     common contract; nothing here is random or differs in evaluation."""
@@ -186,7 +193,8 @@ def forward(params, x, state=None, *, training=True, rng=None, **options):
     return batch_major(hs), cache
 
 
-def backward(params, dhs, cache, dstate=None, *, input_grad=True):
+def backward(params: Params, dhs: np.ndarray, cache: Cache, dstate: State | None = None, *,
+             input_grad: bool = True) -> tuple[np.ndarray | None, Grads]:
     """dhs: (batch, time, hidden) -> (dx: (batch, time, input), grads), the gradient
     of ``L + cache["penalty"]``. ``dstate``, optional: dL/dh_T for a caller that
     used ``cache["state"]``. ``grads`` holds ``"h0"`` too when a state was passed.
@@ -212,6 +220,6 @@ def backward(params, dhs, cache, dstate=None, *, input_grad=True):
     return dx, grads
 
 
-def macs(cache):
+def macs(cache: Cache) -> dict[str, int | float]:
     """Multiply-adds the forward's steps needed given their masks (``_vc_mask.count_macs``)."""
     return vc.count_macs(cache["e"], cache["ex"], GATES)

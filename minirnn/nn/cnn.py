@@ -34,7 +34,12 @@ Two costs (``cost=``):
 The boundaries follow ``tf.clip_by_value``'s gradient: it passes where
 ``low <= p <= high`` and is zero where ``p < low`` or ``p > high``.
 """
+from __future__ import annotations
+
+from typing import Any
+
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 from .. import functional as F
 from .conv import Conv2D, Flatten, MaxPool2D, ReLU
@@ -44,7 +49,7 @@ CLIP_LOW, CLIP_HIGH = 1e-10, 1.0
 COSTS = ("stable", "clipped")
 
 
-def softmax_forward(z):
+def softmax_forward(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """z: (N, K) -> (p: (N, K) = softmax of each row, cache). Stable: the row max is
     subtracted first, so ``exp`` never overflows (tiny probabilities underflow to 0)."""
     e = np.exp(z - z.max(axis=1, keepdims=True))
@@ -52,14 +57,15 @@ def softmax_forward(z):
     return p, p
 
 
-def softmax_backward(dp, cache):
+def softmax_backward(dp: np.ndarray, cache: np.ndarray) -> np.ndarray:
     """dp: (N, K) -> dz = p * (dp - sum_k dp_k p_k), the softmax Jacobian
     diag(p) - p p^T applied to each row."""
     p = cache
     return p * (dp - (dp * p).sum(axis=1, keepdims=True))
 
 
-def clipped_cross_entropy_forward(p, labels, low=CLIP_LOW, high=CLIP_HIGH):
+def clipped_cross_entropy_forward(p: ArrayLike, labels: ArrayLike, low: float = CLIP_LOW,
+                                  high: float = CLIP_HIGH) -> tuple[np.floating, tuple]:
     """p: (N, K) probabilities, labels: (N,) ints -> (-mean log clip(p[n, y_n]), cache).
 
     The mean of ``-sum_k t_nk log clip(p_nk)`` with one-hot ``t``: only the
@@ -81,7 +87,7 @@ def clipped_cross_entropy_forward(p, labels, low=CLIP_LOW, high=CLIP_HIGH):
     return p.dtype.type(loss), (p_true, labels, p.shape, low, high)
 
 
-def clipped_cross_entropy_backward(dloss, cache):
+def clipped_cross_entropy_backward(dloss: float, cache: tuple) -> np.ndarray:
     """dloss: scalar -> dp: (N, K), -dloss / (N p[n, y_n]) at the correct class where
     p was not clipped, 0 everywhere else (the clip's gradient is 0 where it clips)."""
     p_true, labels, shape, low, high = cache
@@ -117,9 +123,11 @@ class CNNClassifier(Sequential):
     5.running_var), which a checkpoint must keep for ``eval()`` mode.
     """
 
-    def __init__(self, *, batchnorm=True, rng, dtype=np.float32, cost="stable",
-                 bn_convention="tensorflow", in_channels=1, image_size=28, filters=(32, 64),
-                 kernel_size=3, pool=2, n_classes=10):
+    def __init__(self, *, batchnorm: bool = True, rng: np.random.Generator,
+                 dtype: DTypeLike = np.float32, cost: str = "stable",
+                 bn_convention: str = "tensorflow", in_channels: int = 1, image_size: int = 28,
+                 filters: tuple[int, ...] = (32, 64), kernel_size: int = 3, pool: int = 2,
+                 n_classes: int = 10) -> None:
         if cost not in COSTS:
             raise ValueError(f"cost: expected one of {COSTS}, got {cost!r}")
         layers, channels, size = [], in_channels, image_size
@@ -142,7 +150,7 @@ class CNNClassifier(Sequential):
         self.input_shape = (in_channels, image_size, image_size)
         self.n_classes = n_classes
 
-    def forward(self, x):
+    def forward(self, x: ArrayLike) -> np.ndarray:
         x = np.asarray(x)
         if x.ndim != 4 or x.shape[1:] != self.input_shape:
             raise ValueError(f"x: expected shape (N, {', '.join(map(str, self.input_shape))})"
@@ -151,12 +159,12 @@ class CNNClassifier(Sequential):
                                 if x.shape[1:] == self.input_shape[1:] else ""))
         return super().forward(x.astype(self.dtype, copy=False))
 
-    def predict(self, x):
+    def predict(self, x: ArrayLike) -> np.ndarray:
         """Logits (N, n_classes), in whatever mode the model is in (call ``eval()``
         first to use batch norm's population statistics)."""
         return self.forward(x)
 
-    def cost_forward(self, logits, labels):
+    def cost_forward(self, logits: np.ndarray, labels: np.ndarray) -> tuple[np.floating, Any]:
         """(cost, cache) of the configured cost on logits; ``cost_backward`` -> dlogits."""
         if self.cost == "stable":
             return F.softmax_cross_entropy_forward(logits, labels)
@@ -164,13 +172,14 @@ class CNNClassifier(Sequential):
         loss, ce_cache = clipped_cross_entropy_forward(p, labels)
         return loss, (softmax_cache, ce_cache)
 
-    def cost_backward(self, dloss, cache):
+    def cost_backward(self, dloss: float, cache: Any) -> np.ndarray:
         if self.cost == "stable":
             return F.softmax_cross_entropy_backward(dloss, cache)
         softmax_cache, ce_cache = cache
         return softmax_backward(clipped_cross_entropy_backward(dloss, ce_cache), softmax_cache)
 
-    def loss_and_backward(self, x, labels):
+    def loss_and_backward(self, x: ArrayLike, labels: np.ndarray
+                          ) -> tuple[np.floating, np.ndarray]:
         """Returns (mean cost, logits: (N, n_classes)); gradients land in self.grads."""
         logits = self.forward(x)
         loss, cache = self.cost_forward(logits, labels)

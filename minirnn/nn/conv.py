@@ -5,14 +5,18 @@ Each wraps a forward/backward pair of ``minirnn.functional`` (``conv.py``,
 ``forward(x)`` keeps its cache, ``backward(dout)`` writes the parameter gradients
 into ``self.grads`` in place and returns dL/dx.
 """
+from __future__ import annotations
+
 import numpy as np
+from numpy.typing import DTypeLike
 
 from .. import functional as F
 from ..functional.checks import check_pair
 from .layers import Layer
 
 
-def glorot_uniform_conv(rng, shape, dtype=np.float32):
+def glorot_uniform_conv(rng: np.random.Generator, shape: tuple[int, int, int, int],
+                        dtype: DTypeLike = np.float32) -> np.ndarray:
     """A conv kernel (F, C, KH, KW) from U(-a, a), a = sqrt(6 / (fan_in + fan_out)),
     with fan_in = C*KH*KW (the inputs of one output pixel) and fan_out = F*KH*KW
     (what TensorFlow/Keras's default ``glorot_uniform`` uses for a conv kernel).
@@ -31,8 +35,9 @@ class Conv2D(Layer):
     padding adds zeros on both sides ("valid" is 0).
     """
 
-    def __init__(self, in_channels, out_channels, kernel_size, *, stride=1, padding=0, rng,
-                 dtype=np.float32):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int, int],
+                 *, stride: int | tuple[int, int] = 1, padding: int | tuple[int, int] = 0,
+                 rng: np.random.Generator, dtype: DTypeLike = np.float32) -> None:
         super().__init__()
         kh, kw = check_pair("kernel_size", kernel_size, 1)
         self.stride, self.padding = stride, padding
@@ -40,12 +45,12 @@ class Conv2D(Layer):
                        "b": np.zeros(out_channels, dtype=dtype)}
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
 
-    def forward(self, x):
+    def forward(self, x: np.ndarray) -> np.ndarray:
         out, self.cache = F.conv2d_forward(x, self.params["W"], self.params["b"],
                                            self.stride, self.padding)
         return out
 
-    def backward(self, dout):
+    def backward(self, dout: np.ndarray) -> np.ndarray:
         dx, dW, db = F.conv2d_backward(dout, self.cache)
         self._store({"W": dW, "b": db})
         return dx
@@ -61,15 +66,16 @@ class MaxPool2D(Layer):
     padding. Ties: the first maximum of a window in row-major order gets the whole
     gradient (see ``functional/pooling.py``)."""
 
-    def __init__(self, size=2, stride=None):
+    def __init__(self, size: int | tuple[int, int] = 2,
+                 stride: int | tuple[int, int] | None = None) -> None:
         super().__init__()
         self.size, self.stride = size, stride
 
-    def forward(self, x):
+    def forward(self, x: np.ndarray) -> np.ndarray:
         out, self.cache = F.maxpool2d_forward(x, self.size, self.stride)
         return out
 
-    def backward(self, dout):
+    def backward(self, dout: np.ndarray) -> np.ndarray:
         return F.maxpool2d_backward(dout, self.cache)
 
     def __repr__(self):
@@ -79,11 +85,11 @@ class MaxPool2D(Layer):
 class Flatten(Layer):
     """(N, C, H, W) -> (N, C*H*W), in C order."""
 
-    def forward(self, x):
+    def forward(self, x: np.ndarray) -> np.ndarray:
         out, self.cache = F.flatten_forward(x)
         return out
 
-    def backward(self, dout):
+    def backward(self, dout: np.ndarray) -> np.ndarray:
         return F.flatten_backward(dout, self.cache)
 
     def __repr__(self):
@@ -93,11 +99,11 @@ class Flatten(Layer):
 class ReLU(Layer):
     """max(x, 0), elementwise; the gradient at exactly 0 is taken as 0."""
 
-    def forward(self, x):
+    def forward(self, x: np.ndarray) -> np.ndarray:
         out, self.cache = F.relu_forward(x)
         return out
 
-    def backward(self, dout):
+    def backward(self, dout: np.ndarray) -> np.ndarray:
         return F.relu_backward(dout, self.cache)
 
     def __repr__(self):

@@ -5,7 +5,10 @@ gradients in ``model.grads``; ``predict(x)`` runs forward only. The loss it
 returns includes the layers' ``penalty()`` (a cell that adds a penalty also adds
 its gradient in its own backward).
 """
+from __future__ import annotations
+
 import numpy as np
+from numpy.typing import DTypeLike
 
 from .. import functional as F
 from .layers import Dense, Dropout, Recurrent, Sequential
@@ -44,16 +47,19 @@ class SequenceClassifier(Sequential):
     its gradient, and ``backward`` returns None.
     """
 
-    def __init__(self, cell, input_size, hidden_size, n_classes, *, layers=1, rng,
-                 dtype=np.float32, dropout=0.0, output_batchnorm=False, **cell_options):
+    def __init__(self, cell: str, input_size: int, hidden_size: int, n_classes: int, *,
+                 layers: int = 1, rng: np.random.Generator, dtype: DTypeLike = np.float32,
+                 dropout: float = 0.0, output_batchnorm: bool = False,
+                 **cell_options) -> None:
         super().__init__(*_recurrent_stack(cell, input_size, hidden_size, layers, True, rng,
                                            dtype, dropout, output_batchnorm, cell_options),
                          Dense(hidden_size, n_classes, rng=rng, dtype=dtype))
 
-    def predict(self, x):
+    def predict(self, x: np.ndarray) -> np.ndarray:
         return self.forward(x)
 
-    def loss_and_backward(self, x, labels):
+    def loss_and_backward(self, x: np.ndarray, labels: np.ndarray
+                          ) -> tuple[np.floating, np.ndarray]:
         """Returns (mean loss, logits: (B, classes)); gradients land in self.grads."""
         logits = self.forward(x)
         loss, cache = F.softmax_cross_entropy_forward(logits, labels)
@@ -70,16 +76,19 @@ class SequenceRegressor(Sequential):
     ``SequenceRegressor("rnn", 1, H, 1, output_batchnorm=True, dropout=p)``.
     As there, ``backward`` returns None (no gradient for the input data)."""
 
-    def __init__(self, cell, input_size, hidden_size, n_outputs, *, layers=1, rng,
-                 dtype=np.float32, dropout=0.0, output_batchnorm=False, **cell_options):
+    def __init__(self, cell: str, input_size: int, hidden_size: int, n_outputs: int, *,
+                 layers: int = 1, rng: np.random.Generator, dtype: DTypeLike = np.float32,
+                 dropout: float = 0.0, output_batchnorm: bool = False,
+                 **cell_options) -> None:
         super().__init__(*_recurrent_stack(cell, input_size, hidden_size, layers, False, rng,
                                            dtype, dropout, output_batchnorm, cell_options),
                          Dense(hidden_size, n_outputs, rng=rng, dtype=dtype))
 
-    def predict(self, x):
+    def predict(self, x: np.ndarray) -> np.ndarray:
         return self.forward(x)
 
-    def loss_and_backward(self, x, y):
+    def loss_and_backward(self, x: np.ndarray, y: np.ndarray
+                          ) -> tuple[np.floating, np.ndarray]:
         """Returns (mean squared error, predictions: (B, T, outputs))."""
         pred = self.forward(x)
         loss, cache = F.mse_forward(pred, y)

@@ -5,7 +5,10 @@ Both wrap the functional pairs of ``minirnn/functional/batchnorm.py`` and
 documented) in the ``Layer`` interface: ``params``, ``grads``, ``forward``,
 ``backward``, ``train()`` / ``eval()``.
 """
+from __future__ import annotations
+
 import numpy as np
+from numpy.typing import DTypeLike
 
 from .. import functional as F
 from .layers import Layer
@@ -48,8 +51,9 @@ class BatchNorm(Layer):
     always updates them in train mode.
     """
 
-    def __init__(self, num_features, *, momentum=None, eps=None, convention="pytorch",
-                 dtype=np.float32):
+    def __init__(self, num_features: int, *, momentum: float | None = None,
+                 eps: float | None = None, convention: str = "pytorch",
+                 dtype: DTypeLike = np.float32) -> None:
         super().__init__()
         self.momentum, self.eps = F.batchnorm_defaults(convention, momentum, eps)
         self.convention = convention
@@ -60,7 +64,7 @@ class BatchNorm(Layer):
         self.running_mean = np.zeros(num_features, dtype=dtype)
         self.running_var = np.ones(num_features, dtype=dtype)
 
-    def forward(self, x):
+    def forward(self, x: np.ndarray) -> np.ndarray:
         y, self.cache = F.batchnorm_forward(
             x, self.params["gamma"], self.params["beta"], training=self.training,
             running_mean=self.running_mean, running_var=self.running_var,
@@ -70,16 +74,16 @@ class BatchNorm(Layer):
             self.running_var[...] = self.cache["running_var"]
         return y
 
-    def backward(self, dy):
+    def backward(self, dy: np.ndarray) -> np.ndarray:
         dx, dgamma, dbeta = F.batchnorm_backward(dy, self.cache)
         self._store({"gamma": dgamma, "beta": dbeta})
         return dx
 
-    def buffers(self):
+    def buffers(self) -> dict[str, np.ndarray]:
         """The running statistics, for checkpoints: name -> array (the layer's own)."""
         return {"running_mean": self.running_mean, "running_var": self.running_var}
 
-    def load_buffers(self, buffers):
+    def load_buffers(self, buffers: dict[str, np.ndarray]) -> None:
         """Restore what ``buffers()`` returned, into the existing arrays."""
         if set(buffers) != {"running_mean", "running_var"}:
             raise KeyError(f"BatchNorm buffers: expected ['running_mean', 'running_var'], "
@@ -103,7 +107,8 @@ class LayerNorm(Layer):
     normalized with its own statistics, so train and eval modes are the same.
     """
 
-    def __init__(self, num_features, *, eps=1e-5, dtype=np.float32):
+    def __init__(self, num_features: int, *, eps: float = 1e-5,
+                 dtype: DTypeLike = np.float32) -> None:
         super().__init__()
         self.num_features = num_features
         self.eps = eps
@@ -111,12 +116,12 @@ class LayerNorm(Layer):
                        "shift": np.zeros(num_features, dtype=dtype)}
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
 
-    def forward(self, x):
+    def forward(self, x: np.ndarray) -> np.ndarray:
         y, self.cache = F.layernorm_forward(x, self.params["gain"], self.params["shift"],
                                             self.eps)
         return y
 
-    def backward(self, dy):
+    def backward(self, dy: np.ndarray) -> np.ndarray:
         dx, dgain, dshift = F.layernorm_backward(dy, self.cache)
         self._store({"gain": dgain, "shift": dshift})
         return dx

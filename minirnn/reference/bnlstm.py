@@ -37,9 +37,12 @@ wherever the forward has a BN: with batch statistics ``BN^T(dy) = gamma /
 
 and after the loop d(x W) = BN_x^T(d bx), dW = sum_t x_t^T d(x_t W).
 """
+from __future__ import annotations
+
 import numpy as np
 
 from ..functional.batchnorm import batchnorm_backward, batchnorm_forward
+from ..types import Cache, Grads, Params, State
 from .common import mask_at, sigmoid
 
 
@@ -130,9 +133,12 @@ def step_backward(params, dh, dc_next, cache):
     return da, dh_prev, dc_prev, grads
 
 
-def forward(params, x, state=None, *, training=True, stats=None, eps=1e-5, x_stats="step",
-            train_stats="batch", eval_stats="population", renorm_rmax=3.0, renorm_dmax=5.0,
-            carry_normalized_c=False, masks=None):
+def forward(params: Params, x: np.ndarray, state: State | None = None, *,
+            training: bool = True, stats: dict[str, np.ndarray] | None = None,
+            eps: float = 1e-5, x_stats: str = "step", train_stats: str = "batch",
+            eval_stats: str = "population", renorm_rmax: float = 3.0,
+            renorm_dmax: float = 5.0, carry_normalized_c: bool = False,
+            masks: dict[str, np.ndarray] | None = None) -> tuple[np.ndarray, Cache]:
     """x: (B, T, I) -> hs: (B, T, H), cache. ``state`` is (h0, c0), zeros when None.
     ``stats``: population statistics (``mean_x``, ``var_x``, ``mean_h``, ...,
     each (T_max, size); those of x W have one row with ``x_stats="shared"``), read
@@ -184,7 +190,8 @@ def forward(params, x, state=None, *, training=True, stats=None, eps=1e-5, x_sta
     return np.stack(hs, axis=1), cache
 
 
-def backward(params, dhs, cache, dstate=None):
+def backward(params: Params, dhs: np.ndarray, cache: Cache, dstate: State | None = None
+             ) -> tuple[np.ndarray, Grads]:
     """dhs: (B, T, H) -> dx: (B, T, I), grads (the keys of params, and h0, c0 when
     ``forward`` was given a state). ``dstate``: (dh_T, dc_T), or None."""
     B, T, H = dhs.shape

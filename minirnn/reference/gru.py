@@ -21,8 +21,11 @@ recurrent products see (m_h: the "hidden" dropout mask, 1 without dropout)::
     da_z = dz z(1-z)    da_r = dr r(1-r)    dh~ += [da_z | da_r] U_zr^T
     dh_{t-1} = dh * z + dh~ * m_h        dx_t = da W^T        da = [da_z | da_r | da_n]
 """
+from __future__ import annotations
+
 import numpy as np
 
+from ..types import Cache, Grads, Params, State
 from .common import mask_at, sigmoid
 
 
@@ -80,7 +83,9 @@ def step_backward(params, dh, cache):
     return dx_t, dh_prev, grads
 
 
-def forward(params, x, state=None, *, reset_after=False, masks=None):
+def forward(params: Params, x: np.ndarray, state: State | None = None, *,
+            reset_after: bool = False, masks: dict[str, np.ndarray] | None = None
+            ) -> tuple[np.ndarray, Cache]:
     """x: (B, T, I) -> hs: (B, T, H), cache. ``state`` is h0: (B, H), zeros when None;
     ``masks`` is a compiled cell's ``cache["masks"]`` (None: no dropout)."""
     B, T, _ = x.shape
@@ -95,7 +100,8 @@ def forward(params, x, state=None, *, reset_after=False, masks=None):
     return np.stack(hs, axis=1), cache
 
 
-def backward(params, dhs, cache, dstate=None):
+def backward(params: Params, dhs: np.ndarray, cache: Cache, dstate: State | None = None
+             ) -> tuple[np.ndarray, Grads]:
     """dhs: (B, T, H) -> dx: (B, T, I), grads: W, U, b (bh with ``reset_after``; h0
     when ``forward`` was given a state). ``dstate``: dL/dh_T, or None."""
     T = dhs.shape[1]

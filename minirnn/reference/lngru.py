@@ -21,9 +21,12 @@ nothing is dropped. Backwards, with dh the total dL/dh_t::
     d(x_t W_n) = LN_xn^T(da_n)          d(h~ U_n) = LN_hn^T(da_n * r)
     dh_{t-1} += ([du_z | du_r] U_zr^T + d(h~ U_n) U_n^T) * m_h
 """
+from __future__ import annotations
+
 import numpy as np
 
 from ..functional.layernorm import layernorm_backward, layernorm_forward
+from ..types import Cache, Grads, Params, State
 from .common import mask_at, sigmoid
 
 
@@ -71,7 +74,9 @@ def step_backward(params, dh, cache):
     return dx_t, dh_prev, grads
 
 
-def forward(params, x, state=None, *, eps=1e-2, masks=None):
+def forward(params: Params, x: np.ndarray, state: State | None = None, *,
+            eps: float = 1e-2, masks: dict[str, np.ndarray] | None = None
+            ) -> tuple[np.ndarray, Cache]:
     """x: (B, T, I) -> hs: (B, T, H), cache. ``state`` is h0: (B, H), zeros when None;
     ``masks`` is a compiled cell's ``cache["masks"]`` (None: no dropout)."""
     B, T, _ = x.shape
@@ -86,7 +91,8 @@ def forward(params, x, state=None, *, eps=1e-2, masks=None):
     return np.stack(hs, axis=1), cache
 
 
-def backward(params, dhs, cache, dstate=None):
+def backward(params: Params, dhs: np.ndarray, cache: Cache, dstate: State | None = None
+             ) -> tuple[np.ndarray, Grads]:
     """dhs: (B, T, H) -> dx: (B, T, I), grads (the keys of params, and h0 when
     ``forward`` was given a state). ``dstate``: dL/dh_T, or None."""
     T = dhs.shape[1]

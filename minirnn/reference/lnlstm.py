@@ -27,9 +27,12 @@ Backwards: the LSTM's step (``reference/lstm.py``) with layer norm's backward
 carried c_t is the raw cell: dc_t from step t+1 joins *after* LN(c)'s backward;
 tensorflow's carried c_t is LN's output: dc_t joins *before* it.
 """
+from __future__ import annotations
+
 import numpy as np
 
 from ..functional.layernorm import layernorm_backward, layernorm_forward
+from ..types import Cache, Grads, Params, State
 from .common import mask_at, sigmoid
 
 
@@ -115,7 +118,9 @@ def step_backward_tf(params, dh, dc_next, cache):
     return dx_t, dh_prev, dc_prev, grads
 
 
-def forward(params, x, state=None, *, flavour="paper", eps=1e-2, masks=None):
+def forward(params: Params, x: np.ndarray, state: State | None = None, *,
+            flavour: str = "paper", eps: float = 1e-2,
+            masks: dict[str, np.ndarray] | None = None) -> tuple[np.ndarray, Cache]:
     """x: (B, T, I) -> hs: (B, T, H), cache. ``state`` is (h0, c0), zeros when None;
     ``masks`` is a compiled cell's ``cache["masks"]`` (None: no dropout)."""
     step = step_forward_tf if flavour == "tensorflow" else step_forward
@@ -133,7 +138,8 @@ def forward(params, x, state=None, *, flavour="paper", eps=1e-2, masks=None):
     return np.stack(hs, axis=1), cache
 
 
-def backward(params, dhs, cache, dstate=None):
+def backward(params: Params, dhs: np.ndarray, cache: Cache, dstate: State | None = None
+             ) -> tuple[np.ndarray, Grads]:
     """dhs: (B, T, H) -> dx: (B, T, I), grads (the keys of params, and h0, c0 when
     ``forward`` was given a state). ``dstate``: (dh_T, dc_T), or None."""
     step = step_backward_tf if cache["flavour"] == "tensorflow" else step_backward

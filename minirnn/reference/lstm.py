@@ -24,8 +24,11 @@ back::
     dx_t = da W^T                dh_{t-1} = (da U^T) * m_h
     dW += x_t^T da               dU += (h_{t-1} * m_h)^T da       db += sum_batch da
 """
+from __future__ import annotations
+
 import numpy as np
 
+from ..types import Cache, Grads, Params, State
 from .common import mask_at, sigmoid
 
 
@@ -61,7 +64,8 @@ def step_backward(params, dh, dc_next, cache):
     return dx_t, dh_prev, dc_prev, grads
 
 
-def forward(params, x, state=None, *, masks=None):
+def forward(params: Params, x: np.ndarray, state: State | None = None, *,
+            masks: dict[str, np.ndarray] | None = None) -> tuple[np.ndarray, Cache]:
     """x: (B, T, I) -> hs: (B, T, H), cache. ``state`` is (h0, c0), zeros when None;
     ``masks`` is a compiled cell's ``cache["masks"]`` (None: no dropout)."""
     B, T, _ = x.shape
@@ -77,7 +81,8 @@ def forward(params, x, state=None, *, masks=None):
     return np.stack(hs, axis=1), cache
 
 
-def backward(params, dhs, cache, dstate=None):
+def backward(params: Params, dhs: np.ndarray, cache: Cache, dstate: State | None = None
+             ) -> tuple[np.ndarray, Grads]:
     """dhs: (B, T, H) -> dx: (B, T, I), grads: W, U, b (and h0, c0 when ``forward``
     was given a state). ``dstate``: (dh_T, dc_T) of ``cache["state"]``, or None."""
     T = dhs.shape[1]

@@ -18,8 +18,11 @@ The sequence ``forward`` and ``backward`` are Python loops over these two steps.
 The compiled cell computes the same numbers faster: it hoists ``x W`` and the
 weight gradients out of the loop and reuses its buffers.
 """
+from __future__ import annotations
+
 import numpy as np
 
+from ..types import Cache, Grads, Params, State
 from .common import mask_at
 
 
@@ -41,7 +44,8 @@ def step_backward(params, dh, cache):
     return dx_t, dh_prev, grads
 
 
-def forward(params, x, state=None, *, masks=None):
+def forward(params: Params, x: np.ndarray, state: State | None = None, *,
+            masks: dict[str, np.ndarray] | None = None) -> tuple[np.ndarray, Cache]:
     """x: (B, T, I) -> hs: (B, T, H), cache. ``state`` is h0: (B, H), zeros when None;
     ``masks`` is a compiled cell's ``cache["masks"]`` (None: no dropout)."""
     B, T, _ = x.shape
@@ -55,7 +59,8 @@ def forward(params, x, state=None, *, masks=None):
     return np.stack(hs, axis=1), cache
 
 
-def backward(params, dhs, cache, dstate=None):
+def backward(params: Params, dhs: np.ndarray, cache: Cache, dstate: State | None = None
+             ) -> tuple[np.ndarray, Grads]:
     """dhs: (B, T, H) -> dx: (B, T, I), grads: W, U, b (and h0 when ``forward`` was
     given a state). ``dstate``: dL/dh_T of ``cache["state"]``, or None."""
     T = dhs.shape[1]

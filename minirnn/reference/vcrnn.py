@@ -19,8 +19,11 @@ Backwards, with dh the total dL/dh_t::
     dm = sum_i de_i de_i/dm + sum_k de^x_k de^x_k/dm + dpenalty/dm      dz = dm m (1 - m)
     dh_{t-1} = dh * (1 - e) + dhbar * e + dz w_h       dx_t = dxbar * e^x + dz w_x
 """
+from __future__ import annotations
+
 import numpy as np
 
+from ..types import Cache, Grads, Params, State
 from . import vc
 
 
@@ -54,8 +57,10 @@ def step_backward(params, dh, dm_penalty, cache):
     return dx_t, dh_prev, grads
 
 
-def forward(params, x, state=None, *, sharpness=1.0, eps=0.1, threshold="soft", alpha=0.0,
-            m_target=0.5, penalty="l1"):
+def forward(params: Params, x: np.ndarray, state: State | None = None, *,
+            sharpness: float = 1.0, eps: float = 0.1, threshold: str = "soft",
+            alpha: float = 0.0, m_target: float = 0.5, penalty: str = "l1"
+            ) -> tuple[np.ndarray, Cache]:
     """x: (B, T, I) -> hs: (B, T, H), cache. ``state`` is h0: (B, H), zeros when None.
     ``cache["penalty"]`` is the computation penalty, whose gradient ``backward`` adds."""
     B, T, _ = x.shape
@@ -72,7 +77,8 @@ def forward(params, x, state=None, *, sharpness=1.0, eps=0.1, threshold="soft", 
     return np.stack(hs, axis=1), cache
 
 
-def backward(params, dhs, cache, dstate=None):
+def backward(params: Params, dhs: np.ndarray, cache: Cache, dstate: State | None = None
+             ) -> tuple[np.ndarray, Grads]:
     """dhs: (B, T, H) -> dx: (B, T, I), grads of L + penalty (the keys of params, and
     h0 when ``forward`` was given a state). ``dstate``: dL/dh_T, or None."""
     T = dhs.shape[1]
