@@ -602,6 +602,9 @@ def test_lngru_default_eps_is_the_documented_one():
 CONTRACT_CASES = [
     (bnlstm, {}), (bnlstm, {"carry_normalized_c": True}), (bnlstm, {"training": False}),
     (bnlstm, {"training": False, "carry_normalized_c": True}),
+    (bnlstm, {"x_stats": "shared", "train_stats": "renorm", "renorm_rmax": 1.5}),
+    (bnlstm, {"x_stats": "none", "train_stats": "population"}),
+    (bnlstm, {"training": False, "eval_stats": "batch", "x_stats": "shared"}),
     (lnlstm, {"flavour": "paper"}), (lnlstm, {"flavour": "tensorflow"}), (lngru, {}),
 ]
 CONTRACT_IDS = [c.__name__.split(".")[-1] + "".join(f"-{k}={v}" for k, v in o.items())
@@ -610,8 +613,11 @@ CONTRACT_IDS = [c.__name__.split(".")[-1] + "".join(f"-{k}={v}" for k, v in o.it
 
 def _forward_options(cell, opts, H, T, rng, dtype):
     fwd = dict(opts)
-    if cell is bnlstm and not opts.get("training", True):
+    if cell is bnlstm and (not opts.get("training", True) or "train_stats" in opts):
         fwd["stats"] = random_stats(H, max(1, T - 2), rng, dtype)
+        if opts.get("x_stats") == "shared":
+            fwd["stats"].update(mean_x=fwd["stats"]["mean_x"][:1],
+                                var_x=fwd["stats"]["var_x"][:1])
     return fwd
 
 
@@ -621,6 +627,9 @@ import numpy as np
 from minirnn.cells import bnlstm, lngru, lnlstm
 cases = [(bnlstm, {}), (bnlstm, {"carry_normalized_c": True}),
          (bnlstm, {"training": False}), (bnlstm, {"training": False, "carry_normalized_c": True}),
+         (bnlstm, {"x_stats": "shared", "train_stats": "renorm", "renorm_rmax": 1.5}),
+         (bnlstm, {"x_stats": "none", "train_stats": "population"}),
+         (bnlstm, {"training": False, "eval_stats": "batch", "x_stats": "shared"}),
          (lnlstm, {"flavour": "paper"}), (lnlstm, {"flavour": "tensorflow"}), (lngru, {})]
 out = {}
 for cell, opts in cases:
@@ -631,12 +640,15 @@ for cell, opts in cases:
         v += 0.3 * rng.standard_normal(v.shape)
     x = rng.standard_normal((3, 5, 3))
     fwd = dict(opts)
-    if not opts.get("training", True):
+    if not opts.get("training", True) or "train_stats" in opts:
         fwd["stats"] = bnlstm.evaluation_options(4, 5, rng)["stats"]
+        if opts.get("x_stats") == "shared":
+            fwd["stats"].update(mean_x=fwd["stats"]["mean_x"][:1],
+                                var_x=fwd["stats"]["var_x"][:1])
     hs, cache = cell.forward(p, x, **fwd)
     dx, g = cell.backward(p, rng.standard_normal(hs.shape), cache)
     res = [hs.tolist(), dx.tolist()] + [g[k].tolist() for k in sorted(g)]
-    if "batch_stats" in cache:
+    if "batch_stats" in cache and cache["training"]:
         new = bnlstm.update_statistics(bnlstm.init_statistics(4, 3, np.float64), cache)
         res += [new[k].tolist() for k in sorted(new)]
     out[cell.__name__ + str(sorted(opts.items()))] = res
