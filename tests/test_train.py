@@ -4,6 +4,7 @@ import os
 import signal
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -158,8 +159,21 @@ def run_cli(*args, cwd):
                           text=True, cwd=cwd, timeout=300)
 
 
+def run_main(capsys, *args):
+    """The same command run in this process (from the current directory): a fresh
+    interpreter per command costs seconds, and run_cli's first call shows that
+    ``python -m minirnn`` starts."""
+    from minirnn import cli
+    try:
+        code = cli.main(list(args))
+    except SystemExit as stop:                      # argparse's own usage errors
+        code = stop.code
+    out, err = capsys.readouterr()
+    return SimpleNamespace(returncode=code, stdout=out, stderr=err)
+
+
 @pytest.mark.slow
-def test_cli_train_eval_plot_end_to_end(tmp_path):
+def test_cli_train_eval_plot_end_to_end(tmp_path, monkeypatch, capsys):
     common = ["--limit", "200", "--hidden", "8", "--quiet"]
     res = run_cli("train", *common, "--out", "a", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
@@ -171,24 +185,25 @@ def test_cli_train_eval_plot_end_to_end(tmp_path):
     assert test_record["split"] == "test"
     assert f"test accuracy {test_record['accuracy']:.4f}" in res.stdout
 
-    res = run_cli("eval", "a", cwd=tmp_path)
+    monkeypatch.chdir(tmp_path)
+    res = run_main(capsys, "eval", "a")
     assert res.returncode == 0, res.stderr
     expected = f"test: loss {test_record['loss']:.4f}, accuracy {test_record['accuracy']:.4f}"
     assert expected in res.stdout
 
-    res = run_cli("train", *common, "--cell", "gru", "--cell-option", "reset_after=true",
-                  "--out", "b", cwd=tmp_path)
+    res = run_main(capsys, "train", *common, "--cell", "gru", "--cell-option",
+                   "reset_after=true", "--out", "b")
     assert res.returncode == 0, res.stderr
     assert json.loads((tmp_path / "b" / "config.json").read_text())["cell_options"] == \
         {"reset_after": True}
-    res = run_cli("plot", "a", "b", "-o", "both.png", cwd=tmp_path)
+    res = run_main(capsys, "plot", "a", "b", "-o", "both.png")
     assert res.returncode == 0, res.stderr
     assert (tmp_path / "both.png").stat().st_size > 10_000
 
-    res = run_cli("train", "--lr", "-1", cwd=tmp_path)
+    res = run_main(capsys, "train", "--lr", "-1")
     assert res.returncode == 2 and "lr: expected a positive learning rate" in res.stderr
-    res = run_cli("train", "--task", "sine", "--limit", "50", "--hidden", "4", "--quiet",
-                  "--out", "s", cwd=tmp_path)
+    res = run_main(capsys, "train", "--task", "sine", "--limit", "50", "--hidden", "4", "--quiet",
+                   "--out", "s")
     assert res.returncode == 0, res.stderr
     assert "test mse" in res.stdout
 
@@ -204,7 +219,7 @@ def test_resuming_a_finished_run_keeps_one_test_record(tmp_path):
 
 
 @pytest.mark.slow
-def test_cli_trains_the_cnn_on_idx_files_and_on_a_kaggle_csv(tmp_path):
+def test_cli_trains_the_cnn_on_idx_files_and_on_a_kaggle_csv(tmp_path, monkeypatch, capsys):
     from minirnn.data import load_mnist
     (x, y), _ = load_mnist()
     rows = ["label," + ",".join(f"pixel{i}" for i in range(784))]
@@ -213,11 +228,12 @@ def test_cli_trains_the_cnn_on_idx_files_and_on_a_kaggle_csv(tmp_path):
     (tmp_path / "train.csv").write_text("\n".join(rows) + "\n")
     common = ["--task", "mnist", "--model", "cnn", "--limit", "200", "--batch-size", "50",
               "--quiet"]
-    res = run_cli("train", *common, "--out", "idx", cwd=tmp_path)
+    monkeypatch.chdir(tmp_path)
+    res = run_main(capsys, "train", *common, "--out", "idx")
     assert res.returncode == 0, res.stderr
     assert "test accuracy" in res.stdout
-    res = run_cli("train", *common, "--kaggle-csv", "train.csv", "--no-batchnorm", "--cost",
-                  "clipped", "--raw-pixels", "--out", "csv", cwd=tmp_path)
+    res = run_main(capsys, "train", *common, "--kaggle-csv", "train.csv", "--no-batchnorm",
+                   "--cost", "clipped", "--raw-pixels", "--out", "csv")
     assert res.returncode == 0, res.stderr
     config = json.loads((tmp_path / "csv" / "config.json").read_text())
     assert (config["batchnorm"], config["cost"], config["raw_pixels"]) == (False, "clipped", True)
@@ -225,5 +241,5 @@ def test_cli_trains_the_cnn_on_idx_files_and_on_a_kaggle_csv(tmp_path):
     assert "test accuracy" in res.stdout
     records = [json.loads(line) for line in (tmp_path / "csv" / METRICS).read_text().splitlines()]
     assert [r["split"] for r in records][-2:] == ["val", "test"]
-    res = run_cli("train", "--task", "mnist", "--limit", "10", cwd=tmp_path)
+    res = run_main(capsys, "train", "--task", "mnist", "--limit", "10")
     assert res.returncode == 2 and "cannot read task 'mnist'" in res.stderr
