@@ -192,18 +192,18 @@ def update_statistics(stats, cache, momentum=None):
     statistics of a training forward (``cache["batch_stats"]``), by the moving
     average of ``functional.batchnorm`` (PyTorch's convention: ``momentum`` is the
     weight of the new value; None: the forward's option ``stats_momentum``). A
-    batch longer than ``stats`` extends them. The
-    statistics of x W have one row with ``x_stats="shared"`` and are left alone
-    with "none"; a training forward with ``train_stats="population"`` computed no
-    batch statistics and leaves all of them alone (they are frozen).
+    batch longer than ``stats`` extends them. The statistics of x W have one row
+    with ``x_stats="shared"`` and are left alone with "none"; a training forward
+    with ``train_stats="population"`` computed no batch statistics and leaves all
+    of them alone (they are frozen).
 
     A batch of one example has no variance to contribute (PyTorch's convention
     divides by M - 1): its statistics are left out and ``stats`` comes back
     unchanged, so a last batch of one in an epoch does not stop training."""
     if not cache.get("training", False):
         raise ValueError("update_statistics: expected the cache of a training forward "
-                         "(training=True), which holds the batch statistics; got one "
-                         "without 'batch_stats'")
+                         "(training=True), whose batch statistics training moves the "
+                         "population's towards; got the cache of an evaluation forward")
     if cache["batch_size"] < 2 or "batch_stats" not in cache:
         return {key: stats[key].copy() for key in STAT_KEYS}
     momentum = cache["stats_momentum"] if momentum is None else momentum
@@ -234,7 +234,7 @@ def population_statistics(params, inputs, stats, **options):
     their per-timestep statistics are pooled exactly (weighted by batch size,
     the variance made unbiased as in ``update_statistics``). Rows of ``stats``
     beyond the longest batch, and those of x W with ``x_stats="none"``, are
-    kept. This is "precise batch norm" (Wu & Johnson 2021): the moving average
+    kept. This is "precise batch norm" (Wu and Johnson 2021): the moving average
     describes the parameters of several steps ago, which a fast optimizer has
     already moved. ``options``: the forward's (only eps, x_stats and
     carry_normalized_c matter)."""
