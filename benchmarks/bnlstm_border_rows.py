@@ -33,7 +33,7 @@ from minirnn.cli import set_bn_statistics
 from minirnn.tasks import load_task
 from minirnn.train import evaluate, load_trained_model
 
-OUT = Path("benchmarks/results/bnlstm_eval_gap")
+OUT = Path(__file__).resolve().parent / "results" / "bnlstm_eval_gap"
 RUNS = [OUT / "runs" / "cooijmans-e3-s0", OUT / "runs" / "default-e3-s0"]
 EPS_VALUES = (1e-5, 1e-3, 1e-2, 1e-1, 1.0)
 LATE_ROWS = slice(25, 28)

@@ -7,17 +7,18 @@ statistics kept in training (what ``python -m minirnn eval`` reports) and with
 each test batch's own statistics (batches of 1,000, ``eval --bn-stats batch``).
 
     python benchmarks/bnlstm_eval_gap.py --epochs 1 --seeds 0            # screen all
-    python benchmarks/bnlstm_eval_gap.py --epochs 3 --seeds 0 1 2 --candidates default shared-x-1e-3
+    python benchmarks/bnlstm_eval_gap.py --epochs 3 --seeds 0 1 2 --candidates default cooijmans
     python benchmarks/bnlstm_eval_gap.py --table                         # only rewrite the table
 
 Every run has its own folder ``<out>/runs/<candidate>-e<epochs>-s<seed>`` with
-checkpoints: an interrupted run resumes, a finished one (``result.json``) is
-skipped. ``<out>/results.json`` and ``<out>/results.md`` collect all finished runs.
+checkpoints (not committed: ``runs/`` is ignored): an interrupted run resumes, a
+finished one (``result.json``) is skipped. ``<out>/results.json`` and ``<out>/results.md`` collect all finished runs.
 The last lines printed check the targets: the default command at seed 0 at least
 98.0% with population statistics, seeds 0-2 at least 97.8% on average, and within
 0.5 points of the same model evaluated with batch statistics.
 """
 import argparse
+import inspect
 import json
 import math
 import sys
@@ -30,7 +31,7 @@ from minirnn.cells import bnlstm
 from minirnn.cli import set_bn_statistics
 from minirnn.train import TrainConfig, evaluate, load_trained_model, train
 
-OUT = Path("benchmarks/results/bnlstm_eval_gap")
+OUT = Path(__file__).resolve().parent / "results" / "bnlstm_eval_gap"
 EVAL_BATCH = 1000
 # Every candidate but "default" names its options in full over PAPER, so it does not
 # move when bnlstm.TRAINING_DEFAULTS (what "default", the command's model, uses) does.
@@ -94,7 +95,6 @@ def option_label(r):
 
 def effective_options(options):
     """The candidate's options with the cell's defaults filled in."""
-    import inspect
     sig = {**inspect.signature(bnlstm.forward).parameters,
            **inspect.signature(bnlstm.init).parameters}
     given = {**bnlstm.TRAINING_DEFAULTS, **options}
