@@ -12,8 +12,9 @@ each test batch's own statistics (batches of 1,000, ``eval --bn-stats batch``).
 
 Every run has its own folder ``<out>/runs/<candidate>-e<epochs>-s<seed>`` with
 checkpoints (not committed: ``runs/`` is ignored): an interrupted run resumes, a
-finished one (``result.json``) is skipped. ``<out>/results.json`` and ``<out>/results.md`` collect all finished runs.
-The last lines printed check the targets: the default command at seed 0 at least
+finished one (``result.json``) is skipped. ``<out>/results.json`` and
+``<out>/results.md`` collect all finished runs. The last lines printed check the
+targets: the default command at seed 0 at least
 98.0% with population statistics, seeds 0-2 at least 97.8% on average, and within
 0.5 points of the same model evaluated with batch statistics.
 """
