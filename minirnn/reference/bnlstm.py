@@ -138,13 +138,17 @@ def forward(params: Params, x: np.ndarray, state: State | None = None, *,
             eps: float = 1e-5, x_stats: str = "step", train_stats: str = "batch",
             eval_stats: str = "population", renorm_rmax: float = 3.0,
             renorm_dmax: float = 5.0, carry_normalized_c: bool = False,
+            stats_momentum: float = 0.1, refresh_batches: int = 0,
             masks: dict[str, np.ndarray] | None = None) -> tuple[np.ndarray, Cache]:
     """x: (B, T, I) -> hs: (B, T, H), cache. ``state`` is (h0, c0), zeros when None.
     ``stats``: population statistics (``mean_x``, ``var_x``, ``mean_h``, ...,
     each (T_max, size); those of x W have one row with ``x_stats="shared"``), read
     unless the statistics are the batch's. When they are the batch's (or renormalized),
     ``cache["batch_stats"]`` holds each step's batch means and variances, (T, size)
-    each. ``masks`` is a compiled cell's ``cache["masks"]`` (None: no dropout)."""
+    each. ``masks`` is a compiled cell's ``cache["masks"]`` (None: no dropout).
+    ``stats_momentum`` and ``refresh_batches`` change nothing in this call: they say
+    how the population statistics are kept between calls (the compiled cell's
+    ``update_statistics`` and the ``nn.Recurrent`` layer read them)."""
     B, T, _ = x.shape
     H = params["U"].shape[0]
     how = train_stats if training else eval_stats
@@ -182,7 +186,8 @@ def forward(params: Params, x: np.ndarray, state: State | None = None, *,
         hs.append(h)
         steps.append(step)
     cache = {"x": x, "x_stats": x_stats, "bn_x": bn_x, "steps": steps,
-             "has_state": state is not None, "state": (h, c)}
+             "stats_momentum": stats_momentum, "has_state": state is not None,
+             "state": (h, c)}
     if how != "population":         # the batch's statistics of every step
         bns = {"x": bn_x, "h": [step[-2] for step in steps], "c": [step[-1] for step in steps]}
         cache["batch_stats"] = {f"{stat}_{p}": np.stack([bn[stat] for bn in bns[p]])
