@@ -19,6 +19,7 @@ speed-up over it. ``vclstm.forward`` is the training forward: it also keeps
 what ``backward`` needs; the row m = 1 shows what that and the masking cost when
 nothing is skipped.
 """
+
 import argparse
 import functools
 import math
@@ -38,7 +39,7 @@ def paired_ms(fns, repeats):
     median of the per-repeat ratios of the first to each: a machine whose load
     drifts during the run moves both sides of a ratio alike."""
     for fn in fns:
-        fn()                                        # compile or load from the cache
+        fn()  # compile or load from the cache
     times = np.empty((repeats, len(fns)))
     for r in range(repeats):
         for k, fn in enumerate(fns):
@@ -75,19 +76,38 @@ def main():
             np.testing.assert_allclose(hs_sparse, hs, atol=1e-5)
             assert info["macs"] == vclstm.macs(cache)["needed"]
             (dense_ms, sparse_ms, lstm_ms), (_, speedup, vs_lstm) = paired_ms(
-                [functools.partial(vclstm.forward, params, x, **OPTIONS),
-                 functools.partial(vclstm_sparse.forward_sparse, params, x, **OPTIONS),
-                 functools.partial(lstm.forward, plain, x)], args.repeats)
-            rows.append((m, cache["metrics"]["update_fraction"],
-                         info["macs"] / info["dense_macs"], dense_ms, sparse_ms, speedup,
-                         lstm_ms, lstm_ms / sparse_ms))
-    print(f"batch {B}, time {T}, input {I}, hidden {H}, float32, threshold=hard, "
-          f"sharpness=20, BLAS threads {args.blas_threads}; median of {args.repeats} runs")
-    print(f"{'m_t':>5} {'units':>6} {'MACs':>6} {'dense fwd ms':>12} {'sparse fwd ms':>13} "
-          f"{'speed-up':>8} {'lstm fwd ms':>11} {'vs lstm':>7}")
+                [
+                    functools.partial(vclstm.forward, params, x, **OPTIONS),
+                    functools.partial(vclstm_sparse.forward_sparse, params, x, **OPTIONS),
+                    functools.partial(lstm.forward, plain, x),
+                ],
+                args.repeats,
+            )
+            rows.append(
+                (
+                    m,
+                    cache["metrics"]["update_fraction"],
+                    info["macs"] / info["dense_macs"],
+                    dense_ms,
+                    sparse_ms,
+                    speedup,
+                    lstm_ms,
+                    lstm_ms / sparse_ms,
+                )
+            )
+    print(
+        f"batch {B}, time {T}, input {I}, hidden {H}, float32, threshold=hard, "
+        f"sharpness=20, BLAS threads {args.blas_threads}; median of {args.repeats} runs"
+    )
+    print(
+        f"{'m_t':>5} {'units':>6} {'MACs':>6} {'dense fwd ms':>12} {'sparse fwd ms':>13} "
+        f"{'speed-up':>8} {'lstm fwd ms':>11} {'vs lstm':>7}"
+    )
     for m, units, frac, dense_ms, sparse_ms, speedup, lstm_ms, vs_lstm in rows:
-        print(f"{m:5.2f} {units:6.2f} {frac:6.3f} {dense_ms:12.2f} {sparse_ms:13.2f} "
-              f"{speedup:7.2f}x {lstm_ms:11.2f} {vs_lstm:6.2f}x")
+        print(
+            f"{m:5.2f} {units:6.2f} {frac:6.3f} {dense_ms:12.2f} {sparse_ms:13.2f} "
+            f"{speedup:7.2f}x {lstm_ms:11.2f} {vs_lstm:6.2f}x"
+        )
 
 
 if __name__ == "__main__":

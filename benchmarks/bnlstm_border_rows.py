@@ -22,6 +22,7 @@ rows 25-27, with population and with batch statistics.
 ``bnlstm_eval_gap.py`` for the paper's eps 1e-5 and the default options); the
 first one is the model of plots 2 and 3.
 """
+
 import argparse
 import json
 from pathlib import Path
@@ -89,6 +90,7 @@ def precision_table(params, head, batches):
 def initial_model():
     """(cell parameters, output layer) of the default command's model before training."""
     from minirnn.train import TrainConfig, build_model
+
     config = TrainConfig(cell="bnlstm")
     task = load_task(config.task, seed=config.seed, limit=64)
     model = build_model(config, task, np.random.default_rng(config.seed))
@@ -103,19 +105,24 @@ def split_accuracy(run_dir, late_ink):
     for which in ("population", "batch"):
         set_bn_statistics(model, which)
         model.eval()
-        pred = np.concatenate([model.predict(x[s:s + 1000]).argmax(axis=1)
-                               for s in range(0, len(x), 1000)])
-        out[which] = {"ink in rows 25-27": float((pred == y)[late_ink].mean()),
-                      "no ink there": float((pred == y)[~late_ink].mean()),
-                      "all": float(evaluate(model, task.test, task.kind)[1])}
+        pred = np.concatenate(
+            [model.predict(x[s : s + 1000]).argmax(axis=1) for s in range(0, len(x), 1000)]
+        )
+        out[which] = {
+            "ink in rows 25-27": float((pred == y)[late_ink].mean()),
+            "no ink there": float((pred == y)[~late_ink].mean()),
+            "all": float(evaluate(model, task.test, task.kind)[1]),
+        }
     out["test images with ink in rows 25-27"] = int(late_ink.sum())
     return out
 
 
 def plot_ink(counts, n, path):
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     fig, ax = plt.subplots(figsize=(8, 3.2))
     ax.bar(np.arange(28), counts, color="tab:blue")
     for row in (0, 1, 26, 27):
@@ -130,20 +137,34 @@ def plot_ink(counts, n, path):
 
 def plot_variances(var, title, path, floor=1e-12):
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     names = {"x": "x_t W", "h": "h_(t-1) U", "c": "c_t"}
     fig, axes = plt.subplots(3, 1, figsize=(8.5, 8), sharex=True)
     for ax, part in zip(axes, "xhc"):
         v = var[part]
         T = v.shape[1]
-        ax.boxplot([np.maximum(v[:, t], floor) for t in range(T)], positions=range(1, T + 1),
-                   widths=0.6, whis=(0, 100), showfliers=False)
+        ax.boxplot(
+            [np.maximum(v[:, t], floor) for t in range(T)],
+            positions=range(1, T + 1),
+            widths=0.6,
+            whis=(0, 100),
+            showfliers=False,
+        )
         zero = (v == 0).mean(axis=0)
         for t in range(T):
-            if zero[t] > 0:         # staggered, so neighbouring labels do not overlap
-                ax.annotate(f"{100 * zero[t]:.0f}%", (t + 1, floor), xytext=(0, 4 + 10 * (t % 2)),
-                            textcoords="offset points", ha="center", fontsize=7, color="tab:red")
+            if zero[t] > 0:  # staggered, so neighbouring labels do not overlap
+                ax.annotate(
+                    f"{100 * zero[t]:.0f}%",
+                    (t + 1, floor),
+                    xytext=(0, 4 + 10 * (t % 2)),
+                    textcoords="offset points",
+                    ha="center",
+                    fontsize=7,
+                    color="tab:red",
+                )
         ax.set_yscale("log")
         ax.set_ylim(floor / 3, None)
         ax.set_ylabel(f"batch variance of {names[part]}")
@@ -167,8 +188,7 @@ def main(argv=None):
     counts = ink_per_row(images)
     plot_ink(counts, len(images), out / "ink_per_row.png")
     late_ink = (task.test[0][:, LATE_ROWS] > 0).any(axis=(1, 2))
-    result = {"training images": len(images), "ink per row": counts.tolist(),
-              "splits": {}}
+    result = {"training images": len(images), "ink per row": counts.tolist(), "splits": {}}
     runs = [Path(r) for r in args.runs if (Path(r) / "checkpoint.npz").exists()]
     for run in runs:
         result["splits"][run.name] = split_accuracy(run, late_ink)
@@ -176,27 +196,41 @@ def main(argv=None):
         _, _, model = load_trained_model(runs[0])
         layer, head = model.layers[0], model.layers[-1]
         eps = layer.forward_options.get("eps", 1e-5)
-        var = batch_variances(layer.params, images, args.batches, 64, rng,
-                              {"eps": eps, "x_stats": "step"})
-        plot_variances(var, f"{args.batches} training batches of 64, BN-LSTM of {runs[0].name}",
-                       out / "batch_variance_per_step.png")
+        var = batch_variances(
+            layer.params, images, args.batches, 64, rng, {"eps": eps, "x_stats": "step"}
+        )
+        plot_variances(
+            var,
+            f"{args.batches} training batches of 64, BN-LSTM of {runs[0].name}",
+            out / "batch_variance_per_step.png",
+        )
         result["batch variance model"] = runs[0].name
-        result["batch variance median"] = {p: np.median(v, axis=0).tolist()
-                                           for p, v in var.items()}
-        result["batches with variance exactly 0"] = {p: (v == 0).mean(axis=0).tolist()
-                                                     for p, v in var.items()}
+        result["batch variance median"] = {p: np.median(v, axis=0).tolist() for p, v in var.items()}
+        result["batches with variance exactly 0"] = {
+            p: (v == 0).mean(axis=0).tolist() for p, v in var.items()
+        }
         # the first step of the default command: initial parameters, its first batch
         first = np.random.default_rng([0, 0]).permutation(len(images))[:64]
         picks = [rng.choice(len(images), 64, replace=False) for _ in range(10)]
         result["float32 vs float64 gradient of b"] = {
             "initial parameters, first training batch": precision_table(
-                *initial_model(), [(images[first], labels[first])]),
+                *initial_model(), [(images[first], labels[first])]
+            ),
             f"trained parameters of {runs[0].name}, 10 batches": precision_table(
-                layer.params, head, [(images[i], labels[i]) for i in picks])}
+                layer.params, head, [(images[i], labels[i]) for i in picks]
+            ),
+        }
     (out / "border_rows.json").write_text(json.dumps(result, indent=1) + "\n")
-    print(json.dumps({k: v for k, v in result.items()
-                      if k not in ("batch variance median",
-                                   "batches with variance exactly 0")}, indent=1))
+    print(
+        json.dumps(
+            {
+                k: v
+                for k, v in result.items()
+                if k not in ("batch variance median", "batches with variance exactly 0")
+            },
+            indent=1,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ targets: the default command at seed 0 at least
 98.0% with population statistics, seeds 0-2 at least 97.8% on average, and within
 0.5 points of the same model evaluated with batch statistics.
 """
+
 import argparse
 import inspect
 import json
@@ -74,7 +75,7 @@ CANDIDATES = {
     "eps-1e-2-refresh": (paper(eps=1e-2, refresh_batches=16), 0),
     "eps-1-refresh": (paper(eps=1.0, refresh_batches=16), 0),
     "eps-1-gamma-1-refresh": (paper(eps=1.0, gamma_init=1.0, refresh_batches=16), 0),
-    "default": ({}, 0),                # bnlstm.TRAINING_DEFAULTS: the command's model
+    "default": ({}, 0),  # bnlstm.TRAINING_DEFAULTS: the command's model
 }
 
 
@@ -96,8 +97,10 @@ def option_label(r):
 
 def effective_options(options):
     """The candidate's options with the cell's defaults filled in."""
-    sig = {**inspect.signature(bnlstm.forward).parameters,
-           **inspect.signature(bnlstm.init).parameters}
+    sig = {
+        **inspect.signature(bnlstm.forward).parameters,
+        **inspect.signature(bnlstm.init).parameters,
+    }
     given = {**bnlstm.TRAINING_DEFAULTS, **options}
     keys = ("eps", "x_stats", "train_stats", "gamma_init", "stats_momentum", "refresh_batches")
     return {k: given.get(k, sig[k].default) for k in keys}
@@ -120,11 +123,12 @@ def run_one(name, epochs, seed, out, limit=None):
     done = run_dir / "result.json"
     if done.exists():
         return json.loads(done.read_text())
-    config = TrainConfig(cell="bnlstm", cell_options=dict(options), epochs=epochs, seed=seed,
-                         limit=limit)
+    config = TrainConfig(
+        cell="bnlstm", cell_options=dict(options), epochs=epochs, seed=seed, limit=limit
+    )
     steps = epochs * math.ceil((limit or 55000) / config.batch_size)
     resume = (run_dir / "checkpoint.npz").exists()
-    frozen_steps = min(frozen_steps, steps // 3)        # (quick runs with --limit)
+    frozen_steps = min(frozen_steps, steps // 3)  # (quick runs with --limit)
     if frozen_steps:
         # Train as usual up to the last frozen_steps steps, then go on with the
         # population statistics of that moment, frozen, in forward and backward.
@@ -137,25 +141,40 @@ def run_one(name, epochs, seed, out, limit=None):
             train(config, run_dir, resume=True, progress=False, print_fn=print)
     else:
         train(config, run_dir, resume=resume, progress=False, print_fn=print)
-    result = {"candidate": name, "epochs": epochs, "seed": seed, "frozen_steps": frozen_steps,
-              "options": options, **effective_options(options), **evaluate_both(run_dir)}
+    result = {
+        "candidate": name,
+        "epochs": epochs,
+        "seed": seed,
+        "frozen_steps": frozen_steps,
+        "options": options,
+        **effective_options(options),
+        **evaluate_both(run_dir),
+    }
     done.write_text(json.dumps(result, indent=1) + "\n")
     return result
 
 
 def collect(out):
     rows = [json.loads(p.read_text()) for p in sorted((out / "runs").glob("*/result.json"))]
-    rows.sort(key=lambda r: (r["epochs"], list(CANDIDATES).index(r["candidate"])
-                             if r["candidate"] in CANDIDATES else 99, r["seed"]))
+    rows.sort(
+        key=lambda r: (
+            r["epochs"],
+            list(CANDIDATES).index(r["candidate"]) if r["candidate"] in CANDIDATES else 99,
+            r["seed"],
+        )
+    )
     (out / "results.json").write_text(json.dumps(rows, indent=1) + "\n")
-    header = ("| candidate | eps | option | epochs | seed | population test acc | "
-              "batch test acc | gap |")
+    header = (
+        "| candidate | eps | option | epochs | seed | population test acc | batch test acc | gap |"
+    )
     lines = [header, "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         option = option_label(r)
         pop, bat = 100 * r["population_test_acc"], 100 * r["batch_test_acc"]
-        lines.append(f"| {r['candidate']} | {r['eps']:g} | {option} | {r['epochs']} | "
-                     f"{r['seed']} | {pop:.2f} | {bat:.2f} | {bat - pop:+.2f} |")
+        lines.append(
+            f"| {r['candidate']} | {r['eps']:g} | {option} | {r['epochs']} | "
+            f"{r['seed']} | {pop:.2f} | {bat:.2f} | {bat - pop:+.2f} |"
+        )
     (out / "results.md").write_text("\n".join(lines) + "\n")
     return rows
 
@@ -167,24 +186,31 @@ def check_targets(rows):
         print("targets: no 3-epoch run of 'default' yet")
         return
     pop0, bat0 = 100 * default[0]["population_test_acc"], 100 * default[0]["batch_test_acc"]
-    print(f"target seed 0 >= 98.0% with population statistics: {pop0:.2f}% "
-          f"{'met' if pop0 >= 98.0 else 'NOT met'}")
-    print(f"target seed 0 within 0.5 points of batch statistics ({bat0:.2f}%): "
-          f"{'met' if abs(bat0 - pop0) <= 0.5 else 'NOT met'}")
+    print(
+        f"target seed 0 >= 98.0% with population statistics: {pop0:.2f}% "
+        f"{'met' if pop0 >= 98.0 else 'NOT met'}"
+    )
+    print(
+        f"target seed 0 within 0.5 points of batch statistics ({bat0:.2f}%): "
+        f"{'met' if abs(bat0 - pop0) <= 0.5 else 'NOT met'}"
+    )
     if all(s in default for s in (0, 1, 2)):
         pops = [100 * default[s]["population_test_acc"] for s in (0, 1, 2)]
         bats = [100 * default[s]["batch_test_acc"] for s in (0, 1, 2)]
-        print(f"target mean of seeds 0-2 >= 97.8%: {np.mean(pops):.2f}% "
-              f"{'met' if np.mean(pops) >= 97.8 else 'NOT met'} (batch statistics "
-              f"{np.mean(bats):.2f}%; per seed {', '.join(f'{p:.2f}' for p in pops)})")
+        print(
+            f"target mean of seeds 0-2 >= 97.8%: {np.mean(pops):.2f}% "
+            f"{'met' if np.mean(pops) >= 97.8 else 'NOT met'} (batch statistics "
+            f"{np.mean(bats):.2f}%; per seed {', '.join(f'{p:.2f}' for p in pops)})"
+        )
     else:
         print("target mean of seeds 0-2: not all three seeds have run yet")
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--candidates", nargs="+", choices=list(CANDIDATES),
-                        default=list(CANDIDATES))
+    parser.add_argument(
+        "--candidates", nargs="+", choices=list(CANDIDATES), default=list(CANDIDATES)
+    )
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--limit", type=int, default=None, help="quick runs on N examples")
@@ -197,8 +223,11 @@ def main(argv=None):
         for seed in args.seeds:
             for name in args.candidates:
                 r = run_one(name, args.epochs, seed, out, args.limit)
-                print(f"{name} e{args.epochs} s{seed}: population {r['population_test_acc']:.4f}"
-                      f", batch {r['batch_test_acc']:.4f}", flush=True)
+                print(
+                    f"{name} e{args.epochs} s{seed}: population {r['population_test_acc']:.4f}"
+                    f", batch {r['batch_test_acc']:.4f}",
+                    flush=True,
+                )
                 collect(out)
     rows = collect(out)
     print((out / "results.md").read_text())

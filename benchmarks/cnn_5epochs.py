@@ -20,6 +20,7 @@ accuracy beside the 99.0% line. A run
 folder already finished with the same settings is read, not trained again (about
 3 minutes per run on one core of the 2-core CI machine).
 """
+
 import argparse
 from pathlib import Path
 
@@ -35,13 +36,16 @@ BASE = dict(task="mnist", model="cnn", epochs=5, batch_size=100)
 
 def settings(seeds):
     """(run name, TrainConfig settings, group) for every run."""
-    runs = [("lr0.01-constant", dict(lr=0.01), None),
-            ("lr0.001-constant", dict(lr=0.001), None)]
+    runs = [("lr0.01-constant", dict(lr=0.01), None), ("lr0.001-constant", dict(lr=0.001), None)]
     for convention in ("tensorflow", "pytorch"):
         for seed in seeds:
-            runs.append((f"decay-{convention}-seed{seed}",
-                         dict(lr=0.01, lr_end=1e-4, bn_convention=convention, seed=seed),
-                         f"lr 0.01 -> 1e-4, BN {convention}"))
+            runs.append(
+                (
+                    f"decay-{convention}-seed{seed}",
+                    dict(lr=0.01, lr_end=1e-4, bn_convention=convention, seed=seed),
+                    f"lr 0.01 -> 1e-4, BN {convention}",
+                )
+            )
     return runs
 
 
@@ -65,40 +69,56 @@ def main():
         if summary is None:
             summary = train(config, run_dir, progress=False, print_fn=lambda *a: None)
         acc = summary["test_accuracy"]
-        print(f"| {name} | {100 * acc:.2f}% | {summary['seconds_per_epoch']:.1f} | "
-              f"`{command(options)}` |", flush=True)
+        print(
+            f"| {name} | {100 * acc:.2f}% | {summary['seconds_per_epoch']:.1f} | "
+            f"`{command(options)}` |",
+            flush=True,
+        )
         if group:
             groups.setdefault(group, []).append(acc)
     print("\n| setting | seeds | mean | lowest | highest | runs at 99.0% or more |")
     print("|---|---|---|---|---|---|")
     for group, accs in groups.items():
         a = 100 * np.array(accs)
-        print(f"| {group} | {len(a)} | {a.mean():.2f}% | {a.min():.2f}% | {a.max():.2f}% | "
-              f"{int((a >= 99.0).sum())} of {len(a)} |")
+        print(
+            f"| {group} | {len(a)} | {a.mean():.2f}% | {a.min():.2f}% | {a.max():.2f}% | "
+            f"{int((a >= 99.0).sum())} of {len(a)} |"
+        )
     print(f"\nfigure: {figure(out, groups)}")
 
 
 def figure(out, groups):
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for name, label in (("lr0.01-constant", "lr 0.01 constant"),
-                        ("lr0.001-constant", "lr 0.001 constant"),
-                        ("decay-tensorflow-seed0", "lr 0.01 -> 1e-4, BN tensorflow"),
-                        ("decay-pytorch-seed0", "lr 0.01 -> 1e-4, BN pytorch")):
+    for name, label in (
+        ("lr0.01-constant", "lr 0.01 constant"),
+        ("lr0.001-constant", "lr 0.001 constant"),
+        ("decay-tensorflow-seed0", "lr 0.01 -> 1e-4, BN tensorflow"),
+        ("decay-pytorch-seed0", "lr 0.01 -> 1e-4, BN pytorch"),
+    ):
         val = [r for r in read_metrics(out / name) if r["split"] == "val"]
-        left.plot([r["step"] for r in val], [100 * r["accuracy"] for r in val], "o-",
-                  label=label)
-    left.set(xlabel="step (batch 100)", ylabel="validation accuracy %", ylim=(96, 99.5),
-             title="validation accuracy after each epoch (seed 0)")
+        left.plot([r["step"] for r in val], [100 * r["accuracy"] for r in val], "o-", label=label)
+    left.set(
+        xlabel="step (batch 100)",
+        ylabel="validation accuracy %",
+        ylim=(96, 99.5),
+        title="validation accuracy after each epoch (seed 0)",
+    )
     left.legend(fontsize=8)
     for k, accs in enumerate(groups.values()):
         right.plot(np.full(len(accs), k), 100 * np.array(accs), "o", alpha=0.7)
         right.plot([k - 0.2, k + 0.2], [100 * np.mean(accs)] * 2, "k-")
     right.axhline(99.0, color="gray", linestyle="--", label="target 99.0%")
-    right.set(xticks=range(len(groups)), xlim=(-0.6, len(groups) - 0.4),
-              ylabel="test accuracy %", title="test accuracy after 5 epochs, one dot a seed")
+    right.set(
+        xticks=range(len(groups)),
+        xlim=(-0.6, len(groups) - 0.4),
+        ylabel="test accuracy %",
+        title="test accuracy after 5 epochs, one dot a seed",
+    )
     right.set_xticklabels(list(groups), fontsize=8)
     right.legend(fontsize=8)
     fig.tight_layout()

@@ -27,6 +27,7 @@ and ``<out>/cnn_batchnorm_note.json`` are rebuilt from every setting's file pres
 so settings can run in separate processes (``--settings``) and be drawn together
 (``--plot-only``).
 """
+
 import argparse
 import json
 import math
@@ -58,15 +59,17 @@ SETTINGS = {
 
 def describe(name):
     bn, lr, scaled, cost = SETTINGS[name]
-    return (f"{'BN' if bn else 'no BN'}, lr {lr:g}, "
-            f"{'pixels/255' if scaled else 'raw pixels'}, {cost} cost")
+    return (
+        f"{'BN' if bn else 'no BN'}, lr {lr:g}, "
+        f"{'pixels/255' if scaled else 'raw pixels'}, {cost} cost"
+    )
 
 
 def batches(x, y, scaled):
     """Yield (images (n, 1, 28, 28) float32, labels) in chunks of EVAL_BATCH."""
     for start in range(0, len(x), EVAL_BATCH):
-        xb = x[start:start + EVAL_BATCH, None].astype(np.float32)
-        yield (xb / 255 if scaled else xb), y[start:start + EVAL_BATCH]
+        xb = x[start : start + EVAL_BATCH, None].astype(np.float32)
+        yield (xb / 255 if scaled else xb), y[start : start + EVAL_BATCH]
 
 
 def evaluate(model, x, y, scaled):
@@ -78,13 +81,17 @@ def evaluate(model, x, y, scaled):
     for start, (xb, yb) in zip(range(0, len(x), EVAL_BATCH), batches(x, y, scaled)):
         logits = model.predict(xb)
         total += float(model.cost_forward(logits, yb)[0]) * len(xb)
-        hits[start:start + len(xb)] = logits.argmax(axis=1) == yb
+        hits[start : start + len(xb)] = logits.argmax(axis=1) == yb
         p_true = softmax_forward(logits.astype(np.float64))[0][np.arange(len(yb)), yb]
         clipped += int((p_true < CLIP_LOW).sum())
     model.train()
     recall = [float(hits[y == d].mean()) for d in range(10)]
-    return {"cost": total / len(x), "accuracy": float(hits.mean()),
-            "clipped": clipped / len(x), "recall": recall}
+    return {
+        "cost": total / len(x),
+        "accuracy": float(hits.mean()),
+        "clipped": clipped / len(x),
+        "recall": recall,
+    }
 
 
 def run(name, splits, epochs, seed, print_fn=print):
@@ -100,7 +107,7 @@ def run(name, splits, epochs, seed, print_fn=print):
         order = np.random.default_rng([seed, epoch]).permutation(n)
         t0, c0 = time.perf_counter(), time.process_time()
         for b in range(steps_per_epoch):
-            idx = order[b * BATCH:(b + 1) * BATCH]
+            idx = order[b * BATCH : (b + 1) * BATCH]
             xb = x_train[idx, None].astype(np.float32)
             if scaled:
                 xb /= 255
@@ -117,18 +124,34 @@ def run(name, splits, epochs, seed, print_fn=print):
             break
         v = evaluate(model, x_val, y_val, scaled)
         val.append({"step": len(costs), **v})
-        print_fn(f"  {name} epoch {epoch + 1}: validation cost {v['cost']:.4f}, accuracy "
-                 f"{v['accuracy']:.4f}, {100 * v['clipped']:.1f}% clipped; last-100-step "
-                 f"training cost {np.mean(costs[-100:]):.4f} ({epoch_seconds[-1]:.1f} s)",
-                 flush=True)
+        print_fn(
+            f"  {name} epoch {epoch + 1}: validation cost {v['cost']:.4f}, accuracy "
+            f"{v['accuracy']:.4f}, {100 * v['clipped']:.1f}% clipped; last-100-step "
+            f"training cost {np.mean(costs[-100:]):.4f} ({epoch_seconds[-1]:.1f} s)",
+            flush=True,
+        )
     test = evaluate(model, x_test, y_test, scaled)
-    return {"name": name, "label": describe(name), "batchnorm": batchnorm, "lr": lr,
-            "scaled": scaled, "cost": cost, "epochs": epochs, "train_images": n,
-            "batch_size": BATCH, "seed": seed, "train_cost": costs, "val": val,
-            "test_cost": test["cost"], "test_accuracy": test["accuracy"],
-            "test_clipped": test["clipped"], "test_recall": test["recall"], "diverged": diverged,
-            "seconds_per_epoch": float(np.mean(epoch_seconds)),
-            "cpu_seconds_per_epoch": float(np.mean(epoch_cpu))}
+    return {
+        "name": name,
+        "label": describe(name),
+        "batchnorm": batchnorm,
+        "lr": lr,
+        "scaled": scaled,
+        "cost": cost,
+        "epochs": epochs,
+        "train_images": n,
+        "batch_size": BATCH,
+        "seed": seed,
+        "train_cost": costs,
+        "val": val,
+        "test_cost": test["cost"],
+        "test_accuracy": test["accuracy"],
+        "test_clipped": test["clipped"],
+        "test_recall": test["recall"],
+        "diverged": diverged,
+        "seconds_per_epoch": float(np.mean(epoch_seconds)),
+        "cpu_seconds_per_epoch": float(np.mean(epoch_cpu)),
+    }
 
 
 def moving_mean(values, window):
@@ -142,8 +165,10 @@ def moving_mean(values, window):
 def plot(results, path, window=20):
     """One line per setting: its run with the smallest seed."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     first = {}
     for r in results:
         first.setdefault(r["name"], r)
@@ -153,20 +178,32 @@ def plot(results, path, window=20):
         steps = np.arange(1, len(r["train_cost"]) + 1)
         ax.plot(steps, r["train_cost"], color=color, lw=0.5, alpha=0.25)
         s, m = moving_mean(r["train_cost"], window)
-        ax.plot(s, m, color=color, lw=1.6, ls="-" if not r["scaled"] else "--",
-                label=f"{r['label']}: test acc {100 * r['test_accuracy']:.1f}%"
-                + (f" (seed {r['seed']})" if r["seed"] else ""))
+        ax.plot(
+            s,
+            m,
+            color=color,
+            lw=1.6,
+            ls="-" if not r["scaled"] else "--",
+            label=f"{r['label']}: test acc {100 * r['test_accuracy']:.1f}%"
+            + (f" (seed {r['seed']})" if r["seed"] else ""),
+        )
     ax.axhline(-np.log(1e-10), color="grey", lw=0.8, ls=":")
-    ax.text(1, -np.log(1e-10) * 1.08, "-log(1e-10) = 23.0: every example clipped",
-            color="grey", fontsize=8)
+    ax.text(
+        1,
+        -np.log(1e-10) * 1.08,
+        "-log(1e-10) = 23.0: every example clipped",
+        color="grey",
+        fontsize=8,
+    )
     ax.set_yscale("log")
     ax.set_xlabel(f"step (batch {BATCH}; {TRAIN // BATCH} steps per epoch)")
     ax.set_ylabel(f"training cost (faint: per step; bold: mean of {window})")
-    ax.set_title("The Qiita batch-norm CNN note's experiment: a small CNN on MNIST, Adam, "
-                 "with and without batch norm")
+    ax.set_title(
+        "The Qiita batch-norm CNN note's experiment: a small CNN on MNIST, Adam, "
+        "with and without batch norm"
+    )
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2,
-              frameon=False)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, frameon=False)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -181,47 +218,65 @@ def collect(out):
     """Every saved result, in the order of SETTINGS, then by seed."""
     results = []
     for name in SETTINGS:
-        found = [json.loads(p.read_text())
-                 for p in (out / "cnn_batchnorm_note").glob(f"{name}-seed*.json")]
+        found = [
+            json.loads(p.read_text())
+            for p in (out / "cnn_batchnorm_note").glob(f"{name}-seed*.json")
+        ]
         results += sorted(found, key=lambda r: r["seed"])
     return results
 
 
 def summarize(results, out, print_fn=print):
-    print_fn("\n| setting | seed | test accuracy | test cost | test examples clipped "
-             "| digits never recognised | training cost, last 100 steps | s / epoch (CPU s) "
-             "| epochs | training images |\n|---|---|---|---|---|---|---|---|---|---|")
+    print_fn(
+        "\n| setting | seed | test accuracy | test cost | test examples clipped "
+        "| digits never recognised | training cost, last 100 steps | s / epoch (CPU s) "
+        "| epochs | training images |\n|---|---|---|---|---|---|---|---|---|---|"
+    )
     for r in results:
         dead = [d for d, v in enumerate(r["test_recall"]) if v < 0.01]
-        print_fn(f"| {r['label']} | {r['seed']} | {100 * r['test_accuracy']:.2f}% | "
-                 f"{r['test_cost']:.3f} | {100 * r['test_clipped']:.1f}% | "
-                 f"{', '.join(map(str, dead)) or '-'} | {np.mean(r['train_cost'][-100:]):.3f} | "
-                 f"{r['seconds_per_epoch']:.0f} "
-                 f"({r.get('cpu_seconds_per_epoch', float('nan')):.0f}) "
-                 f"| {r['epochs']} | {r['train_images']} |")
-    summary = [{k: v for k, v in r.items() if k != "train_cost"} |
-               {"train_cost_every_step": r["train_cost"]} for r in results]
+        print_fn(
+            f"| {r['label']} | {r['seed']} | {100 * r['test_accuracy']:.2f}% | "
+            f"{r['test_cost']:.3f} | {100 * r['test_clipped']:.1f}% | "
+            f"{', '.join(map(str, dead)) or '-'} | {np.mean(r['train_cost'][-100:]):.3f} | "
+            f"{r['seconds_per_epoch']:.0f} "
+            f"({r.get('cpu_seconds_per_epoch', float('nan')):.0f}) "
+            f"| {r['epochs']} | {r['train_images']} |"
+        )
+    summary = [
+        {k: v for k, v in r.items() if k != "train_cost"}
+        | {"train_cost_every_step": r["train_cost"]}
+        for r in results
+    ]
     (out / "cnn_batchnorm_note.json").write_text(json.dumps(summary) + "\n")
     png = plot(results, out / "cnn_batchnorm_note.png")
     print_fn(f"\nfigure: {png}\nnumbers: {out / 'cnn_batchnorm_note.json'}")
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog="settings:\n" + "\n".join(
-                                         f"  {k:20s} {describe(k)}" for k in SETTINGS))
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="settings:\n" + "\n".join(f"  {k:20s} {describe(k)}" for k in SETTINGS),
+    )
     parser.add_argument("--epochs", type=int, default=5, help="the note trains 5 (default)")
-    parser.add_argument("--limit", type=int, default=None,
-                        help="train on the first N training images only")
-    parser.add_argument("--settings", default=",".join(SETTINGS),
-                        help="comma-separated names (default: all)")
-    parser.add_argument("--seeds", default="0",
-                        help="comma-separated seeds of the initial weights and batch order "
-                             "(default 0); the figure shows the smallest of each setting")
+    parser.add_argument(
+        "--limit", type=int, default=None, help="train on the first N training images only"
+    )
+    parser.add_argument(
+        "--settings", default=",".join(SETTINGS), help="comma-separated names (default: all)"
+    )
+    parser.add_argument(
+        "--seeds",
+        default="0",
+        help="comma-separated seeds of the initial weights and batch order "
+        "(default 0); the figure shows the smallest of each setting",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
-    parser.add_argument("--plot-only", action="store_true",
-                        help="redraw the figure and JSON from the saved settings")
+    parser.add_argument(
+        "--plot-only",
+        action="store_true",
+        help="redraw the figure and JSON from the saved settings",
+    )
     parser.add_argument("--blas-threads", type=int, default=1)
     args = parser.parse_args(argv)
     out = Path(args.out)
@@ -235,19 +290,25 @@ def main(argv=None):
         y, y_test = y.astype(np.int64), y_test.astype(np.int64)
         x_train, y_train = x[:TRAIN], y[:TRAIN]
         if args.limit:
-            x_train, y_train = x_train[:args.limit], y_train[:args.limit]
-        splits = ((x_train, y_train), (x[TRAIN:TRAIN + VALIDATION], y[TRAIN:TRAIN + VALIDATION]),
-                  (x_test, y_test))
+            x_train, y_train = x_train[: args.limit], y_train[: args.limit]
+        splits = (
+            (x_train, y_train),
+            (x[TRAIN : TRAIN + VALIDATION], y[TRAIN : TRAIN + VALIDATION]),
+            (x_test, y_test),
+        )
         with blas_threads(args.blas_threads):
             for name, seed in [(n, int(k)) for n in names for k in args.seeds.split(",")]:
                 print(f"{name} (seed {seed}): {describe(name)}", flush=True)
                 result = run(name, splits, args.epochs, seed)
-                print(f"{name}: test accuracy {100 * result['test_accuracy']:.2f}%, "
-                      f"test cost {result['test_cost']:.4f}, "
-                      f"{100 * result['test_clipped']:.1f}% clipped, recall per digit "
-                      f"{' '.join(f'{r:.2f}' for r in result['test_recall'])}, "
-                      f"{result['seconds_per_epoch']:.1f} s per epoch "
-                      f"({result['cpu_seconds_per_epoch']:.1f} s of CPU)", flush=True)
+                print(
+                    f"{name}: test accuracy {100 * result['test_accuracy']:.2f}%, "
+                    f"test cost {result['test_cost']:.4f}, "
+                    f"{100 * result['test_clipped']:.1f}% clipped, recall per digit "
+                    f"{' '.join(f'{r:.2f}' for r in result['test_recall'])}, "
+                    f"{result['seconds_per_epoch']:.1f} s per epoch "
+                    f"({result['cpu_seconds_per_epoch']:.1f} s of CPU)",
+                    flush=True,
+                )
                 result_path(out, name, seed).write_text(json.dumps(result) + "\n")
     summarize(collect(out), out)
 

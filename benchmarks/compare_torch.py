@@ -40,6 +40,7 @@ and the records go to ``results/compare_torch/<mode>.txt`` and ``.json`` beside
 this script (``--out DIR`` elsewhere). PyTorch is optional, never a dependency
 of minirnn: without it this script says so and exits.
 """
+
 import argparse
 import datetime
 import json
@@ -74,6 +75,7 @@ DEFAULT_CASES = ("rnn", "lstm", "gru", "pixel-lstm", "cnn-bn", "cnn")
 
 
 # ---------------------------------------------------------------- the models
+
 
 def torch_cnn(torch, batchnorm):
     """The Qiita batch-norm CNN note's CNN in PyTorch, layer for layer as
@@ -122,9 +124,10 @@ def check_cnn(torch, batchnorm, batch=4, seed=0):
     convolutions' biases have gradient zero (the batch mean cancels them), which
     both libraries compute as rounding noise of order 1e-17."""
     from minirnn.nn import CNNClassifier
+
     rng = np.random.default_rng(seed)
     model = CNNClassifier(batchnorm=batchnorm, rng=rng, dtype=np.float64)
-    for value in model.params.values():         # batch norm's gamma 1 and beta 0 are too easy
+    for value in model.params.values():  # batch norm's gamma 1 and beta 0 are too easy
         value += 0.1 * rng.standard_normal(value.shape)
     x = rng.random((batch, 1, 28, 28))
     labels = rng.integers(0, 10, batch)
@@ -143,8 +146,9 @@ def check_cnn(torch, batchnorm, batch=4, seed=0):
             errors[key + suffix] = rel(g, t.T if g.ndim == 2 else t, floor)
 
     loss, _ = model.loss_and_backward(x, labels)
-    theirs_loss = torch.nn.functional.cross_entropy(net(torch.from_numpy(x)),
-                                                    torch.from_numpy(labels))
+    theirs_loss = torch.nn.functional.cross_entropy(
+        net(torch.from_numpy(x)), torch.from_numpy(labels)
+    )
     theirs_loss.backward()
     errors = {"loss": rel(np.asarray(loss), theirs_loss.detach().numpy())}
     grad_errors(named)
@@ -168,13 +172,15 @@ def case_sizes(name, batch=None, hidden=None):
 
 def minirnn_model(case):
     from minirnn.nn import CNNClassifier, SequenceClassifier
+
     rng = np.random.default_rng(0)
     if case["model"] == "cnn":
         model = CNNClassifier(rng=rng, **case["options"])
         x = rng.random((case["batch"], 1, 28, 28), dtype=np.float32)
     else:
-        model = SequenceClassifier(case["model"], case["input"], case["hidden"], 10, rng=rng,
-                                   **case.get("options", {}))
+        model = SequenceClassifier(
+            case["model"], case["input"], case["hidden"], 10, rng=rng, **case.get("options", {})
+        )
         x = rng.standard_normal((case["batch"], case["time"], case["input"]), dtype=np.float32)
     return model, x, rng.integers(0, 10, case["batch"])
 
@@ -184,6 +190,7 @@ def minirnn_step(case, sharded=None):
     ``sharded`` = a ``minirnn.parallel.ShardedStep`` factory, the batch split as
     ``python -m minirnn train`` splits it. Returns (step, description)."""
     from minirnn.optim import Adam
+
     model, x, labels = minirnn_model(case)
     adam = Adam(model.params, lr=1e-3)
     run = model.loss_and_backward if sharded is None else sharded(model)
@@ -191,14 +198,16 @@ def minirnn_step(case, sharded=None):
     def step():
         run(x, labels)
         adam.step(model.grads)
+
     return step, run
 
 
 def torch_step(torch, case):
     """The same training step in PyTorch (float32, default initialisation)."""
     if case["model"] != "cnn":
-        return torch_recurrent_step(torch, case["torch"], case["batch"], case["time"],
-                                    case["input"], case["hidden"])
+        return torch_recurrent_step(
+            torch, case["torch"], case["batch"], case["time"], case["input"], case["hidden"]
+        )
     torch.manual_seed(0)
     net = torch_cnn(torch, **case["options"])
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
@@ -209,17 +218,21 @@ def torch_step(torch, case):
         opt.zero_grad(set_to_none=True)
         torch.nn.functional.cross_entropy(net(x), labels).backward()
         opt.step()
+
     return step
 
 
 # ---------------------------------------------------------------- timing
 
+
 def timed(fn):
     """fn -> a function that runs fn once and returns its time in milliseconds."""
+
     def run():
         t0 = time.perf_counter()
         fn()
         return 1e3 * (time.perf_counter() - t0)
+
     return run
 
 
@@ -239,8 +252,11 @@ def take_turns(timers, repeats, warmup=3, pause=0.0):
 
 def default_env():
     """This process's environment without the variables that set thread counts."""
-    return {k: v for k, v in os.environ.items()
-            if not k.startswith(("OMP_", "MKL_", "OPENBLAS_", "KMP_", "GOMP_", "MINIRNN_"))}
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("OMP_", "MKL_", "OPENBLAS_", "KMP_", "GOMP_", "MINIRNN_"))
+    }
 
 
 class TorchProcess:
@@ -250,9 +266,13 @@ class TorchProcess:
     {"step": true} runs it once and answers {"ms": t}, timed inside the process."""
 
     def __init__(self):
-        self.proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--worker"],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                                     env=default_env())
+        self.proc = subprocess.Popen(
+            [sys.executable, str(Path(__file__).resolve()), "--worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=default_env(),
+        )
 
     def ask(self, message):
         self.proc.stdin.write(json.dumps(message) + "\n")
@@ -276,13 +296,17 @@ class TorchProcess:
 def worker():
     """The loop of ``TorchProcess``'s process (``--worker``)."""
     import torch
+
     step = None
     for line in sys.stdin:
         message = json.loads(line)
         if "case" in message:
             step = torch_step(torch, message["case"])
-            answer = {"threads": torch.get_num_threads(), "version": torch.__version__,
-                      "flush_denormal": False}
+            answer = {
+                "threads": torch.get_num_threads(),
+                "version": torch.__version__,
+                "flush_denormal": False,
+            }
         else:
             answer = {"ms": timed(step)()}
         print(json.dumps(answer), flush=True)
@@ -291,30 +315,44 @@ def worker():
 
 # ---------------------------------------------------------------- the two modes
 
+
 def one_thread_each(torch, cases, repeats, keep_subnormals=False, return_freed_memory=False):
     """Both libraries here, one thread each, the same process settings."""
     from minirnn.memory import keep_freed_memory
     from minirnn.subnormals import flush_subnormals
     from minirnn.threads import blas_threads
+
     kept = False if return_freed_memory else keep_freed_memory()
     torch_threads = torch.get_num_threads()
     torch.set_num_threads(1)
     records = []
     try:
         with blas_threads(1), flush_subnormals(not keep_subnormals) as flushed:
-            torch.set_flush_denormal(flushed)       # the same two bits, for PyTorch's thread
+            torch.set_flush_denormal(flushed)  # the same two bits, for PyTorch's thread
             for case in cases:
                 ours, _ = minirnn_step(case)
                 theirs = torch_step(torch, case)
                 t_ours, t_theirs = take_turns([timed(ours), timed(theirs)], repeats)
-                records.append({**case, "minirnn_ms": t_ours, "torch_ms": t_theirs,
-                                "ratio": t_ours / t_theirs, "minirnn_threads": 1, "shards": 1,
-                                "torch_threads": 1})
+                records.append(
+                    {
+                        **case,
+                        "minirnn_ms": t_ours,
+                        "torch_ms": t_theirs,
+                        "ratio": t_ours / t_theirs,
+                        "minirnn_threads": 1,
+                        "shards": 1,
+                        "torch_threads": 1,
+                    }
+                )
     finally:
         torch.set_num_threads(torch_threads)
         torch.set_flush_denormal(False)
-    settings = {"mode": "one thread each", "freed_memory_kept": kept,
-                "subnormals_flushed": flushed, "torch_version": torch.__version__}
+    settings = {
+        "mode": "one thread each",
+        "freed_memory_kept": kept,
+        "subnormals_flushed": flushed,
+        "torch_version": torch.__version__,
+    }
     return settings, records
 
 
@@ -324,6 +362,7 @@ def torch_defaults(cases, repeats):
     from minirnn.parallel import ShardedStep, default_threads
     from minirnn.subnormals import flush_subnormals
     from minirnn.threads import blas_threads
+
     threads = default_threads()
     kept = keep_freed_memory()
     theirs = TorchProcess()
@@ -334,42 +373,69 @@ def torch_defaults(cases, repeats):
                 info = theirs.build(case)
                 ours, run = minirnn_step(case, lambda m: ShardedStep(m, threads=threads))
                 try:
-                    t_ours, t_theirs = take_turns([timed(ours), theirs.step], repeats,
-                                                  pause=PAUSE_S)
+                    t_ours, t_theirs = take_turns(
+                        [timed(ours), theirs.step], repeats, pause=PAUSE_S
+                    )
                 finally:
                     run.close()
-                records.append({**case, "minirnn_ms": t_ours, "torch_ms": t_theirs,
-                                "ratio": t_ours / t_theirs, "minirnn_threads": run.threads,
-                                "shards": run.shards, "torch_threads": info["threads"]})
+                records.append(
+                    {
+                        **case,
+                        "minirnn_ms": t_ours,
+                        "torch_ms": t_theirs,
+                        "ratio": t_ours / t_theirs,
+                        "minirnn_threads": run.threads,
+                        "shards": run.shards,
+                        "torch_threads": info["threads"],
+                    }
+                )
     finally:
         theirs.close()
-    settings = {"mode": "each at its defaults", "freed_memory_kept": kept,
-                "subnormals_flushed": flushed, "torch_version": info["version"],
-                "torch_settings": "default threads, default allocator, subnormals kept"}
+    settings = {
+        "mode": "each at its defaults",
+        "freed_memory_kept": kept,
+        "subnormals_flushed": flushed,
+        "torch_version": info["version"],
+        "torch_settings": "default threads, default allocator, subnormals kept",
+    }
     return settings, records
 
 
 def format_table(settings, records, repeats):
     memory = "kept" if settings["freed_memory_kept"] else "returned"
     subnormals = "flushed" if settings["subnormals_flushed"] else "kept"
-    lines = [(f"minirnn against PyTorch {settings['torch_version']}, {settings['mode']}; "
-              f"{datetime.datetime.now():%Y-%m-%d %H:%M}; CPU {cpu_model()} "
-              f"({os.cpu_count()} cores), load average {os.getloadavg()[0]:.2f}"),
-             (f"training step (forward, loss, backward, Adam), float32, median of {repeats}; "
-              f"minirnn: freed memory {memory}, subnormals {subnormals}, one BLAS thread")]
+    lines = [
+        (
+            f"minirnn against PyTorch {settings['torch_version']}, {settings['mode']}; "
+            f"{datetime.datetime.now():%Y-%m-%d %H:%M}; CPU {cpu_model()} "
+            f"({os.cpu_count()} cores), load average {os.getloadavg()[0]:.2f}"
+        ),
+        (
+            f"training step (forward, loss, backward, Adam), float32, median of {repeats}; "
+            f"minirnn: freed memory {memory}, subnormals {subnormals}, one BLAS thread"
+        ),
+    ]
     if "torch_settings" in settings:
         lines.append(f"PyTorch in its own process: {settings['torch_settings']}")
-    lines.append(f"{'case':11} {'batch':>5} {'time':>4} {'input':>5} {'hidden':>6} "
-                 f"{'minirnn ms':>10} {'threads':>7} {'shards':>6} {'torch ms':>9} "
-                 f"{'threads':>7} {'ratio':>6}")
+    lines.append(
+        f"{'case':11} {'batch':>5} {'time':>4} {'input':>5} {'hidden':>6} "
+        f"{'minirnn ms':>10} {'threads':>7} {'shards':>6} {'torch ms':>9} "
+        f"{'threads':>7} {'ratio':>6}"
+    )
     for r in records:
-        sizes = " ".join(f"{'-' if r[k] is None else r[k]:>{w}}"
-                         for k, w in (("batch", 5), ("time", 4), ("input", 5), ("hidden", 6)))
-        lines.append(f"{r['name']:11} {sizes} {r['minirnn_ms']:10.2f} {r['minirnn_threads']:7d} "
-                     f"{r['shards']:6d} {r['torch_ms']:9.2f} {r['torch_threads']:7d} "
-                     f"{r['ratio']:5.2f}x")
-    lines.append("ratio = minirnn time / PyTorch time (below 1: minirnn is faster); shards: "
-                 "pieces of the batch minirnn computes apart (1: the whole batch at once)")
+        sizes = " ".join(
+            f"{'-' if r[k] is None else r[k]:>{w}}"
+            for k, w in (("batch", 5), ("time", 4), ("input", 5), ("hidden", 6))
+        )
+        lines.append(
+            f"{r['name']:11} {sizes} {r['minirnn_ms']:10.2f} {r['minirnn_threads']:7d} "
+            f"{r['shards']:6d} {r['torch_ms']:9.2f} {r['torch_threads']:7d} "
+            f"{r['ratio']:5.2f}x"
+        )
+    lines.append(
+        "ratio = minirnn time / PyTorch time (below 1: minirnn is faster); shards: "
+        "pieces of the batch minirnn computes apart (1: the whole batch at once)"
+    )
     return "\n".join(lines)
 
 
@@ -385,23 +451,43 @@ def cpu_model():
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--torch-defaults", action="store_true",
-                        help="each library at its defaults (PyTorch in its own process)")
-    parser.add_argument("--cases", nargs="+", choices=list(CASES), default=None,
-                        help=f"default: {' '.join(DEFAULT_CASES)}")
-    parser.add_argument("--pixel-mnist", action="store_true",
-                        help="the three recurrent cells at 784 steps of 1 input")
+    parser.add_argument(
+        "--torch-defaults",
+        action="store_true",
+        help="each library at its defaults (PyTorch in its own process)",
+    )
+    parser.add_argument(
+        "--cases",
+        nargs="+",
+        choices=list(CASES),
+        default=None,
+        help=f"default: {' '.join(DEFAULT_CASES)}",
+    )
+    parser.add_argument(
+        "--pixel-mnist",
+        action="store_true",
+        help="the three recurrent cells at 784 steps of 1 input",
+    )
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--batch", type=int, default=None, help="instead of each case's")
     parser.add_argument("--hidden", type=int, default=None, help="instead of each case's")
-    parser.add_argument("--return-freed-memory", action="store_true",
-                        help="one thread each: leave malloc's default (minirnn/memory.py)")
-    parser.add_argument("--keep-subnormals", action="store_true",
-                        help="one thread each: do not flush subnormal floats to zero")
+    parser.add_argument(
+        "--return-freed-memory",
+        action="store_true",
+        help="one thread each: leave malloc's default (minirnn/memory.py)",
+    )
+    parser.add_argument(
+        "--keep-subnormals",
+        action="store_true",
+        help="one thread each: do not flush subnormal floats to zero",
+    )
     parser.add_argument("--json", action="store_true", help="print the records as JSON")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where to write the results")
-    parser.add_argument("--check", action="store_true",
-                        help="only compare the CNN's loss and gradients with its twin")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="only compare the CNN's loss and gradients with its twin",
+    )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
@@ -414,27 +500,31 @@ def main(argv=None):
     if args.check:
         for batchnorm in (True, False):
             errors = check_cnn(torch, batchnorm)
-            print(f"CNN {'with' if batchnorm else 'without'} batch norm, float64: largest "
-                  f"relative difference {max(errors.values()):.1e} (loss {errors['loss']:.1e})")
+            print(
+                f"CNN {'with' if batchnorm else 'without'} batch norm, float64: largest "
+                f"relative difference {max(errors.values()):.1e} (loss {errors['loss']:.1e})"
+            )
         return 0
-    names = args.cases or (("pixel-rnn", "pixel-lstm", "pixel-gru") if args.pixel_mnist
-                           else DEFAULT_CASES)
+    names = args.cases or (
+        ("pixel-rnn", "pixel-lstm", "pixel-gru") if args.pixel_mnist else DEFAULT_CASES
+    )
     cases = [case_sizes(name, args.batch, args.hidden) for name in names]
     if args.torch_defaults:
         settings, records = torch_defaults(cases, args.repeats)
         stem = "torch_defaults"
     else:
-        settings, records = one_thread_each(torch, cases, args.repeats, args.keep_subnormals,
-                                            args.return_freed_memory)
+        settings, records = one_thread_each(
+            torch, cases, args.repeats, args.keep_subnormals, args.return_freed_memory
+        )
         stem = "one_thread"
     table = format_table(settings, records, args.repeats)
-    print(json.dumps({"settings": settings, "records": records}, indent=1) if args.json
-          else table)
+    print(json.dumps({"settings": settings, "records": records}, indent=1) if args.json else table)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{stem}.txt").write_text(table + "\n")
     (args.out / f"{stem}.json").write_text(
-        json.dumps({"settings": settings, "repeats": args.repeats, "records": records},
-                   indent=1) + "\n")
+        json.dumps({"settings": settings, "repeats": args.repeats, "records": records}, indent=1)
+        + "\n"
+    )
     return 0
 
 

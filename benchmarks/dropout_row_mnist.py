@@ -15,6 +15,7 @@ mask in at test time as well (it has no training flag), so its test accuracy
 is that of one random mask; here the masks are scaled by 1/keep_prob in
 training and evaluation uses none.
 """
+
 import argparse
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,10 +29,10 @@ RESULTS = Path(__file__).resolve().parent / "results"  # whatever the working di
 
 @dataclass
 class Run:
-    name: str                       # the run folder under --out
+    name: str  # the run folder under --out
     cell: str = "lstm"
     cell_options: dict = field(default_factory=dict)
-    settings: dict = field(default_factory=dict)    # other TrainConfig fields
+    settings: dict = field(default_factory=dict)  # other TrainConfig fields
 
 
 # p = 1 - keep_prob = 0.2, one mask per sequence shared over the batch; the place
@@ -47,8 +48,10 @@ RUNS = [
 
 
 def command(run, epochs):
-    flags = "".join(f" --cell-option {k}={str(v).lower() if isinstance(v, bool) else v}"
-                    for k, v in run.cell_options.items())
+    flags = "".join(
+        f" --cell-option {k}={str(v).lower() if isinstance(v, bool) else v}"
+        for k, v in run.cell_options.items()
+    )
     flags += "".join(f" --{k.replace('_', '-')} {v}" for k, v in run.settings.items())
     return f"python -m minirnn train --cell {run.cell}{flags} --epochs {epochs}"
 
@@ -64,29 +67,55 @@ def main():
     rows, dirs = [], []
     for run in RUNS:
         # the note's settings: 100 units, batch 64, learning rate 0.01 (Adam is our choice)
-        config = TrainConfig(task="row-mnist", cell=run.cell, cell_options=run.cell_options,
-                             hidden=100, batch_size=64, optimizer="adam", lr=0.01,
-                             epochs=args.epochs, seed=args.seed, limit=args.limit,
-                             **run.settings)
+        config = TrainConfig(
+            task="row-mnist",
+            cell=run.cell,
+            cell_options=run.cell_options,
+            hidden=100,
+            batch_size=64,
+            optimizer="adam",
+            lr=0.01,
+            epochs=args.epochs,
+            seed=args.seed,
+            limit=args.limit,
+            **run.settings,
+        )
         run_dir = out / run.name
-        summary = finished(run_dir, config)      # a finished run is not trained again
+        summary = finished(run_dir, config)  # a finished run is not trained again
         if summary is None:
             summary = train(config, run_dir, progress=False, print_fn=lambda *a: None)
         val = [r["accuracy"] for r in read_metrics(run_dir) if r["split"] == "val"]
-        rows.append((run.name, summary["test_accuracy"], max(val), val[-1],
-                     summary["seconds_per_epoch"], command(run, args.epochs)))
+        rows.append(
+            (
+                run.name,
+                summary["test_accuracy"],
+                max(val),
+                val[-1],
+                summary["seconds_per_epoch"],
+                command(run, args.epochs),
+            )
+        )
         dirs.append(run_dir)
-        print(f"{run.name}: test accuracy {summary['test_accuracy']:.4f} "
-              f"({summary['seconds_per_epoch']:.1f} s / epoch)", flush=True)
-    png = plot_runs(dirs, out / "curves.png",
-                    title=f"row-MNIST, 100 units, batch 64, Adam lr 0.01, {args.epochs} epochs; "
-                          f"recurrent dropout: keep 0.8 on g, one mask per sequence and batch")
-    print("\n| run | test accuracy | best val. accuracy | last val. accuracy | s / epoch "
-          "| command |")
+        print(
+            f"{run.name}: test accuracy {summary['test_accuracy']:.4f} "
+            f"({summary['seconds_per_epoch']:.1f} s / epoch)",
+            flush=True,
+        )
+    png = plot_runs(
+        dirs,
+        out / "curves.png",
+        title=f"row-MNIST, 100 units, batch 64, Adam lr 0.01, {args.epochs} epochs; "
+        f"recurrent dropout: keep 0.8 on g, one mask per sequence and batch",
+    )
+    print(
+        "\n| run | test accuracy | best val. accuracy | last val. accuracy | s / epoch | command |"
+    )
     print("|---|---|---|---|---|---|")
     for name, acc, best, last, sec, cmd in rows:
-        print(f"| {name} | {100 * acc:.2f}% | {100 * best:.2f}% | {100 * last:.2f}% | {sec:.1f} "
-              f"| `{cmd}` |")
+        print(
+            f"| {name} | {100 * acc:.2f}% | {100 * best:.2f}% | {100 * last:.2f}% | {sec:.1f} "
+            f"| `{cmd}` |"
+        )
     print(f"\ncurves: {png}")
 
 

@@ -41,6 +41,7 @@ the median of the per-repeat ratios. One BLAS thread throughout, as the
 training and benchmark commands use. About half a minute on a 2-core
 machine, most of it compiling and lever 4.
 """
+
 import argparse
 import contextlib
 import datetime
@@ -67,11 +68,12 @@ from minirnn.threads import blas_threads
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).resolve().parent / "results"
-B, T, I, H = 64, 28, 28, 100            # the row-MNIST sizes
-_ONE = np.float32(1.0)                  # a literal 1.0 in a kernel is float64
+B, T, I, H = 64, 28, 28, 100  # the row-MNIST sizes
+_ONE = np.float32(1.0)  # a literal 1.0 in a kernel is float64
 
 
 # ---------------------------------------------------------------- timing
+
 
 def paired(fns, repeats, number=1, setup=None):
     """Call each function ``number`` times in a row, the functions in turn, for
@@ -112,6 +114,7 @@ def gates(rng, *shape):
 
 # ---------------------------------------------------------------- lever 1
 
+
 @njit(error_model="numpy")
 def g_block_before(xw, ifog):
     # As the forward step was: j runs over the g block's own indices. j starts
@@ -144,24 +147,36 @@ def lever_loop_range(rng):
     np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
     # In place, as in the forward step; the repeated tanh keeps values in [-1, 1].
     (t_before, t_after), (_, ratio) = paired(
-        [lambda: g_block_before(xw, a), lambda: g_block_after(xw, b)], repeats=200, number=50)
+        [lambda: g_block_before(xw, a), lambda: g_block_after(xw, b)], repeats=200, number=50
+    )
     print(table_head())
-    print(row(f"tanh of the g block, ({B}, {4 * H})", 1e6 * t_before, 1e6 * t_after, ratio,
-              "us per call (one timestep)"))
+    print(
+        row(
+            f"tanh of the g block, ({B}, {4 * H})",
+            1e6 * t_before,
+            1e6 * t_after,
+            ratio,
+            "us per call (one timestep)",
+        )
+    )
     # The whole forward loop that contains it, for scale.
     params = lstm.init(I, H, rng=rng)
     xw_all = rng.standard_normal((T, B, 4 * H)).astype(np.float32)
     h0 = np.zeros((B, H), np.float32)
     c0 = np.zeros((B, H), np.float32)
     U = np.ascontiguousarray(params["U"])
-    (t_loop,), _ = paired([lambda: lstm.forward_loop(xw_all, h0, c0, U, params["b"])],
-                          repeats=100, number=5)
-    print(f"   reference: lstm.forward_loop at batch {B}, time {T}, hidden {H}: "
-          f"{1e3 * t_loop:.2f} ms; {T} steps x {1e6 * (t_before - t_after):.1f} us = "
-          f"{1e3 * T * (t_before - t_after):.2f} ms of it saved")
+    (t_loop,), _ = paired(
+        [lambda: lstm.forward_loop(xw_all, h0, c0, U, params["b"])], repeats=100, number=5
+    )
+    print(
+        f"   reference: lstm.forward_loop at batch {B}, time {T}, hidden {H}: "
+        f"{1e3 * t_loop:.2f} ms; {T} steps x {1e6 * (t_before - t_after):.1f} us = "
+        f"{1e3 * T * (t_before - t_after):.2f} ms of it saved"
+    )
 
 
 # ---------------------------------------------------------------- lever 2
+
 
 @njit(error_model="numpy")
 def lstm_elementwise_before(dh_out, dh, dc, c_prev, ifog, tanh_c, da):
@@ -202,48 +217,71 @@ def lstm_elementwise_after(dh_out, dh, dc, c_prev, ifog, tanh_c, da, dc_prev):
 def lever_split_loops(rng):
     print("2. The LSTM backward's elementwise work: one loop over seven arrays before, short")
     print("   loops after (LLVM gives up the run-time overlap checks a long loop would need)")
-    f32 = lambda *s: rng.standard_normal(s).astype(np.float32)      # noqa: E731
+    f32 = lambda *s: rng.standard_normal(s).astype(np.float32)  # noqa: E731
     dh_out, dh0, dc0, c_prev = f32(B, H), f32(B, H), f32(B, H), f32(B, H)
     ifog = gates(rng, B, 4 * H)
-    ifog[:, 3 * H:] = 2 * ifog[:, 3 * H:] - 1                        # g = tanh, in (-1, 1)
+    ifog[:, 3 * H :] = 2 * ifog[:, 3 * H :] - 1  # g = tanh, in (-1, 1)
     tanh_c = np.tanh(f32(B, H))
     state = {}
 
-    def reset():        # both kernels rewrite dc (and "after" dh) in place
+    def reset():  # both kernels rewrite dc (and "after" dh) in place
         for side in ("before", "after"):
-            state[side] = (dh0.copy(), dc0.copy(), np.empty((B, 4 * H), np.float32),
-                           np.empty((B, H), np.float32))
+            state[side] = (
+                dh0.copy(),
+                dc0.copy(),
+                np.empty((B, 4 * H), np.float32),
+                np.empty((B, H), np.float32),
+            )
 
     reset()
-    lstm_elementwise_before(dh_out, *state["before"][:2], c_prev, ifog, tanh_c,
-                            state["before"][2])
-    lstm_elementwise_after(dh_out, *state["after"][:2], c_prev, ifog, tanh_c,
-                           *state["after"][2:])
+    lstm_elementwise_before(dh_out, *state["before"][:2], c_prev, ifog, tanh_c, state["before"][2])
+    lstm_elementwise_after(dh_out, *state["after"][:2], c_prev, ifog, tanh_c, *state["after"][2:])
     (_, dc_b, da_b, _), (dh_a, _, da_a, dc_prev_a) = state["before"], state["after"]
     np.testing.assert_allclose(da_a, da_b, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(dc_prev_a, dc_b, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(dh_a, dh_out + dh0, rtol=1e-6)       # dh <- dL/dh_t
+    np.testing.assert_allclose(dh_a, dh_out + dh0, rtol=1e-6)  # dh <- dL/dh_t
     (t_before, t_after), (_, ratio) = paired(
-        [lambda: lstm_elementwise_before(dh_out, *state["before"][:2], c_prev, ifog, tanh_c,
-                                         state["before"][2]),
-         lambda: lstm_elementwise_after(dh_out, *state["after"][:2], c_prev, ifog, tanh_c,
-                                        *state["after"][2:])],
-        repeats=200, number=20, setup=reset)
+        [
+            lambda: lstm_elementwise_before(
+                dh_out, *state["before"][:2], c_prev, ifog, tanh_c, state["before"][2]
+            ),
+            lambda: lstm_elementwise_after(
+                dh_out, *state["after"][:2], c_prev, ifog, tanh_c, *state["after"][2:]
+            ),
+        ],
+        repeats=200,
+        number=20,
+        setup=reset,
+    )
     print(table_head())
-    print(row(f"elementwise part, batch {B}, hidden {H}", 1e6 * t_before, 1e6 * t_after, ratio,
-              "us per step"))
+    print(
+        row(
+            f"elementwise part, batch {B}, hidden {H}",
+            1e6 * t_before,
+            1e6 * t_after,
+            ratio,
+            "us per step",
+        )
+    )
     # The library's whole step, with its (64, 400) @ (400, 100) product, for scale.
     UT = np.ascontiguousarray(lstm.init(I, H, rng=rng)["U"].T)
     dh, dc, da = dh0.copy(), dc0.copy(), np.empty((B, 4 * H), np.float32)
     dh_prev, dc_prev = np.empty((B, H), np.float32), np.empty((B, H), np.float32)
-    (t_step,), _ = paired([lambda: lstm.step_backward(dh_out, dh, dc, c_prev, ifog, tanh_c,
-                                                       UT, da, dh_prev, dc_prev)],
-                          repeats=200, number=20,
-                          setup=lambda: (dh.__setitem__(slice(None), dh0),
-                                         dc.__setitem__(slice(None), dc0)))
-    print(f"   reference: the whole lstm.step_backward (with np.dot) {1e6 * t_step:.1f} us per "
-          f"step; {T} steps x {1e6 * (t_before - t_after):.1f} us = "
-          f"{1e3 * T * (t_before - t_after):.2f} ms per backward pass saved")
+    (t_step,), _ = paired(
+        [
+            lambda: lstm.step_backward(
+                dh_out, dh, dc, c_prev, ifog, tanh_c, UT, da, dh_prev, dc_prev
+            )
+        ],
+        repeats=200,
+        number=20,
+        setup=lambda: (dh.__setitem__(slice(None), dh0), dc.__setitem__(slice(None), dc0)),
+    )
+    print(
+        f"   reference: the whole lstm.step_backward (with np.dot) {1e6 * t_step:.1f} us per "
+        f"step; {T} steps x {1e6 * (t_before - t_after):.1f} us = "
+        f"{1e3 * T * (t_before - t_after):.2f} ms per backward pass saved"
+    )
 
 
 # ---------------------------------------------------------------- lever 3
@@ -284,10 +322,18 @@ print(json.dumps({"faults": faults / STEPS, "ms": 1e3 * float(np.median(times))}
 
 
 def train_steps(cell, mode):
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
-    out = subprocess.run([sys.executable, "-c", TRAIN_STEPS, cell, mode], cwd=ROOT, env=env,
-                         capture_output=True, text=True, check=True).stdout
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", TRAIN_STEPS, cell, mode],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -300,10 +346,18 @@ def lever_freed_memory():
     for cell in ("lstm", "bnlstm"):
         before, after = train_steps(cell, "return"), train_steps(cell, "keep")
         ratio = before["faults"] / after["faults"] if after["faults"] else None
-        print(row(f"{cell}: page faults per step", before["faults"], after["faults"], ratio,
-                  "faults"))
-        print(row(f"{cell}: training step", before["ms"], after["ms"],
-                  before["ms"] / after["ms"], "ms"))
+        print(
+            row(f"{cell}: page faults per step", before["faults"], after["faults"], ratio, "faults")
+        )
+        print(
+            row(
+                f"{cell}: training step",
+                before["ms"],
+                after["ms"],
+                before["ms"] / after["ms"],
+                "ms",
+            )
+        )
         # glibc raises its mmap and trim thresholds by itself when a large mmapped
         # block is freed, so a loop that repeats one small step can stop faulting
         # without the setting; more freed memory per step (the BN-LSTM), or steps
@@ -311,22 +365,25 @@ def lever_freed_memory():
         # exceed them. (With MALLOC_MMAP_THRESHOLD_ set, which turns the dynamic
         # thresholds off, this LSTM step faults about 3,700 times.)
         if before["faults"] < 1:
-            print(f"   ({cell}: no faults even without the setting: glibc's dynamic "
-                  f"thresholds already keep this step's memory)")
+            print(
+                f"   ({cell}: no faults even without the setting: glibc's dynamic "
+                f"thresholds already keep this step's memory)"
+            )
 
 
 # ---------------------------------------------------------------- lever 4
+
 
 def lever_subnormals(rng):
     print("4. Subnormals flushed to zero (minirnn.subnormals.flush_subnormals): a gradient")
     print("   that vanishes going back through time becomes subnormal, and x86 computes")
     print("   with subnormals through a slow microcode assist")
-    Tp, Ip = 784, 1                                             # pixel MNIST
+    Tp, Ip = 784, 1  # pixel MNIST
     params = gru.init(Ip, H, rng=rng)
     x = rng.standard_normal((B, Tp, Ip)).astype(np.float32)
     hs, cache = gru.forward(params, x)
     last = np.zeros((B, Tp, H), np.float32)
-    last[:, -1] = rng.standard_normal((B, H))                   # what a classifier sends
+    last[:, -1] = rng.standard_normal((B, H))  # what a classifier sends
     every = rng.standard_normal((B, Tp, H)).astype(np.float32)
 
     def flushed(dhs):
@@ -341,15 +398,16 @@ def lever_subnormals(rng):
             np.testing.assert_allclose(g_flush[k], g_plain[k], rtol=1e-5, atol=1e-30)
     print(f"   gru.backward, batch {B}, time {Tp}, input {Ip}, hidden {H}, float32; median of 5")
     print(table_head())
-    for label, dhs in (("gradient at the last step only", last),
-                       ("gradient at every step", every)):
+    for label, dhs in (("gradient at the last step only", last), ("gradient at every step", every)):
         (t_before, t_after), (_, ratio) = paired(
-            [functools.partial(gru.backward, params, dhs, cache),
-             functools.partial(flushed, dhs)], repeats=5)
+            [functools.partial(gru.backward, params, dhs, cache), functools.partial(flushed, dhs)],
+            repeats=5,
+        )
         print(row(label, 1e3 * t_before, 1e3 * t_after, ratio, "ms"))
 
 
 # ---------------------------------------------------------------- lever 5
+
 
 def lever_input_grad(rng):
     print("5. No input gradient for a model's first layer (backward(..., input_grad=False)):")
@@ -364,14 +422,22 @@ def lever_input_grad(rng):
     for k in g_with:
         np.testing.assert_array_equal(g_without[k], g_with[k])
     (t_before, t_after), (_, ratio) = paired(
-        [lambda: lstm.backward(params, dhs, cache),
-         lambda: lstm.backward(params, dhs, cache, input_grad=False)], repeats=100)
+        [
+            lambda: lstm.backward(params, dhs, cache),
+            lambda: lstm.backward(params, dhs, cache, input_grad=False),
+        ],
+        repeats=100,
+    )
     print(table_head())
-    print(row(f"lstm.backward, B {B}, T {T}, I {I}, H {H}", 1e3 * t_before, 1e3 * t_after,
-              ratio, "ms"))
+    print(
+        row(
+            f"lstm.backward, B {B}, T {T}, I {I}, H {H}", 1e3 * t_before, 1e3 * t_after, ratio, "ms"
+        )
+    )
 
 
 # ---------------------------------------------------------------- lever 6
+
 
 @njit(error_model="numpy")
 def ln_forward_2d_into_strict(x, gain, shift, eps, y, xhat, inv_std):
@@ -416,17 +482,31 @@ def lever_reassoc(rng):
         x = (rng.standard_normal((B, F)) + 3).astype(np.float32)
         gain = rng.standard_normal(F).astype(np.float32)
         shift = rng.standard_normal(F).astype(np.float32)
-        for a, b in zip(ln_forward_2d_strict(x, gain, shift, 1e-5),
-                        ln_forward_2d(x, gain, shift, 1e-5)):
+        for a, b in zip(
+            ln_forward_2d_strict(x, gain, shift, 1e-5), ln_forward_2d(x, gain, shift, 1e-5)
+        ):
             np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5)  # a rounding error apart
         (t_before, t_after), (_, ratio) = paired(
-            [functools.partial(ln_forward_2d_strict, x, gain, shift, 1e-5),
-             functools.partial(ln_forward_2d, x, gain, shift, 1e-5)], repeats=200, number=50)
-        print(row(f"ln_forward_2d on ({B}, {F}) float32", 1e6 * t_before, 1e6 * t_after,
-                  ratio, "us per call"))
+            [
+                functools.partial(ln_forward_2d_strict, x, gain, shift, 1e-5),
+                functools.partial(ln_forward_2d, x, gain, shift, 1e-5),
+            ],
+            repeats=200,
+            number=50,
+        )
+        print(
+            row(
+                f"ln_forward_2d on ({B}, {F}) float32",
+                1e6 * t_before,
+                1e6 * t_after,
+                ratio,
+                "us per call",
+            )
+        )
 
 
 # ---------------------------------------------------------------- main
+
 
 def cpu_model():
     try:
@@ -455,9 +535,14 @@ class Tee:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(
-        description="What each speed lever of the kernels gives: the code before and after it.")
-    parser.add_argument("--out", type=Path, default=RESULTS / "levers.txt",
-                        help="where to write the tables (default: results/levers.txt here)")
+        description="What each speed lever of the kernels gives: the code before and after it."
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=RESULTS / "levers.txt",
+        help="where to write the tables (default: results/levers.txt here)",
+    )
     args = parser.parse_args(argv)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with open(args.out, "w") as out, contextlib.redirect_stdout(Tee(sys.stdout, out)):
@@ -468,20 +553,31 @@ def main(argv=None):
 def run_levers():
     start = time.perf_counter()
     print(f"minirnn speed levers, {datetime.datetime.now():%Y-%m-%d %H:%M}")
-    print(f"CPU {cpu_model()} ({platform.machine()}, {os.cpu_count()} cores), "
-          f"load average {os.getloadavg()[0]:.2f}")
-    print(f"Python {platform.python_version()}, numpy {np.__version__}, numba {numba.__version__}; "
-          f"one BLAS thread; ratio = before / after (median of per-repeat ratios)")
+    print(
+        f"CPU {cpu_model()} ({platform.machine()}, {os.cpu_count()} cores), "
+        f"load average {os.getloadavg()[0]:.2f}"
+    )
+    print(
+        f"Python {platform.python_version()}, numpy {np.__version__}, numba {numba.__version__}; "
+        f"one BLAS thread; ratio = before / after (median of per-repeat ratios)"
+    )
     rng = np.random.default_rng(0)
     with blas_threads(1):
-        for lever in (lambda: lever_loop_range(rng), lambda: lever_split_loops(rng),
-                      lever_freed_memory, lambda: lever_subnormals(rng),
-                      lambda: lever_input_grad(rng), lambda: lever_reassoc(rng)):
+        for lever in (
+            lambda: lever_loop_range(rng),
+            lambda: lever_split_loops(rng),
+            lever_freed_memory,
+            lambda: lever_subnormals(rng),
+            lambda: lever_input_grad(rng),
+            lambda: lever_reassoc(rng),
+        ):
             print()
             lever()
             sys.stdout.flush()
-    print(f"\n{time.perf_counter() - start:.0f} s in all, load average at the end "
-          f"{os.getloadavg()[0]:.2f}")
+    print(
+        f"\n{time.perf_counter() - start:.0f} s in all, load average at the end "
+        f"{os.getloadavg()[0]:.2f}"
+    )
 
 
 if __name__ == "__main__":

@@ -8,14 +8,14 @@ between two computations of the same thing.
 
     python benchmarks/numpy_baseline.py      check every case of bench_cells.py
 """
+
 import argparse
 
 import numpy as np
 
 from minirnn.reference import TWINS
 
-CASES = [("rnn", {}), ("lstm", {}), ("gru", {"reset_after": False}),
-         ("gru", {"reset_after": True})]
+CASES = [("rnn", {}), ("lstm", {}), ("gru", {"reset_after": False}), ("gru", {"reset_after": True})]
 
 
 def run(name, options, p, x, dhs):
@@ -29,6 +29,7 @@ def run(name, options, p, x, dhs):
 def check(name, options):
     """Assert that this baseline computes what minirnn's cell computes (float64)."""
     from minirnn.cells import get_cell
+
     cell = get_cell(name)
     rng = np.random.default_rng(0)
     p = cell.init(3, 5, rng=rng, dtype=np.float64, **options)
@@ -47,8 +48,10 @@ def main():
     argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
     for name, options in CASES:
         check(name, options)
-        print(name + "".join(f" {k}={v}" for k, v in options.items()),
-              "equals minirnn's cell (float64)")
+        print(
+            name + "".join(f" {k}={v}" for k, v in options.items()),
+            "equals minirnn's cell (float64)",
+        )
 
 
 if __name__ == "__main__":

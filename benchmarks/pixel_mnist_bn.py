@@ -15,6 +15,7 @@ again, the script resumes each unfinished run from its checkpoint. At about 0.25
 (LSTM) and 0.3 s (BN-LSTM) per step on one core, 9,000 steps take 40-45 minutes
 each. The figure plots validation accuracy against steps.
 """
+
 import argparse
 import json
 import subprocess
@@ -36,10 +37,28 @@ def run(cell, args):
     if (run_dir / "checkpoint.npz").exists():
         command += ["--resume", str(run_dir), "--epochs", "20"]
     else:
-        command += ["--task", "pixel-mnist", "--cell", cell, "--lr", "0.001", "--clip", "1",
-                    "--epochs", "20", "--max-steps", str(args.steps),
-                    "--eval-every", str(args.eval_every), "--eval-limit", str(args.eval_limit),
-                    "--log-every", "50", "--out", str(run_dir)]
+        command += [
+            "--task",
+            "pixel-mnist",
+            "--cell",
+            cell,
+            "--lr",
+            "0.001",
+            "--clip",
+            "1",
+            "--epochs",
+            "20",
+            "--max-steps",
+            str(args.steps),
+            "--eval-every",
+            str(args.eval_every),
+            "--eval-limit",
+            str(args.eval_limit),
+            "--log-every",
+            "50",
+            "--out",
+            str(run_dir),
+        ]
     print(" ".join(command[1:]), flush=True)
     subprocess.run(command, check=True)
 
@@ -60,10 +79,19 @@ def figure():
             continue
         test = [r for r in rows if r["split"] == "test"]
         label = cell.upper().replace("BNLSTM", "BN-LSTM")
-        label += (f" (test {100 * test[-1]['accuracy']:.1f}% at step {test[-1]['step']})"
-                  if test else f" (running, step {val[-1]['step']})")
-        ax.plot([r["step"] for r in val], [100 * r["accuracy"] for r in val], "o-", ms=3,
-                color=f"C{k}", label=label)
+        label += (
+            f" (test {100 * test[-1]['accuracy']:.1f}% at step {test[-1]['step']})"
+            if test
+            else f" (running, step {val[-1]['step']})"
+        )
+        ax.plot(
+            [r["step"] for r in val],
+            [100 * r["accuracy"] for r in val],
+            "o-",
+            ms=3,
+            color=f"C{k}",
+            label=label,
+        )
     ax.axhline(10, color="grey", lw=0.8, ls="--", label="chance")
     ax.set_xlabel("training step (batch 64)")
     ax.set_ylabel("validation accuracy, 1,000 images (%)")
@@ -81,8 +109,7 @@ def main():
     parser.add_argument("--steps", type=int, default=9000)
     parser.add_argument("--eval-every", type=int, default=250)
     parser.add_argument("--eval-limit", type=int, default=1000)
-    parser.add_argument("--runs", nargs="+", default=["lstm", "bnlstm"],
-                        choices=["lstm", "bnlstm"])
+    parser.add_argument("--runs", nargs="+", default=["lstm", "bnlstm"], choices=["lstm", "bnlstm"])
     parser.add_argument("--figure-only", action="store_true")
     args = parser.parse_args()
     if not args.figure_only:

@@ -25,6 +25,7 @@ training. Times are medians of ``--repeats``; speed-up = ``whole`` / the column.
 The table and the records go to ``results/threads.txt`` and ``.json`` beside this
 script (``--out DIR`` elsewhere).
 """
+
 import argparse
 import datetime
 import json
@@ -73,11 +74,12 @@ def timers(name, threads, batch=None):
         blas = threads if way == "blas" else 1
 
         def run(step=step, model=model, adam=adam, x=x, y=y, blas=blas):
-            with blas_threads(blas):            # set outside the timed part
+            with blas_threads(blas):  # set outside the timed part
                 t0 = time.perf_counter()
                 step(x, y)
                 adam.step(model.grads)
                 return 1e3 * (time.perf_counter() - t0)
+
         made[way] = run
     return made, closers
 
@@ -94,13 +96,15 @@ def take_turns(fns, repeats, warmup=3):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description="Splitting the batch across threads against "
-                                                 "BLAS threads and one thread.")
+    parser = argparse.ArgumentParser(
+        description="Splitting the batch across threads against BLAS threads and one thread."
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--cases", nargs="+", choices=CASES, default=list(CASES))
-    parser.add_argument("--batch", type=int, default=None,
-                        help="instead of 64 (recurrent) and 100 (CNN)")
+    parser.add_argument(
+        "--batch", type=int, default=None, help="instead of 64 (recurrent) and 100 (CNN)"
+    )
     parser.add_argument("--json", action="store_true", help="print the records as JSON")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where to write the results")
     args = parser.parse_args(argv)
@@ -114,31 +118,59 @@ def main(argv=None):
             finally:
                 for step in closers:
                     step.close()
-            records.append({"case": name, "threads": args.threads,
-                            "shards": closers[0].shards,
-                            **{f"{way}_ms": float(t) for way, t in zip(WAYS, ms)},
-                            **{f"{way}_speedup": float(ms[0] / t) for way, t in zip(WAYS, ms)}})
-    settings = (f"freed memory {'kept' if kept else 'returned'}, subnormals "
-                f"{'flushed' if flushed else 'kept'}")
-    lines = [(f"training step (forward, loss, backward, Adam), float32; {args.threads} "
-              f"threads; median of {args.repeats}; {datetime.datetime.now():%Y-%m-%d %H:%M}, "
-              f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}; {settings}"),
-             f"{'case':7} {'shards':>6} " + " ".join(f"{way + ' ms':>9}" for way in WAYS)
-             + "   speed-up: " + " ".join(f"{way:>6}" for way in WAYS[1:])]
+            records.append(
+                {
+                    "case": name,
+                    "threads": args.threads,
+                    "shards": closers[0].shards,
+                    **{f"{way}_ms": float(t) for way, t in zip(WAYS, ms)},
+                    **{f"{way}_speedup": float(ms[0] / t) for way, t in zip(WAYS, ms)},
+                }
+            )
+    settings = (
+        f"freed memory {'kept' if kept else 'returned'}, subnormals "
+        f"{'flushed' if flushed else 'kept'}"
+    )
+    lines = [
+        (
+            f"training step (forward, loss, backward, Adam), float32; {args.threads} "
+            f"threads; median of {args.repeats}; {datetime.datetime.now():%Y-%m-%d %H:%M}, "
+            f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}; {settings}"
+        ),
+        f"{'case':7} {'shards':>6} "
+        + " ".join(f"{way + ' ms':>9}" for way in WAYS)
+        + "   speed-up: "
+        + " ".join(f"{way:>6}" for way in WAYS[1:]),
+    ]
     for r in records:
-        lines.append(f"{r['case']:7} {r['shards']:6d} "
-                     + " ".join(f"{r[way + '_ms']:9.2f}" for way in WAYS) + "             "
-                     + " ".join(f"{r[way + '_speedup']:5.2f}x" for way in WAYS[1:]))
-    lines.append(f"whole: one thread; shards: {SHARDS} shards one after the other; split: the "
-                 f"shards on {args.threads} threads; blas: the whole batch with {args.threads} "
-                 f"BLAS threads; speed-up = whole / that")
+        lines.append(
+            f"{r['case']:7} {r['shards']:6d} "
+            + " ".join(f"{r[way + '_ms']:9.2f}" for way in WAYS)
+            + "             "
+            + " ".join(f"{r[way + '_speedup']:5.2f}x" for way in WAYS[1:])
+        )
+    lines.append(
+        f"whole: one thread; shards: {SHARDS} shards one after the other; split: the "
+        f"shards on {args.threads} threads; blas: the whole batch with {args.threads} "
+        f"BLAS threads; speed-up = whole / that"
+    )
     table = "\n".join(lines)
     print(json.dumps(records, indent=1) if args.json else table)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "threads.txt").write_text(table + "\n")
-    (args.out / "threads.json").write_text(json.dumps(
-        {"threads": args.threads, "repeats": args.repeats, "freed_memory_kept": kept,
-         "subnormals_flushed": flushed, "records": records}, indent=1) + "\n")
+    (args.out / "threads.json").write_text(
+        json.dumps(
+            {
+                "threads": args.threads,
+                "repeats": args.repeats,
+                "freed_memory_kept": kept,
+                "subnormals_flushed": flushed,
+                "records": records,
+            },
+            indent=1,
+        )
+        + "\n"
+    )
     return 0
 
 

@@ -11,6 +11,7 @@ command; a run already finished with the same settings is not trained again) and
 all curves into one PNG next to the run folders. ``--figure-only`` trains nothing: it
 reads the metrics the run folders hold and draws the PNG and the table again.
 """
+
 import argparse
 import json
 from dataclasses import asdict
@@ -24,8 +25,12 @@ RESULTS = Path(__file__).resolve().parent / "results"  # whatever the working di
 # (run name, cell, cell options, other settings): the note's settings for each
 # cell, and the vanilla RNN once more with what the NaN message suggests trying
 # when training is unstable, a lower learning rate and gradient clipping.
-RUNS = [("lstm", "lstm", {}, {}), ("rnn", "rnn", {}, {}), ("gru", "gru", {}, {}),
-        ("rnn-lr0.001-clip1", "rnn", {}, {"lr": 0.001, "clip": 1.0})]
+RUNS = [
+    ("lstm", "lstm", {}, {}),
+    ("rnn", "rnn", {}, {}),
+    ("gru", "gru", {}, {}),
+    ("rnn-lr0.001-clip1", "rnn", {}, {"lr": 0.001, "clip": 1.0}),
+]
 
 
 def finished(run_dir, config=None):
@@ -34,8 +39,9 @@ def finished(run_dir, config=None):
     in ``run_dir`` counts, whatever its settings."""
     try:
         saved = json.loads((run_dir / "config.json").read_text())
-        records = [json.loads(line)
-                   for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+        records = [
+            json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()
+        ]
     except (OSError, ValueError):
         return None
     test = [r for r in records if r["split"] == "test"]
@@ -62,8 +68,14 @@ def run_suite(runs, out, epochs, title, figure_only=False):
             summary = train(config, run_dir, progress=False, print_fn=lambda *a: None)
         flags = "".join(f" --cell-option {k}={str(v).lower()}" for k, v in options.items())
         flags += "".join(f" --{k} {v}" for k, v in settings.items())
-        rows.append((config.label(), summary["test_accuracy"], summary["seconds_per_epoch"],
-                     f"python -m minirnn train --cell {cell}{flags} --epochs {epochs}"))
+        rows.append(
+            (
+                config.label(),
+                summary["test_accuracy"],
+                summary["seconds_per_epoch"],
+                f"python -m minirnn train --cell {cell}{flags} --epochs {epochs}",
+            )
+        )
         dirs.append(run_dir)
         print(f"{name}: test accuracy {summary['test_accuracy']:.4f}", flush=True)
     png = plot_runs(dirs, out / "curves.png", title=title)
@@ -77,11 +89,19 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--out", type=Path, default=RESULTS / "row_mnist")
-    parser.add_argument("--figure-only", action="store_true",
-                        help="train nothing; redraw curves.png from the run folders' metrics")
+    parser.add_argument(
+        "--figure-only",
+        action="store_true",
+        help="train nothing; redraw curves.png from the run folders' metrics",
+    )
     args = parser.parse_args()
-    run_suite(RUNS, args.out, args.epochs, f"row-MNIST, 100 units, batch 64, "
-              f"{args.epochs} epochs", figure_only=args.figure_only)
+    run_suite(
+        RUNS,
+        args.out,
+        args.epochs,
+        f"row-MNIST, 100 units, batch 64, {args.epochs} epochs",
+        figure_only=args.figure_only,
+    )
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ down, unit across, next to the digit whose row t the step reads; bottom row:
 the mean fraction of units updated at each step over the test set, and the
 mean ink of each row), ``mean_m.png`` (the logged mean m_t during training).
 """
+
 import argparse
 import json
 import math
@@ -51,42 +52,53 @@ SCHEDULE = [1.0, 20.0, 700, "exponential"]
 # same schedule ending at lambda = 4 (a band of ~1.1 units: about one fractional
 # hidden unit and one fractional input per step).
 SCHEDULE_4 = [1.0, 4.0, 700, "exponential"]
-SCHEDULE_1 = [1.0, 1.0, 1, "linear"]          # a diagnostic: lambda = 1 throughout
-ALPHA = 0.1          # chosen with --pilot (results/vc_tradeoff/README.md)
+SCHEDULE_1 = [1.0, 1.0, 1, "linear"]  # a diagnostic: lambda = 1 throughout
+ALPHA = 0.1  # chosen with --pilot (results/vc_tradeoff/README.md)
 EVAL_BATCH = 1000
-N_SHOW = 8           # test digits whose masks are kept for masks.png
+N_SHOW = 8  # test digits whose masks are kept for masks.png
 
 
-def vc_run(m_target, alpha, threshold="soft", schedule=SCHEDULE, max_steps=None, tag="",
-           clip=None):
+def vc_run(m_target, alpha, threshold="soft", schedule=SCHEDULE, max_steps=None, tag="", clip=None):
     name = f"vclstm-{threshold}-m{m_target}-a{alpha}" + (f"-clip{clip}" if clip else "") + tag
     options = {"m_target": m_target, "alpha": alpha}
     if threshold != "soft":
         options["threshold"] = threshold
-    return {"name": name, "cell": "vclstm", "options": options, "schedule": schedule,
-            "max_steps": max_steps, "settings": {"clip": clip} if clip else {}}
+    return {
+        "name": name,
+        "cell": "vclstm",
+        "options": options,
+        "schedule": schedule,
+        "max_steps": max_steps,
+        "settings": {"clip": clip} if clip else {},
+    }
 
 
-RUNS = ([{"name": "lstm", "cell": "lstm", "options": {}, "schedule": None, "max_steps": None}]
-        + [vc_run(m, ALPHA) for m in (0.25, 0.5, 0.75)]
-        + [vc_run(0.5, ALPHA, threshold="hard")]
-        # more points: the ends of the curve, a weaker penalty, the hard mask at 0.25
-        + [vc_run(m, ALPHA) for m in (0.1, 1.0)]
-        + [vc_run(0.25, 0.01), vc_run(0.25, ALPHA, threshold="hard")]
-        # the soft runs above diverge once lambda passes ~5 (docs/results.md): the same
-        # with the gradient clipped to global norm 1
-        + [vc_run(m, ALPHA, clip=1.0) for m in (0.25, 0.5, 0.75)]
-        + [vc_run(m, ALPHA, schedule=SCHEDULE_4, tag="-lam4") for m in (0.25, 0.5, 0.75)]
-        + [vc_run(0.5, ALPHA, schedule=SCHEDULE_1, tag="-lam1")])
+RUNS = (
+    [{"name": "lstm", "cell": "lstm", "options": {}, "schedule": None, "max_steps": None}]
+    + [vc_run(m, ALPHA) for m in (0.25, 0.5, 0.75)]
+    + [vc_run(0.5, ALPHA, threshold="hard")]
+    # more points: the ends of the curve, a weaker penalty, the hard mask at 0.25
+    + [vc_run(m, ALPHA) for m in (0.1, 1.0)]
+    + [vc_run(0.25, 0.01), vc_run(0.25, ALPHA, threshold="hard")]
+    # the soft runs above diverge once lambda passes ~5 (docs/results.md): the same
+    # with the gradient clipped to global norm 1
+    + [vc_run(m, ALPHA, clip=1.0) for m in (0.25, 0.5, 0.75)]
+    + [vc_run(m, ALPHA, schedule=SCHEDULE_4, tag="-lam4") for m in (0.25, 0.5, 0.75)]
+    + [vc_run(0.5, ALPHA, schedule=SCHEDULE_1, tag="-lam1")]
+)
 # two soft runs that diverged, the one soft run with a schedule that did not, the
 # soft run at constant lambda = 1, the hard threshold
 MASK_RUNS = [vc_run(m, ALPHA)["name"] for m in (0.5, 0.75)] + [
     vc_run(0.75, ALPHA, schedule=SCHEDULE_4, tag="-lam4")["name"],
     vc_run(0.5, ALPHA, schedule=SCHEDULE_1, tag="-lam1")["name"],
-    vc_run(0.5, ALPHA, threshold="hard")["name"]]
+    vc_run(0.5, ALPHA, threshold="hard")["name"],
+]
 PILOT_STEPS = 200
-PILOT = [vc_run(m, a, max_steps=PILOT_STEPS, tag=f"-{PILOT_STEPS}steps")
-         for m in (0.25,) for a in (0.0, 0.01, 0.1, 1.0)]
+PILOT = [
+    vc_run(m, a, max_steps=PILOT_STEPS, tag=f"-{PILOT_STEPS}steps")
+    for m in (0.25,)
+    for a in (0.0, 0.01, 0.1, 1.0)
+]
 
 
 def command(run, out):
@@ -94,7 +106,8 @@ def command(run, out):
     if run["schedule"]:
         flags += " --sharpness-schedule " + " ".join(
             str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)
-            for v in run["schedule"])
+            for v in run["schedule"]
+        )
     if run["max_steps"]:
         flags += f" --max-steps {run['max_steps']}"
     flags += "".join(f" --{k} {v}" for k, v in run.get("settings", {}).items())
@@ -110,13 +123,20 @@ def train_run(run, out):
     if finished(run_dir):
         print(f"{run['name']}: already trained, skipped", flush=True)
         return
-    config = TrainConfig(cell=run["cell"], cell_options=dict(run["options"]),
-                         sharpness_schedule=run["schedule"], max_steps=run["max_steps"],
-                         **run.get("settings", {}))
+    config = TrainConfig(
+        cell=run["cell"],
+        cell_options=dict(run["options"]),
+        sharpness_schedule=run["schedule"],
+        max_steps=run["max_steps"],
+        **run.get("settings", {}),
+    )
     t0 = time.perf_counter()
     summary = train(config, run_dir, progress=False, print_fn=lambda *a: None)
-    print(f"{run['name']}: test accuracy {summary['test_accuracy']:.4f}, "
-          f"{time.perf_counter() - t0:.0f} s wall", flush=True)
+    print(
+        f"{run['name']}: test accuracy {summary['test_accuracy']:.4f}, "
+        f"{time.perf_counter() - t0:.0f} s wall",
+        flush=True,
+    )
 
 
 def measure(run_dir):
@@ -135,53 +155,70 @@ def measure(run_dir):
     with blas_threads(1):
         model.eval()
         for start in range(0, N, EVAL_BATCH):
-            xb = x[start:start + EVAL_BATCH]
+            xb = x[start : start + EVAL_BATCH]
             logits = model.predict(xb)
-            correct += int((logits.argmax(axis=1) == y[start:start + EVAL_BATCH]).sum())
+            correct += int((logits.argmax(axis=1) == y[start : start + EVAL_BATCH]).sum())
             if vc_cell:
                 cache = layer.cache
                 counts = layer.cell.macs(cache)
                 needed += counts["needed"]
                 dense += counts["dense"]
-                Ks.append(vc.prefix_length(cache["e"]).T)          # (B, T)
+                Ks.append(vc.prefix_length(cache["e"]).T)  # (B, T)
                 Kxs.append(vc.prefix_length(cache["ex"]).T)
                 ms.append(cache["m"].T)
                 band += int(((cache["e"] > 0) & (cache["e"] < 1)).sum())
                 if start == 0:
-                    shown = {"e": cache["e"][:, :N_SHOW].transpose(1, 0, 2),
-                             "ex": cache["ex"][:, :N_SHOW].transpose(1, 0, 2),
-                             "m": cache["m"][:, :N_SHOW].T,
-                             "pred": logits[:N_SHOW].argmax(axis=1)}
+                    shown = {
+                        "e": cache["e"][:, :N_SHOW].transpose(1, 0, 2),
+                        "ex": cache["ex"][:, :N_SHOW].transpose(1, 0, 2),
+                        "m": cache["m"][:, :N_SHOW].T,
+                        "pred": logits[:N_SHOW].argmax(axis=1),
+                    }
     records = read_metrics(run_dir)
     test = [r for r in records if r["split"] == "test"][-1]
     steps_per_epoch = math.ceil(len(task.train[0]) / config.batch_size)
-    result = {"name": run_dir.name, "cell": config.cell, "options": config.cell_options,
-              "clip": config.clip,
-              "schedule": config.sharpness_schedule, "steps": test["step"],
-              "test_accuracy": correct / N, "logged_test_accuracy": test["accuracy"],
-              "train_seconds": test["seconds"],
-              "seconds_per_epoch": test["seconds"] * steps_per_epoch / test["step"]}
+    result = {
+        "name": run_dir.name,
+        "cell": config.cell,
+        "options": config.cell_options,
+        "clip": config.clip,
+        "schedule": config.sharpness_schedule,
+        "steps": test["step"],
+        "test_accuracy": correct / N,
+        "logged_test_accuracy": test["accuracy"],
+        "train_seconds": test["seconds"],
+        "seconds_per_epoch": test["seconds"] * steps_per_epoch / test["step"],
+    }
     if vc_cell:
-        K, Kx, m = np.concatenate(Ks), np.concatenate(Kxs), np.concatenate(ms)   # (N, T)
-        ink = x.sum(axis=2)                                                    # (N, T)
-        within = [np.corrcoef(K[n], ink[n])[0, 1] for n in range(N)
-                  if K[n].std() > 0 and ink[n].std() > 0]
+        K, Kx, m = np.concatenate(Ks), np.concatenate(Kxs), np.concatenate(ms)  # (N, T)
+        ink = x.sum(axis=2)  # (N, T)
+        within = [
+            np.corrcoef(K[n], ink[n])[0, 1] for n in range(N) if K[n].std() > 0 and ink[n].std() > 0
+        ]
         train_recs = [r for r in records if r["split"] == "train"]
-        result.update({
-            "final_sharpness": layer.forward_options.get("sharpness"),
-            "mean_m": float(m.mean()), "std_m": float(m.std()),
-            "std_m_within_example": float(m.std(axis=1).mean()),
-            "macs_needed": needed, "macs_dense": dense, "fraction": needed / dense,
-            "mean_K": float(K.mean()), "mean_Kx": float(Kx.mean()),
-            "hidden_update_fraction": float(K.mean() / H),
-            "fractional_mask_entries": band / (N * T * H),
-            "mean_K_by_step": (K.mean(axis=0) / H).tolist(),
-            "mean_ink_by_step": ink.mean(axis=0).tolist(),
-            "corr_K_ink_pooled": float(np.corrcoef(K.ravel(), ink.ravel())[0, 1]),
-            "corr_K_ink_within_example": float(np.mean(within)) if within else None,
-            "logged_mean_m": [(r["step"], r.get("0.mean_m")) for r in train_recs],
-            "logged_update_fraction": [(r["step"], r.get("0.update_fraction"))
-                                       for r in train_recs]})
+        result.update(
+            {
+                "final_sharpness": layer.forward_options.get("sharpness"),
+                "mean_m": float(m.mean()),
+                "std_m": float(m.std()),
+                "std_m_within_example": float(m.std(axis=1).mean()),
+                "macs_needed": needed,
+                "macs_dense": dense,
+                "fraction": needed / dense,
+                "mean_K": float(K.mean()),
+                "mean_Kx": float(Kx.mean()),
+                "hidden_update_fraction": float(K.mean() / H),
+                "fractional_mask_entries": band / (N * T * H),
+                "mean_K_by_step": (K.mean(axis=0) / H).tolist(),
+                "mean_ink_by_step": ink.mean(axis=0).tolist(),
+                "corr_K_ink_pooled": float(np.corrcoef(K.ravel(), ink.ravel())[0, 1]),
+                "corr_K_ink_within_example": float(np.mean(within)) if within else None,
+                "logged_mean_m": [(r["step"], r.get("0.mean_m")) for r in train_recs],
+                "logged_update_fraction": [
+                    (r["step"], r.get("0.update_fraction")) for r in train_recs
+                ],
+            }
+        )
         np.savez_compressed(run_dir / "masks.npz", x=x[:N_SHOW], y=y[:N_SHOW], **shown)
     else:
         result.update({"mean_m": None, "fraction": 1.0})
@@ -193,8 +230,10 @@ def describe(result):
     o = result["options"]
     if result["cell"] == "lstm":
         return "LSTM (dense)"
-    return (f"{o.get('threshold', 'soft')} m_target={o['m_target']}, "
-            f"lambda 1->{result['schedule'][1]:g}")
+    return (
+        f"{o.get('threshold', 'soft')} m_target={o['m_target']}, "
+        f"lambda 1->{result['schedule'][1]:g}"
+    )
 
 
 def sharpened(run_dir, lam=20.0, threshold=None):
@@ -214,80 +253,115 @@ def sharpened(run_dir, lam=20.0, threshold=None):
     with blas_threads(1):
         model.eval()
         for start in range(0, len(x), EVAL_BATCH):
-            logits = model.predict(x[start:start + EVAL_BATCH])
-            correct += int((logits.argmax(axis=1) == y[start:start + EVAL_BATCH]).sum())
+            logits = model.predict(x[start : start + EVAL_BATCH])
+            correct += int((logits.argmax(axis=1) == y[start : start + EVAL_BATCH]).sum())
             counts = layer.cell.macs(layer.cache)
             needed, dense = needed + counts["needed"], dense + counts["dense"]
             ms.append(layer.cache["m"].ravel())
-    result = {"sharpness": lam, "threshold": threshold or config.cell_options.get(
-        "threshold", "soft"), "test_accuracy": correct / len(x), "fraction": needed / dense,
-        "mean_m": float(np.concatenate(ms).mean())}
+    result = {
+        "sharpness": lam,
+        "threshold": threshold or config.cell_options.get("threshold", "soft"),
+        "test_accuracy": correct / len(x),
+        "fraction": needed / dense,
+        "mean_m": float(np.concatenate(ms).mean()),
+    }
     path.write_text(json.dumps(result, indent=1) + "\n")
     return result
 
 
 def table(runs, results, out):
-    print("\n| m_target | alpha | threshold | mean m_t | computation | test accuracy "
-          "| s / epoch | command |\n|---|---|---|---|---|---|---|---|")
+    print(
+        "\n| m_target | alpha | threshold | mean m_t | computation | test accuracy "
+        "| s / epoch | command |\n|---|---|---|---|---|---|---|---|"
+    )
     for run, r in zip(runs, results):
         o = r["options"]
         if r["cell"] == "lstm":
             head = "- (dense LSTM) | - | - | - | 1.000"
         else:
-            head = (f"{o['m_target']} | {o['alpha']} | {o.get('threshold', 'soft')} | "
-                    f"{r['mean_m']:.3f} | {r['fraction']:.3f}")
-        print(f"| {head} | {100 * r['test_accuracy']:.2f}% | {r['seconds_per_epoch']:.1f} "
-              f"| `{command(run, out)}` |")
+            head = (
+                f"{o['m_target']} | {o['alpha']} | {o.get('threshold', 'soft')} | "
+                f"{r['mean_m']:.3f} | {r['fraction']:.3f}"
+            )
+        print(
+            f"| {head} | {100 * r['test_accuracy']:.2f}% | {r['seconds_per_epoch']:.1f} "
+            f"| `{command(run, out)}` |"
+        )
     print()
     for r in results:
         if r["cell"] != "lstm":
             within = r["corr_K_ink_within_example"]
-            print(f"{r['name']}: K/H {r['hidden_update_fraction']:.3f}, Kx/I "
-                  f"{r['mean_Kx'] / 28:.3f}, std m {r['std_m']:.3f} (within an example "
-                  f"{r['std_m_within_example']:.3f}), fractional mask entries "
-                  f"{r['fractional_mask_entries']:.4f}, corr(K_t, ink of row t): pooled "
-                  f"{r['corr_K_ink_pooled']:+.3f}, within examples "
-                  f"{within if within is None else round(within, 3)}")
+            print(
+                f"{r['name']}: K/H {r['hidden_update_fraction']:.3f}, Kx/I "
+                f"{r['mean_Kx'] / 28:.3f}, std m {r['std_m']:.3f} (within an example "
+                f"{r['std_m_within_example']:.3f}), fractional mask entries "
+                f"{r['fractional_mask_entries']:.4f}, corr(K_t, ink of row t): pooled "
+                f"{r['corr_K_ink_pooled']:+.3f}, within examples "
+                f"{within if within is None else round(within, 3)}"
+            )
 
 
 def figures(results, out):
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     vcs = [r for r in results if r["cell"] != "lstm"]
-    soft = sorted((r for r in vcs if r["options"].get("threshold", "soft") == "soft"),
-                  key=lambda r: r["fraction"])
+    soft = sorted(
+        (r for r in vcs if r["options"].get("threshold", "soft") == "soft"),
+        key=lambda r: r["fraction"],
+    )
     hard = [r for r in vcs if r["options"].get("threshold") == "hard"]
     dense = [r for r in results if r["cell"] == "lstm"]
 
     fig, ax = plt.subplots(figsize=(10, 5))
     groups = {}
     for r in soft + sorted(hard, key=lambda r: r["fraction"]):
-        key = (r["options"].get("threshold", "soft"), r["options"]["alpha"], r.get("clip"),
-               r["schedule"][1])
+        key = (
+            r["options"].get("threshold", "soft"),
+            r["options"]["alpha"],
+            r.get("clip"),
+            r["schedule"][1],
+        )
         groups.setdefault(key, []).append(r)
     # markers only: most soft runs diverged part-way (docs/results.md), so a line through
     # them would suggest a curve that is not there
     styles = {"soft": ("o", "soft"), "hard": ("s", "hard (Qiita note's code)")}
-    for k, ((thr, alpha, clip, lam), rs) in enumerate(sorted(
-            groups.items(), key=lambda kv: (kv[0][0] == "hard", -kv[0][1], kv[0][2] or 0,
-                                            -kv[0][3]))):
+    for k, ((thr, alpha, clip, lam), rs) in enumerate(
+        sorted(
+            groups.items(), key=lambda kv: (kv[0][0] == "hard", -kv[0][1], kv[0][2] or 0, -kv[0][3])
+        )
+    ):
         fmt, what = styles[thr]
-        ax.plot([r["fraction"] for r in rs], [100 * r["test_accuracy"] for r in rs], fmt,
-                color=f"C{k}", ms=7, label=f"VC-LSTM {what}, alpha={alpha}, lambda 1->{lam:g}"
-                + (f", clip {clip}" if clip else ""))
+        ax.plot(
+            [r["fraction"] for r in rs],
+            [100 * r["test_accuracy"] for r in rs],
+            fmt,
+            color=f"C{k}",
+            ms=7,
+            label=f"VC-LSTM {what}, alpha={alpha}, lambda 1->{lam:g}"
+            + (f", clip {clip}" if clip else ""),
+        )
         for r in rs:
-            ax.annotate(f"{r['options']['m_target']} ({r['mean_m']:.2f})",
-                        (r["fraction"], 100 * r["test_accuracy"]), textcoords="offset points",
-                        xytext=(5, -12 if thr == "soft" else 6), fontsize=7, color=f"C{k}")
+            ax.annotate(
+                f"{r['options']['m_target']} ({r['mean_m']:.2f})",
+                (r["fraction"], 100 * r["test_accuracy"]),
+                textcoords="offset points",
+                xytext=(5, -12 if thr == "soft" else 6),
+                fontsize=7,
+                color=f"C{k}",
+            )
     for r in dense:
         ax.plot(1.0, 100 * r["test_accuracy"], "*", color="k", ms=14, label="LSTM (dense)")
     ax.set_xlim(0, 1.05)
     ax.set_xlabel("fraction of the dense cell's multiply-adds used on the test set")
     ax.set_ylabel("test accuracy (%)")
-    ax.set_title("row-MNIST, 100 units, 1 epoch: accuracy vs computation\n"
-                 "(labels: m_target (mean m_t on the test set))", fontsize=10)
+    ax.set_title(
+        "row-MNIST, 100 units, 1 epoch: accuracy vs computation\n"
+        "(labels: m_target (mean m_t on the test set))",
+        fontsize=10,
+    )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
@@ -300,15 +374,21 @@ def figures(results, out):
     missing = [n for n in MASK_RUNS if n in by_name and not (out / n / "masks.npz").exists()]
     if missing:
         print(f"masks.png not redrawn: no masks.npz in {', '.join(missing)}")
-    shown = [] if missing else [(by_name[n], np.load(out / n / "masks.npz"))
-                                for n in MASK_RUNS if n in by_name]
+    shown = (
+        []
+        if missing
+        else [(by_name[n], np.load(out / n / "masks.npz")) for n in MASK_RUNS if n in by_name]
+    )
     if shown:
         digits = 4
         cols = 1 + len(shown)
-        fig, axes = plt.subplots(digits + 1, cols,
-                                 figsize=(2.0 + 2.6 * len(shown), 2.3 * (digits + 1)),
-                                 gridspec_kw={"width_ratios": [1] + [2.2] * len(shown)},
-                                 squeeze=False)
+        fig, axes = plt.subplots(
+            digits + 1,
+            cols,
+            figsize=(2.0 + 2.6 * len(shown), 2.3 * (digits + 1)),
+            gridspec_kw={"width_ratios": [1] + [2.2] * len(shown)},
+            squeeze=False,
+        )
         x, y = shown[0][1]["x"], shown[0][1]["y"]
         for d in range(digits):
             ax = axes[d, 0]
@@ -318,8 +398,14 @@ def figures(results, out):
             ax.set_xticks([])
             for k, (r, data) in enumerate(shown):
                 ax = axes[d, k + 1]
-                ax.imshow(data["e"][d], cmap="Blues", vmin=0, vmax=1, aspect="auto",
-                          interpolation="nearest")
+                ax.imshow(
+                    data["e"][d],
+                    cmap="Blues",
+                    vmin=0,
+                    vmax=1,
+                    aspect="auto",
+                    interpolation="nearest",
+                )
                 ax.set_title(f"{describe(r)}: pred {data['pred'][d]}", fontsize=8)
                 ax.set_yticks([])
                 if d == digits - 1:
@@ -339,14 +425,18 @@ def figures(results, out):
             ax.set_title("test-set mean K_t / H by step", fontsize=8)
             ax.set_xlabel("fraction of units updated")
             ax.grid(alpha=0.3)
-        fig.suptitle("Which units update at each step (blue = e_t = 1; time runs down, "
-                     "one row of the digit per step)", fontsize=10)
+        fig.suptitle(
+            "Which units update at each step (blue = e_t = 1; time runs down, "
+            "one row of the digit per step)",
+            fontsize=10,
+        )
         fig.tight_layout()
         fig.savefig(out / "masks.png", dpi=100)
         plt.close(fig)
 
-    fig, (ax, ax2, ax3) = plt.subplots(1, 3, figsize=(15, 4.5),
-                                       gridspec_kw={"width_ratios": [1, 1, 0.5]})
+    fig, (ax, ax2, ax3) = plt.subplots(
+        1, 3, figsize=(15, 4.5), gridspec_kw={"width_ratios": [1, 1, 0.5]}
+    )
     for k, r in enumerate(vcs):
         color = plt.cm.tab20(k % 20)
         steps, m = zip(*r["logged_mean_m"])
@@ -371,10 +461,14 @@ def figures(results, out):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(OUT))
-    parser.add_argument("--pilot", action="store_true",
-                        help=f"{PILOT_STEPS}-step runs at m_target 0.25 for several alpha")
-    parser.add_argument("--figures-only", action="store_true",
-                        help="no training: evaluate finished runs and redraw")
+    parser.add_argument(
+        "--pilot",
+        action="store_true",
+        help=f"{PILOT_STEPS}-step runs at m_target 0.25 for several alpha",
+    )
+    parser.add_argument(
+        "--figures-only", action="store_true", help="no training: evaluate finished runs and redraw"
+    )
     args = parser.parse_args()
     out = Path(args.out)
     runs = PILOT if args.pilot else RUNS
@@ -393,19 +487,20 @@ def main():
     table(done_runs, results, out)
     if not args.pilot:
         print()
-        for r in results:          # runs that ended with lambda < 20: sharpened at test time
+        for r in results:  # runs that ended with lambda < 20: sharpened at test time
             if r["cell"] != "lstm" and r["schedule"][1] < 20:
                 for thr in (None, "hard"):
                     sr = sharpened(out / r["name"], 20.0, thr)
-                    print(f"{r['name']} evaluated at lambda 20, {sr['threshold']}: test accuracy "
-                          f"{100 * sr['test_accuracy']:.2f}%, computation {sr['fraction']:.3f}, "
-                          f"mean m {sr['mean_m']:.3f}")
+                    print(
+                        f"{r['name']} evaluated at lambda 20, {sr['threshold']}: test accuracy "
+                        f"{100 * sr['test_accuracy']:.2f}%, computation {sr['fraction']:.3f}, "
+                        f"mean m {sr['mean_m']:.3f}"
+                    )
         figures(results, out)
         print(f"\nfigures: {out / 'tradeoff.png'}, {out / 'masks.png'}, {out / 'mean_m.png'}")
     else:
         for r in results:
-            print(r["name"], "logged mean m_t:",
-                  [round(m, 3) for _, m in r["logged_mean_m"]][::2])
+            print(r["name"], "logged mean m_t:", [round(m, 3) for _, m in r["logged_mean_m"]][::2])
     print(f"wall time {time.perf_counter() - t0:.0f} s")
 
 

@@ -9,6 +9,7 @@ Ctrl-C at any moment leaves either the old checkpoint or the new one, never half
 of one. Loading needs no pickle, and a file that is missing, cut short or not a
 checkpoint at all raises a ``minirnn.errors.UserError`` that names it.
 """
+
 import json
 import os
 import tempfile
@@ -35,7 +36,7 @@ def atomic_write(path, write):
         raise
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
-        os.fsync(dir_fd)          # make the rename itself durable
+        os.fsync(dir_fd)  # make the rename itself durable
     finally:
         os.close(dir_fd)
 
@@ -52,9 +53,11 @@ def save_checkpoint(path, params, optimizer_state, meta, buffers=None):
             arrays.update({f"optim/{key}/{k}": v for k, v in value.items()})
         else:
             optim_scalars[key] = value
-    meta = dict(meta, optimizer=optim_scalars,
-                optimizer_buffers=sorted(k for k, v in optimizer_state.items()
-                                         if isinstance(v, dict)))
+    meta = dict(
+        meta,
+        optimizer=optim_scalars,
+        optimizer_buffers=sorted(k for k, v in optimizer_state.items() if isinstance(v, dict)),
+    )
     arrays["meta"] = np.array(json.dumps(meta))
     atomic_write(path, lambda f: np.savez(f, **arrays))
 
@@ -64,25 +67,29 @@ def load_checkpoint(path):
     the buffers (an empty dict when there are none)."""
     path = Path(path)
     if not path.is_file():
-        raise MissingFileError(f"{path}: expected a checkpoint, but there is none (a run "
-                               f"writes it after its first epoch, or when stopped with Ctrl-C)")
+        raise MissingFileError(
+            f"{path}: expected a checkpoint, but there is none (a run "
+            f"writes it after its first epoch, or when stopped with Ctrl-C)"
+        )
     try:
         with np.load(path, allow_pickle=False) as data:
             meta = json.loads(str(data["meta"]))
-            params = {k[len("params/"):]: data[k] for k in data.files if k.startswith("params/")}
-            meta["buffers"] = {k[len("buffers/"):]: data[k] for k in data.files
-                               if k.startswith("buffers/")}
+            params = {k[len("params/") :]: data[k] for k in data.files if k.startswith("params/")}
+            meta["buffers"] = {
+                k[len("buffers/") :]: data[k] for k in data.files if k.startswith("buffers/")
+            }
             state = dict(meta.pop("optimizer"))
             for buf in meta.pop("optimizer_buffers"):
                 prefix = f"optim/{buf}/"
-                state[buf] = {k[len(prefix):]: data[k] for k in data.files
-                              if k.startswith(prefix)}
+                state[buf] = {k[len(prefix) :]: data[k] for k in data.files if k.startswith(prefix)}
     # What np.load and the reads above raise on a file that is not a whole checkpoint:
     # cut short (BadZipFile, EOFError), another kind of file (ValueError), an entry missing.
     except (zipfile.BadZipFile, EOFError, ValueError, KeyError) as err:
-        raise FileFormatError(f"{path}: expected a checkpoint written by minirnn, but the "
-                              f"file is cut short or damaged ({type(err).__name__}: "
-                              f"{_first_line(err)})") from None
+        raise FileFormatError(
+            f"{path}: expected a checkpoint written by minirnn, but the "
+            f"file is cut short or damaged ({type(err).__name__}: "
+            f"{_first_line(err)})"
+        ) from None
     return params, state, meta
 
 

@@ -27,6 +27,7 @@ $$\frac{-L(\theta + 2h) + 8 L(\theta + h) - 8 L(\theta - h) + L(\theta - 2h)}{12
 at ``h = 1e-4`` (rounding 100 times smaller, truncation ``O(h^4)``), and the
 smaller of the two errors counts. A wrong gradient stays near 1 in both.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -48,8 +49,9 @@ def relative_error(analytic: ArrayLike, numeric: ArrayLike) -> float:
     analytic = np.asarray(analytic, dtype=np.float64)
     numeric = np.asarray(numeric, dtype=np.float64)
     if analytic.shape != numeric.shape:
-        raise ValueError(f"analytic gradient has shape {analytic.shape}, "
-                         f"numeric gradient {numeric.shape}")
+        raise ValueError(
+            f"analytic gradient has shape {analytic.shape}, numeric gradient {numeric.shape}"
+        )
     if analytic.size == 0:
         return 0.0
     scale = max(np.abs(analytic).max(), np.abs(numeric).max(), 1e-12)
@@ -72,8 +74,7 @@ def numeric_gradient(f: Callable[[], float], a: np.ndarray, h: float = STEP) -> 
     return grad
 
 
-def fourth_order_gradient(f: Callable[[], float], a: np.ndarray, h: float = 1e-4
-                          ) -> np.ndarray:
+def fourth_order_gradient(f: Callable[[], float], a: np.ndarray, h: float = 1e-4) -> np.ndarray:
     """Like ``numeric_gradient``, with the fourth-order stencil
     (-f(a+2h) + 8 f(a+h) - 8 f(a-h) + f(a-2h)) / 12h for every entry of ``a``."""
     grad = np.zeros_like(a)
@@ -89,8 +90,9 @@ def fourth_order_gradient(f: Callable[[], float], a: np.ndarray, h: float = 1e-4
     return grad
 
 
-def gradient_error(analytic: ArrayLike, f: Callable[[], float], a: np.ndarray,
-                   h: float = STEP) -> float:
+def gradient_error(
+    analytic: ArrayLike, f: Callable[[], float], a: np.ndarray, h: float = STEP
+) -> float:
     """The relative error of ``analytic`` against central differences of ``f`` in
     ``a``, confirmed with the fourth-order stencil when it is above the tolerance
     (see the module notes)."""
@@ -100,10 +102,14 @@ def gradient_error(analytic: ArrayLike, f: Callable[[], float], a: np.ndarray,
     return err
 
 
-def check_function(forward: Callable[..., tuple[np.ndarray, Any]],
-                   backward: Callable[[np.ndarray, Any], np.ndarray | tuple[np.ndarray, ...]],
-                   inputs: dict[str, ArrayLike], *, seed: int = 0,
-                   h: float = STEP) -> dict[str, float]:
+def check_function(
+    forward: Callable[..., tuple[np.ndarray, Any]],
+    backward: Callable[[np.ndarray, Any], np.ndarray | tuple[np.ndarray, ...]],
+    inputs: dict[str, ArrayLike],
+    *,
+    seed: int = 0,
+    h: float = STEP,
+) -> dict[str, float]:
     """Check a functional op.
 
     ``forward(**inputs) -> (out, cache)`` and ``backward(dout, cache)`` returning
@@ -118,8 +124,7 @@ def check_function(forward: Callable[..., tuple[np.ndarray, Any]],
     if len(inputs) == 1:
         analytic = (analytic,)
     loss = lambda: float(np.sum(forward(**inputs)[0] * R))
-    return {name: gradient_error(a, loss, inputs[name], h)
-            for name, a in zip(inputs, analytic)}
+    return {name: gradient_error(a, loss, inputs[name], h) for name, a in zip(inputs, analytic)}
 
 
 def make_state(cell: ModuleType, batch: int, hidden: int, rng: np.random.Generator) -> State:
@@ -129,9 +134,18 @@ def make_state(cell: ModuleType, batch: int, hidden: int, rng: np.random.Generat
     return parts if n > 1 else parts[0]
 
 
-def check_cell(cell: ModuleType, *, batch: int = 2, time: int = 3, input_size: int = 3,
-               hidden_size: int = 4, seed: int = 0, options: dict[str, Any] | None = None,
-               with_state: bool = True, h: float = STEP) -> dict[str, float]:
+def check_cell(
+    cell: ModuleType,
+    *,
+    batch: int = 2,
+    time: int = 3,
+    input_size: int = 3,
+    hidden_size: int = 4,
+    seed: int = 0,
+    options: dict[str, Any] | None = None,
+    with_state: bool = True,
+    h: float = STEP,
+) -> dict[str, float]:
     """Check every parameter, the input and the initial state of a cell module.
 
     Parameters come from ``cell.init`` in float64 with every entry then moved by
@@ -159,8 +173,9 @@ def check_cell(cell: ModuleType, *, batch: int = 2, time: int = 3, input_size: i
     def run():
         # A fresh generator with a fixed seed: anything random (dropout masks)
         # is the same in every evaluation.
-        return cell.forward(params, x, state, training=training,
-                            rng=np.random.default_rng(mask_seed), **fwd_opts)
+        return cell.forward(
+            params, x, state, training=training, rng=np.random.default_rng(mask_seed), **fwd_opts
+        )
 
     hs, cache = run()
     R = rng.standard_normal(hs.shape)
@@ -186,6 +201,7 @@ def functional_cases() -> list[tuple[str, Callable, Callable, dict[str, np.ndarr
     """(name, forward, backward, inputs) for every functional op, float64, with
     inputs away from kinks (relu's input is kept away from 0)."""
     from . import functional as F
+
     rng = np.random.default_rng(0)
     away_from_zero = rng.uniform(0.1, 2, (3, 4)) * rng.choice([-1, 1], (3, 4))
     labels = rng.integers(0, 5, 4)
@@ -193,41 +209,108 @@ def functional_cases() -> list[tuple[str, Callable, Callable, dict[str, np.ndarr
         ("sigmoid", F.sigmoid_forward, F.sigmoid_backward, {"x": rng.standard_normal((3, 4))}),
         ("tanh", F.tanh_forward, F.tanh_backward, {"x": rng.standard_normal((3, 4))}),
         ("relu", F.relu_forward, F.relu_backward, {"x": away_from_zero}),
-        ("affine", F.affine_forward, F.affine_backward,
-         {"x": rng.standard_normal((2, 3, 3)), "W": rng.standard_normal((3, 5)),
-          "b": rng.standard_normal(5)}),
-        ("softmax_cross_entropy",
-         lambda logits: F.softmax_cross_entropy_forward(logits, labels),
-         F.softmax_cross_entropy_backward, {"logits": 3 * rng.standard_normal((4, 5))}),
-        ("mse", lambda pred: F.mse_forward(pred, np.linspace(-1, 1, 12).reshape(3, 4)),
-         F.mse_backward, {"pred": rng.standard_normal((3, 4))}),
-        ("batchnorm (N,F)", F.batchnorm_forward, F.batchnorm_backward,
-         {"x": rng.standard_normal((5, 3)), "gamma": rng.uniform(0.5, 1.5, 3),
-          "beta": rng.standard_normal(3)}),
-        ("batchnorm (B,T,F)", F.batchnorm_forward, F.batchnorm_backward,
-         {"x": rng.standard_normal((3, 2, 4)), "gamma": rng.uniform(0.5, 1.5, 4),
-          "beta": rng.standard_normal(4)}),
-        ("batchnorm (N,C,H,W)", F.batchnorm_forward, F.batchnorm_backward,
-         {"x": rng.standard_normal((2, 3, 2, 2)), "gamma": rng.uniform(0.5, 1.5, 3),
-          "beta": rng.standard_normal(3)}),
-        ("batchnorm eval",
-         lambda x, gamma, beta: F.batchnorm_forward(
-             x, gamma, beta, training=False, running_mean=np.linspace(-0.5, 0.5, 3),
-             running_var=np.linspace(0.5, 2.0, 3)),
-         F.batchnorm_backward, {"x": rng.standard_normal((4, 3)),
-                                "gamma": rng.uniform(0.5, 1.5, 3), "beta": rng.standard_normal(3)}),
-        ("conv2d stride 2 pad 1",
-         lambda x, W, b: F.conv2d_forward(x, W, b, stride=2, padding=1), F.conv2d_backward,
-         {"x": rng.standard_normal((2, 2, 5, 5)), "W": rng.standard_normal((3, 2, 3, 3)),
-          "b": rng.standard_normal(3)}),
+        (
+            "affine",
+            F.affine_forward,
+            F.affine_backward,
+            {
+                "x": rng.standard_normal((2, 3, 3)),
+                "W": rng.standard_normal((3, 5)),
+                "b": rng.standard_normal(5),
+            },
+        ),
+        (
+            "softmax_cross_entropy",
+            lambda logits: F.softmax_cross_entropy_forward(logits, labels),
+            F.softmax_cross_entropy_backward,
+            {"logits": 3 * rng.standard_normal((4, 5))},
+        ),
+        (
+            "mse",
+            lambda pred: F.mse_forward(pred, np.linspace(-1, 1, 12).reshape(3, 4)),
+            F.mse_backward,
+            {"pred": rng.standard_normal((3, 4))},
+        ),
+        (
+            "batchnorm (N,F)",
+            F.batchnorm_forward,
+            F.batchnorm_backward,
+            {
+                "x": rng.standard_normal((5, 3)),
+                "gamma": rng.uniform(0.5, 1.5, 3),
+                "beta": rng.standard_normal(3),
+            },
+        ),
+        (
+            "batchnorm (B,T,F)",
+            F.batchnorm_forward,
+            F.batchnorm_backward,
+            {
+                "x": rng.standard_normal((3, 2, 4)),
+                "gamma": rng.uniform(0.5, 1.5, 4),
+                "beta": rng.standard_normal(4),
+            },
+        ),
+        (
+            "batchnorm (N,C,H,W)",
+            F.batchnorm_forward,
+            F.batchnorm_backward,
+            {
+                "x": rng.standard_normal((2, 3, 2, 2)),
+                "gamma": rng.uniform(0.5, 1.5, 3),
+                "beta": rng.standard_normal(3),
+            },
+        ),
+        (
+            "batchnorm eval",
+            lambda x, gamma, beta: F.batchnorm_forward(
+                x,
+                gamma,
+                beta,
+                training=False,
+                running_mean=np.linspace(-0.5, 0.5, 3),
+                running_var=np.linspace(0.5, 2.0, 3),
+            ),
+            F.batchnorm_backward,
+            {
+                "x": rng.standard_normal((4, 3)),
+                "gamma": rng.uniform(0.5, 1.5, 3),
+                "beta": rng.standard_normal(3),
+            },
+        ),
+        (
+            "conv2d stride 2 pad 1",
+            lambda x, W, b: F.conv2d_forward(x, W, b, stride=2, padding=1),
+            F.conv2d_backward,
+            {
+                "x": rng.standard_normal((2, 2, 5, 5)),
+                "W": rng.standard_normal((3, 2, 3, 3)),
+                "b": rng.standard_normal(3),
+            },
+        ),
         # distinct values a step apart: no ties inside a pooling window
-        ("maxpool2d", F.maxpool2d_forward, F.maxpool2d_backward,
-         {"x": rng.permutation(32).reshape(2, 1, 4, 4) * 0.1}),
-        ("flatten", F.flatten_forward, F.flatten_backward,
-         {"x": rng.standard_normal((2, 3, 2, 2))}),
-        ("layernorm", F.layernorm_forward, F.layernorm_backward,
-         {"x": rng.standard_normal((2, 3, 5)), "gain": rng.uniform(0.5, 1.5, 5),
-          "shift": rng.standard_normal(5)}),
+        (
+            "maxpool2d",
+            F.maxpool2d_forward,
+            F.maxpool2d_backward,
+            {"x": rng.permutation(32).reshape(2, 1, 4, 4) * 0.1},
+        ),
+        (
+            "flatten",
+            F.flatten_forward,
+            F.flatten_backward,
+            {"x": rng.standard_normal((2, 3, 2, 2))},
+        ),
+        (
+            "layernorm",
+            F.layernorm_forward,
+            F.layernorm_backward,
+            {
+                "x": rng.standard_normal((2, 3, 5)),
+                "gain": rng.uniform(0.5, 1.5, 5),
+                "shift": rng.standard_normal(5),
+            },
+        ),
     ]
 
 
@@ -244,16 +327,21 @@ def run_all(print_fn: Callable[[str], object] = print) -> bool:
     for name, fwd, bwd, inputs in functional_cases():
         errors = check_function(fwd, bwd, inputs)
         rows += [(name, "-", tensor, err) for tensor, err in errors.items()]
-    widths = (max(len(r[0]) for r in rows), max(len(r[1]) for r in rows),
-              max(len(r[2]) for r in rows))
+    widths = (
+        max(len(r[0]) for r in rows),
+        max(len(r[1]) for r in rows),
+        max(len(r[2]) for r in rows),
+    )
     header = ("cell/op", "options", "tensor")
     print_fn("  ".join(h.ljust(w) for h, w in zip(header, widths)) + "  rel. error  result")
     ok = True
     for cell, opts, tensor, err in rows:
         passed = err < TOLERANCE
         ok &= passed
-        print_fn(f"{cell.ljust(widths[0])}  {opts.ljust(widths[1])}  {tensor.ljust(widths[2])}"
-                 f"  {err:10.2e}  {'PASS' if passed else 'FAIL'}")
+        print_fn(
+            f"{cell.ljust(widths[0])}  {opts.ljust(widths[1])}  {tensor.ljust(widths[2])}"
+            f"  {err:10.2e}  {'PASS' if passed else 'FAIL'}"
+        )
     failed = sum(err >= TOLERANCE for *_, err in rows)
     print_fn(f"{len(rows) - failed} of {len(rows)} checks pass (tolerance {TOLERANCE:g})")
     return ok

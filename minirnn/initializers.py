@@ -3,6 +3,7 @@
 The defaults follow Keras, which the source texts' TensorFlow code is close to:
 Glorot-uniform input weights, orthogonal recurrent weights, zero biases.
 """
+
 import numpy as np
 
 

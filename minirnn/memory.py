@@ -29,14 +29,15 @@ your own training loop can. On systems without glibc (macOS, Windows, musl) it
 does nothing and returns False. ``python -m minirnn bench --return-freed-memory``
 measures without it.
 """
+
 import ctypes
 import ctypes.util
 
 # mallopt's parameter numbers, from glibc's <malloc.h>
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
-_KEEP_BYTES = 1 << 30               # keep up to 1 GB of freed memory at the heap's top
-_MMAP_CANDIDATES = (1 << 30, 1 << 28, 1 << 26, 1 << 25)   # glibc caps the threshold
+_KEEP_BYTES = 1 << 30  # keep up to 1 GB of freed memory at the heap's top
+_MMAP_CANDIDATES = (1 << 30, 1 << 28, 1 << 26, 1 << 25)  # glibc caps the threshold
 
 _applied = None
 

@@ -63,6 +63,7 @@ Schedules
 ``state_dict()`` / ``load_state_dict()`` save and restore everything needed to
 continue a run bit-identically (hyperparameters, step count, per-parameter buffers).
 """
+
 from __future__ import annotations
 
 import math
@@ -97,8 +98,7 @@ def _check_same_arrays(what, expected, given):
     extra = sorted(set(given) - set(expected))
     if missing or extra:
         raise ValueError(
-            f"{what} keys do not match the parameters: "
-            f"missing {missing}, unexpected {extra}"
+            f"{what} keys do not match the parameters: missing {missing}, unexpected {extra}"
         )
     for key, shape in expected.items():
         got = np.shape(given[key])
@@ -234,8 +234,9 @@ class Momentum(Optimizer):
     hyper = ("momentum", "nesterov")
     buffers = ("v",)
 
-    def __init__(self, params: Params, lr: float = 0.01, momentum: float = 0.9,
-                 nesterov: bool = False) -> None:
+    def __init__(
+        self, params: Params, lr: float = 0.01, momentum: float = 0.9, nesterov: bool = False
+    ) -> None:
         _check_unit_interval("momentum", momentum)
         super().__init__(params, lr)
         self.momentum = momentum
@@ -267,17 +268,25 @@ class Adam(Optimizer):
     hyper = ("beta1", "beta2", "eps", "t")
     buffers = ("m", "v")
 
-    def __init__(self, params: Params, lr: float = 0.001, beta1: float = 0.9,
-                 beta2: float = 0.999, eps: float = 1e-8) -> None:
+    def __init__(
+        self,
+        params: Params,
+        lr: float = 0.001,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        eps: float = 1e-8,
+    ) -> None:
         _check_unit_interval("beta1", beta1)
         _check_unit_interval("beta2", beta2)
         _check_nonnegative("eps", eps)
         super().__init__(params, lr)
         for key, p in params.items():
-            if not p.flags.c_contiguous:    # adam_kernel updates it as one flat array
-                raise TypeError(f"params[{key!r}]: Adam updates each parameter in place as "
-                                f"one flat array, so it must be C-contiguous; got a view "
-                                f"with strides {p.strides}")
+            if not p.flags.c_contiguous:  # adam_kernel updates it as one flat array
+                raise TypeError(
+                    f"params[{key!r}]: Adam updates each parameter in place as "
+                    f"one flat array, so it must be C-contiguous; got a view "
+                    f"with strides {p.strides}"
+                )
         self.beta1, self.beta2, self.eps = beta1, beta2, eps
         self.t = 0
 
@@ -289,11 +298,20 @@ class Adam(Optimizer):
         dt = p.dtype.type
         # The moments start at zero and so underestimate early on; dividing by
         # (1 - beta^t) removes exactly that bias.
-        adam_kernel(p.reshape(-1), np.ascontiguousarray(g).reshape(-1),
-                    self.m[key].reshape(-1), self.v[key].reshape(-1), dt(self.lr),
-                    dt(self.beta1), dt(1 - dt(self.beta1)), dt(self.beta2),
-                    dt(1 - dt(self.beta2)), dt(1 - self.beta1**self.t),
-                    dt(1 - self.beta2**self.t), dt(self.eps))
+        adam_kernel(
+            p.reshape(-1),
+            np.ascontiguousarray(g).reshape(-1),
+            self.m[key].reshape(-1),
+            self.v[key].reshape(-1),
+            dt(self.lr),
+            dt(self.beta1),
+            dt(1 - dt(self.beta1)),
+            dt(self.beta2),
+            dt(1 - dt(self.beta2)),
+            dt(1 - self.beta1**self.t),
+            dt(1 - self.beta2**self.t),
+            dt(self.eps),
+        )
 
 
 @njit(cache=True, error_model="numpy")
@@ -323,8 +341,9 @@ class RMSProp(Optimizer):
     hyper = ("rho", "eps")
     buffers = ("v",)
 
-    def __init__(self, params: Params, lr: float = 0.001, rho: float = 0.9,
-                 eps: float = 1e-7) -> None:
+    def __init__(
+        self, params: Params, lr: float = 0.001, rho: float = 0.9, eps: float = 1e-7
+    ) -> None:
         _check_unit_interval("rho", rho)
         _check_nonnegative("eps", eps)
         super().__init__(params, lr)
@@ -354,9 +373,7 @@ def clip_grad_norm(grads: Grads, max_norm: float) -> float:
     if not (isinstance(max_norm, (int, float, np.floating, np.integer)) and max_norm > 0):
         raise ValueError(f"max_norm must be a number > 0, got {max_norm!r}")
     # Squares summed in float64: float32 sums of many large squares overflow early.
-    total = math.sqrt(
-        sum(float(np.sum(np.square(g, dtype=np.float64))) for g in grads.values())
-    )
+    total = math.sqrt(sum(float(np.sum(np.square(g, dtype=np.float64))) for g in grads.values()))
     if math.isfinite(total) and total > max_norm:
         scale = max_norm / total
         for g in grads.values():
@@ -385,8 +402,7 @@ def exponential_lr(step: int, lr: float, lr_end: float, total_steps: int) -> flo
     return float(lr * (lr_end / lr) ** fraction)
 
 
-def sharpness_at(step: int, start: float, end: float, steps: int, kind: str = "linear"
-                 ) -> float:
+def sharpness_at(step: int, start: float, end: float, steps: int, kind: str = "linear") -> float:
     """The sharpness lambda at training step ``step`` of a schedule from ``start``
     (step 0) to ``end`` (step ``steps`` and after).
 
@@ -419,8 +435,7 @@ OPTIMIZERS = {
 }
 
 
-def make_optimizer(name: str, params: Params, lr: float | None = None,
-                   **kwargs) -> Optimizer:
+def make_optimizer(name: str, params: Params, lr: float | None = None, **kwargs) -> Optimizer:
     """Build an optimizer by name: ``sgd``, ``momentum``, ``nesterov``, ``adam``, ``rmsprop``.
 
     ``lr=None`` keeps the optimizer's own default; other keyword arguments are passed
@@ -428,9 +443,7 @@ def make_optimizer(name: str, params: Params, lr: float | None = None,
     """
     key = name.lower() if isinstance(name, str) else name
     if key not in OPTIMIZERS:
-        raise ValueError(
-            f"unknown optimizer {name!r}; valid names are {', '.join(OPTIMIZERS)}"
-        )
+        raise ValueError(f"unknown optimizer {name!r}; valid names are {', '.join(OPTIMIZERS)}")
     if key == "nesterov":
         if not kwargs.get("nesterov", True):
             raise ValueError("make_optimizer('nesterov', ...) cannot take nesterov=False")

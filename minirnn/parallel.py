@@ -51,6 +51,7 @@ Use it as ``python -m minirnn train`` does::
         optimizer.step(model.grads)
     step.close()
 """
+
 import copy
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -64,7 +65,7 @@ from .nn.layers import Dense, Dropout, Recurrent
 from .nn.models import SequenceClassifier, SequenceRegressor
 from .subnormals import flush_subnormals
 
-SHARDS = 4                  # pieces of every batch, whatever the number of threads
+SHARDS = 4  # pieces of every batch, whatever the number of threads
 
 # Layers whose output for one example depends on that example alone and that draw
 # nothing random (Dropout and Recurrent are checked further in can_split).
@@ -81,7 +82,7 @@ def default_threads():
         return int(value)
     try:
         return len(os.sched_getaffinity(0))
-    except AttributeError:                  # not on Linux
+    except AttributeError:  # not on Linux
         return os.cpu_count() or 1
 
 
@@ -93,11 +94,12 @@ def can_split(model):
         return False
     for layer in model.layers:
         if not isinstance(layer, _PER_EXAMPLE):
-            return False            # BatchNorm, or a layer we know nothing about
+            return False  # BatchNorm, or a layer we know nothing about
         if isinstance(layer, Dropout) and layer.p > 0:
             return False
-        if isinstance(layer, Recurrent) and (layer.stats is not None
-                                             or layer.forward_options.get("recurrent_dropout")):
+        if isinstance(layer, Recurrent) and (
+            layer.stats is not None or layer.forward_options.get("recurrent_dropout")
+        ):
             return False
     return True
 
@@ -157,7 +159,7 @@ class ShardedStep:
         self._weights = []
         if len(bounds) == 1:
             return model.loss_and_backward(x, y)
-        for twin in self.replicas:                  # the mode may have changed since
+        for twin in self.replicas:  # the mode may have changed since
             for mine, theirs in zip(twin.layers, model.layers):
                 mine.training = theirs.training
         jobs = [(k, x[a:b], y[a:b]) for k, (a, b) in enumerate(bounds)]
@@ -166,8 +168,9 @@ class ShardedStep:
         else:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="minirnn")
-            results = [f.result() for f in [self._pool.submit(self._run_shard, *job)
-                                            for job in jobs]]
+            results = [
+                f.result() for f in [self._pool.submit(self._run_shard, *job) for job in jobs]
+            ]
         # weights N_s / N; the shards' gradients added in shard order, here
         self._weights = [(b - a) / len(x) for a, b in bounds]
         for key, g in model.grads.items():

@@ -18,6 +18,7 @@ folder without a config.json, a config.json that is not JSON or holds a setting
 no run can have, a metrics line that is not a record, each raises a
 ``minirnn.errors.UserError`` that names the file.
 """
+
 import inspect
 import json
 import numbers
@@ -34,8 +35,14 @@ from .tasks import TASKS
 CONFIG, METRICS, CHECKPOINT, CURVES = "config.json", "metrics.jsonl", "checkpoint.npz", "curves.png"
 
 # The Python values a setting of each annotated type may take (a bool is not a number here).
-_ACCEPTED = {int: numbers.Integral, float: numbers.Real, str: str, bool: bool, dict: dict,
-             list: list}
+_ACCEPTED = {
+    int: numbers.Integral,
+    float: numbers.Real,
+    str: str,
+    bool: bool,
+    dict: dict,
+    list: list,
+}
 
 
 @dataclass
@@ -45,33 +52,34 @@ class TrainConfig:
     0.01 (the note does not show its optimizer; Adam is our choice), one epoch.
 
     A setting no run can have raises ``OptionError`` (a ``ValueError``) naming it."""
+
     task: str = "row-mnist"
-    model: str = "rnn"          # "rnn": a recurrent network; "cnn": the Qiita CNN note's
+    model: str = "rnn"  # "rnn": a recurrent network; "cnn": the Qiita CNN note's
     cell: str = "lstm"
     cell_options: dict = field(default_factory=dict)
     hidden: int = 100
     layers: int = 1
     dropout: float = 0.0
-    output_batchnorm: bool = False      # batch norm on recurrent outputs (Stack Overflow question)
+    output_batchnorm: bool = False  # batch norm on recurrent outputs (Stack Overflow question)
     batch_size: int = 64
     optimizer: str = "adam"
     lr: float = 0.01
-    lr_end: float = None        # decay the learning rate geometrically to this at the last step
+    lr_end: float = None  # decay the learning rate geometrically to this at the last step
     clip: float = None
     epochs: int = 1
     seed: int = 0
     limit: int = None
     log_every: int = 20
     blas_threads: int = 1
-    max_steps: int = None       # stop after this many steps in all (then evaluate and test)
-    eval_every: int = None      # also evaluate on validation data every N steps
-    eval_limit: int = None      # ... on its first N examples (the end of an epoch uses all)
-    sharpness_schedule: list = None   # VC cells: [start, end, steps, "linear"|"exponential"]
-    batchnorm: bool = True      # CNN: batch norm after each convolution
-    bn_convention: str = "tensorflow"   # CNN: its momentum and eps ("tensorflow" or "pytorch")
-    cost: str = "stable"        # CNN: "stable" log-softmax or the Qiita note's "clipped"
-    raw_pixels: bool = False    # mnist task: pixels 0..255, as the Qiita CNN note feeds them
-    kaggle_csv: str = None      # mnist task: read Kaggle's train.csv instead
+    max_steps: int = None  # stop after this many steps in all (then evaluate and test)
+    eval_every: int = None  # also evaluate on validation data every N steps
+    eval_limit: int = None  # ... on its first N examples (the end of an epoch uses all)
+    sharpness_schedule: list = None  # VC cells: [start, end, steps, "linear"|"exponential"]
+    batchnorm: bool = True  # CNN: batch norm after each convolution
+    bn_convention: str = "tensorflow"  # CNN: its momentum and eps ("tensorflow" or "pytorch")
+    cost: str = "stable"  # CNN: "stable" log-softmax or the Qiita note's "clipped"
+    raw_pixels: bool = False  # mnist task: pixels 0..255, as the Qiita CNN note feeds them
+    kaggle_csv: str = None  # mnist task: read Kaggle's train.csv instead
 
     def __post_init__(self):
         for f in fields(self):
@@ -79,22 +87,26 @@ class TrainConfig:
             if value is None and f.default is None:
                 continue
             if not isinstance(value, _ACCEPTED[f.type]) or (
-                    isinstance(value, bool) and f.type is not bool):
-                raise OptionError(f"{f.name}: expected a value of type {f.type.__name__}, "
-                                  f"got {value!r}")
+                isinstance(value, bool) and f.type is not bool
+            ):
+                raise OptionError(
+                    f"{f.name}: expected a value of type {f.type.__name__}, got {value!r}"
+                )
         if self.task not in TASKS:
             raise OptionError(f"task: expected one of {list(TASKS)}, got {self.task!r}")
         if self.model not in ("rnn", "cnn"):
             raise OptionError(f"model: expected 'rnn' or 'cnn', got {self.model!r}")
         if (self.model == "cnn") != (self.task == "mnist"):
-            raise OptionError(f"model {self.model!r} cannot read task {self.task!r}: the CNN "
-                              f"reads images (--task mnist --model cnn), recurrent models "
-                              f"read sequences (row-mnist, pixel-mnist, permuted-mnist, sine)")
+            raise OptionError(
+                f"model {self.model!r} cannot read task {self.task!r}: the CNN "
+                f"reads images (--task mnist --model cnn), recurrent models "
+                f"read sequences (row-mnist, pixel-mnist, permuted-mnist, sine)"
+            )
         if self.cell not in CELLS:
             raise OptionError(f"cell: expected one of {sorted(CELLS)}, got {self.cell!r}")
         try:
             split_options(get_cell(self.cell), self.cell_options)
-        except TypeError as err:             # an option the cell does not have
+        except TypeError as err:  # an option the cell does not have
             raise OptionError(str(err)) from None
         _check_option_types(self.cell, self.cell_options)
         for name in ("hidden", "layers", "batch_size", "epochs", "log_every"):
@@ -103,8 +115,9 @@ class TrainConfig:
         if self.lr <= 0:
             raise OptionError(f"lr: expected a positive learning rate, got {self.lr}")
         if self.bn_convention not in ("tensorflow", "pytorch"):
-            raise OptionError(f"bn_convention: expected 'tensorflow' or 'pytorch', "
-                              f"got {self.bn_convention!r}")
+            raise OptionError(
+                f"bn_convention: expected 'tensorflow' or 'pytorch', got {self.bn_convention!r}"
+            )
         if self.lr_end is not None and self.lr_end <= 0:
             raise OptionError(f"lr_end: expected a positive learning rate, got {self.lr_end}")
         if self.clip is not None and self.clip <= 0:
@@ -127,13 +140,24 @@ class TrainConfig:
         """A short name for plots: the cell, its options, and what differs from the defaults."""
         default = TrainConfig(task=self.task, model=self.model)
         if self.model == "cnn":
-            parts = ["cnn" + (f" +BN ({self.bn_convention})" if self.batchnorm else " no BN"),
-                     f"lr={self.lr}" + (f"->{self.lr_end}" if self.lr_end else ""),
-                     f"cost={self.cost}"] + (["raw pixels"] if self.raw_pixels else [])
+            parts = [
+                "cnn" + (f" +BN ({self.bn_convention})" if self.batchnorm else " no BN"),
+                f"lr={self.lr}" + (f"->{self.lr_end}" if self.lr_end else ""),
+                f"cost={self.cost}",
+            ] + (["raw pixels"] if self.raw_pixels else [])
             return " ".join(parts)
         parts = [self.cell] + [f"{k}={v}" for k, v in sorted(self.cell_options.items())]
-        for name in ("hidden", "layers", "dropout", "output_batchnorm", "optimizer", "lr",
-                     "lr_end", "clip", "batch_size"):
+        for name in (
+            "hidden",
+            "layers",
+            "dropout",
+            "output_batchnorm",
+            "optimizer",
+            "lr",
+            "lr_end",
+            "clip",
+            "batch_size",
+        ):
             if getattr(self, name) != getattr(default, name):
                 parts.append(f"{name}={getattr(self, name)}")
         return " ".join(parts)
@@ -142,13 +166,14 @@ class TrainConfig:
 def _check_schedule(schedule):
     """[start, end, steps] or [start, end, steps, kind], as ``optim.sharpness_at`` takes them."""
     expected = "[START, END, STEPS] or [START, END, STEPS, 'linear'|'exponential']"
-    if len(schedule) not in (3, 4) or not all(isinstance(v, numbers.Real)
-                                              and not isinstance(v, bool) for v in schedule[:3]):
+    if len(schedule) not in (3, 4) or not all(
+        isinstance(v, numbers.Real) and not isinstance(v, bool) for v in schedule[:3]
+    ):
         raise OptionError(f"sharpness_schedule: expected {expected}, got {schedule!r}")
     start, end, steps, *kind = schedule
     try:
         sharpness_at(0, start, end, steps, *kind)
-    except ValueError as err:                # a value sharpness_at rejects, with its reason
+    except ValueError as err:  # a value sharpness_at rejects, with its reason
         raise OptionError(f"sharpness_schedule: {err}") from None
 
 
@@ -176,11 +201,13 @@ def _check_option_types(cell_name, options):
             ok, what = isinstance(value, numbers.Real) and not isinstance(value, bool), "a number"
         elif isinstance(default, str):
             ok, what = isinstance(value, str), "a string"
-        else:                               # no default, or None: the cell checks it
+        else:  # no default, or None: the cell checks it
             continue
         if not ok:
-            raise OptionError(f"{cell_name} option {key}: expected {what} (its default is "
-                              f"{default!r}), got {value!r}")
+            raise OptionError(
+                f"{cell_name} option {key}: expected {what} (its default is "
+                f"{default!r}), got {value!r}"
+            )
 
 
 def check_cell_options(config, source=None):
@@ -201,14 +228,17 @@ def check_cell_options(config, source=None):
     problem = None
     try:
         params = cell.init(1, 1, rng=rng, **init_options)
-        hs, _ = cell.forward(params, np.zeros((2, 1, 1), dtype=params["W"].dtype), rng=rng,
-                             **forward_options)
+        hs, _ = cell.forward(
+            params, np.zeros((2, 1, 1), dtype=params["W"].dtype), rng=rng, **forward_options
+        )
     except (ValueError, TypeError) as err:
         problem = str(err)
     else:
         if not np.all(np.isfinite(hs)):
-            problem = ("its forward pass on a zero input gives NaN or infinity; expected "
-                       "option values it can compute with")
+            problem = (
+                "its forward pass on a zero input gives NaN or infinity; expected "
+                "option values it can compute with"
+            )
     if problem is None:
         return
     message = f"{config.cell} with options {config.cell_options}: {problem}"
@@ -228,16 +258,20 @@ def read_config(run_dir):
     path = Path(run_dir) / CONFIG
     if not path.is_file():
         what = "does not exist" if not Path(run_dir).exists() else f"has no {CONFIG}"
-        raise MissingFileError(f"{run_dir}: expected a run folder (one with a {CONFIG} "
-                               f"that python -m minirnn train writes), but it {what}")
+        raise MissingFileError(
+            f"{run_dir}: expected a run folder (one with a {CONFIG} "
+            f"that python -m minirnn train writes), but it {what}"
+        )
     try:
         settings = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise FileFormatError(f"{path}: expected the settings of a run as JSON, "
-                              f"got a file that is not JSON ({err})") from None
+        raise FileFormatError(
+            f"{path}: expected the settings of a run as JSON, got a file that is not JSON ({err})"
+        ) from None
     if not isinstance(settings, dict):
-        raise FileFormatError(f"{path}: expected a JSON object of settings, "
-                              f"got a {type(settings).__name__}")
+        raise FileFormatError(
+            f"{path}: expected a JSON object of settings, got a {type(settings).__name__}"
+        )
     try:
         return TrainConfig.from_dict(settings)
     except OptionError as err:
@@ -253,11 +287,14 @@ def _read_records(path):
         try:
             record = json.loads(line)
         except json.JSONDecodeError as err:
-            raise FileFormatError(f"{path}, line {number}: expected a JSON record, "
-                                  f"got {line[:40]!r} ({err.msg})") from None
+            raise FileFormatError(
+                f"{path}, line {number}: expected a JSON record, got {line[:40]!r} ({err.msg})"
+            ) from None
         if not (isinstance(record, dict) and "split" in record and "step" in record):
-            raise FileFormatError(f"{path}, line {number}: expected a record with a "
-                                  f"'split' and a 'step', got {line[:40]!r}")
+            raise FileFormatError(
+                f"{path}, line {number}: expected a record with a "
+                f"'split' and a 'step', got {line[:40]!r}"
+            )
         records.append(record)
     return records
 
@@ -266,8 +303,9 @@ def read_metrics(run_dir):
     """The records of the run's metrics.jsonl, in the order they were written."""
     path = Path(run_dir) / METRICS
     if not path.is_file():
-        raise MissingFileError(f"{run_dir}: expected a run folder with a {METRICS}, "
-                               f"but it has none")
+        raise MissingFileError(
+            f"{run_dir}: expected a run folder with a {METRICS}, but it has none"
+        )
     return _read_records(path)
 
 
@@ -278,8 +316,11 @@ class MetricsLog:
         self.path = Path(path)
         if keep_until_step is not None and self.path.exists():
             # A test record belongs to the end of a run: a resumed run writes its own.
-            kept = [r for r in _read_records(self.path)
-                    if r["step"] <= keep_until_step and r["split"] != "test"]
+            kept = [
+                r
+                for r in _read_records(self.path)
+                if r["step"] <= keep_until_step and r["split"] != "test"
+            ]
             self.path.write_text("".join(json.dumps(r) + "\n" for r in kept))
 
     def write(self, **record):

@@ -25,6 +25,7 @@ inside it; nothing else changes the setting. On processors other than x86-64, or
 with ``NUMBA_DISABLE_JIT=1``, it does nothing (and yields False). PyTorch's
 ``torch.set_flush_denormal(True)`` sets the same bits.
 """
+
 import platform
 from contextlib import contextmanager
 
@@ -33,8 +34,8 @@ from numba import njit, types
 from numba.core import cgutils, config
 from numba.extending import intrinsic
 
-_FLUSH_TO_ZERO = 1 << 15        # FTZ: subnormal results become 0
-_DENORMALS_ARE_ZERO = 1 << 6    # DAZ: subnormal inputs are read as 0
+_FLUSH_TO_ZERO = 1 << 15  # FTZ: subnormal results become 0
+_DENORMALS_ARE_ZERO = 1 << 6  # DAZ: subnormal inputs are read as 0
 _X86_64 = platform.machine().lower() in ("x86_64", "amd64")
 
 
@@ -50,6 +51,7 @@ def _read_mxcsr(typingctx):
         slot = cgutils.alloca_once(builder, ir.IntType(32))
         _mxcsr_intrinsic(builder, "llvm.x86.sse.stmxcsr", slot)
         return builder.zext(builder.load(slot), ir.IntType(64))
+
     return types.int64(), codegen
 
 
@@ -60,6 +62,7 @@ def _write_mxcsr(typingctx, value):
         builder.store(builder.trunc(args[0], ir.IntType(32)), slot)
         _mxcsr_intrinsic(builder, "llvm.x86.sse.ldmxcsr", slot)
         return context.get_dummy_value()
+
     return types.void(types.int64), codegen
 
 

@@ -16,6 +16,7 @@ images for validation, as the Qiita batch-norm CNN note does; read from Kaggle's
 ``train.csv`` (``kaggle_csv``), whose test file has no labels, that held-out 10% is
 the test set as well.
 """
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,10 +33,10 @@ SINE_STEPS = 40
 @dataclass
 class Task:
     name: str
-    kind: str               # "classification" or "regression"
+    kind: str  # "classification" or "regression"
     input_size: int
     n_outputs: int
-    train: tuple            # (x: (N, T, input) float32, y)
+    train: tuple  # (x: (N, T, input) float32, y)
     val: tuple
     test: tuple
 
@@ -66,8 +67,13 @@ def load_task(name, *, seed=0, limit=None, data_root=None, raw_pixels=False, kag
     phases and the images' validation split; ``limit`` keeps the first N examples
     of each split; ``raw_pixels`` and ``kaggle_csv`` concern the ``mnist`` task."""
     if name == "mnist":
-        return load_images(seed=seed, limit=limit, data_root=data_root, raw_pixels=raw_pixels,
-                           kaggle_csv=kaggle_csv)
+        return load_images(
+            seed=seed,
+            limit=limit,
+            data_root=data_root,
+            raw_pixels=raw_pixels,
+            kaggle_csv=kaggle_csv,
+        )
     if name in MNIST_TASKS:
         (x_train, y_train), (x_test, y_test) = data.load_mnist(data_root)
         view = MNIST_TASKS[name]

@@ -11,6 +11,7 @@ commands therefore set both pools to one thread unless told otherwise
 used instead by splitting each batch across threads, each with one BLAS thread
 (``minirnn/parallel.py``, ``train --threads``).
 """
+
 from contextlib import contextmanager
 
 from threadpoolctl import threadpool_limits
@@ -27,5 +28,6 @@ def blas_threads(n):
         raise ValueError(f"blas threads: expected a positive number, got {n}")
     # Importing SciPy's BLAS first makes sure its pool is loaded, so it is limited too.
     import scipy.linalg.cython_blas  # noqa: F401
+
     with threadpool_limits(limits=n, user_api="blas"):
         yield

@@ -9,6 +9,7 @@ these aliases name them once, so that a signature says what it takes::
 They are plain aliases (a ``Params`` is a ``dict`` like any other), for the reader
 and for type checkers; nothing checks them at run time.
 """
+
 from __future__ import annotations
 
 from typing import Any

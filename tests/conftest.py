@@ -9,10 +9,12 @@ from hypothesis import HealthCheck, settings
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 # deadline=None: the first example of a test may include Numba's compilation.
-settings.register_profile("default", deadline=None, max_examples=25,
-                          suppress_health_check=[HealthCheck.too_slow])
-settings.register_profile("thorough", deadline=None, max_examples=300,
-                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile(
+    "default", deadline=None, max_examples=25, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile(
+    "thorough", deadline=None, max_examples=300, suppress_health_check=[HealthCheck.too_slow]
+)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
@@ -37,15 +39,15 @@ def _compile_each_kernel_in_one_process_at_a_time():
         return
     lock_dir = Path(tempfile.gettempdir()) / f"minirnn-numba-locks-{os.getuid()}"
     lock_dir.mkdir(exist_ok=True)
-    held = set()                                  # the kernels whose lock we hold
+    held = set()  # the kernels whose lock we hold
     compile_unlocked = Dispatcher.compile
 
     def compile(self, sig):
         index = getattr(getattr(self._cache, "_cache_file", None), "_index_path", None)
-        if index is None or index in held:        # not cached on disk, or locked by us
+        if index is None or index in held:  # not cached on disk, or locked by us
             return compile_unlocked(self, sig)
         args, _ = sigutils.normalize_signature(sig)
-        if tuple(args) in self.overloads:         # compiled or loaded in this process
+        if tuple(args) in self.overloads:  # compiled or loaded in this process
             return compile_unlocked(self, sig)
         name = hashlib.sha1(index.encode()).hexdigest()
         with open(lock_dir / name, "w") as lock:

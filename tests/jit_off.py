@@ -9,6 +9,7 @@ is read when Numba is imported): one is started the first time a test asks for
 it, and serves every later script of the session, so a whole run starts one
 such interpreter per test process rather than two per comparison.
 """
+
 import atexit
 import contextlib
 import io
@@ -48,8 +49,14 @@ def _plain_interpreter():
     if _server is None or _server.poll() is not None:
         env = dict(os.environ, NUMBA_DISABLE_JIT="1")
         log = tempfile.TemporaryFile(mode="w+")
-        _server = subprocess.Popen([sys.executable, "-c", _SERVER], env=env, text=True,
-                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log)
+        _server = subprocess.Popen(
+            [sys.executable, "-c", _SERVER],
+            env=env,
+            text=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=log,
+        )
         _server.log = log
         atexit.register(_stop, _server)
     return _server
@@ -81,8 +88,9 @@ def run_compiled(script):
     process runs with the JIT off, in which case in a fresh interpreter with it on."""
     if numba.config.DISABLE_JIT:
         env = dict(os.environ, NUMBA_DISABLE_JIT="0")
-        res = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
-                             text=True, check=True)
+        res = subprocess.run(
+            [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
+        )
         return json.loads(res.stdout)
     buffer = io.StringIO()
     with contextlib.redirect_stdout(buffer):

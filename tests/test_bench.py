@@ -1,4 +1,5 @@
 """python -m minirnn bench: the records' keys and values, the CNN's floor, the CLI."""
+
 import json
 import platform
 import subprocess
@@ -14,22 +15,52 @@ from minirnn.nn import CNNClassifier
 # What the bench command does by default where it can: keep freed memory (glibc's
 # mallopt) and flush subnormals to zero (x86-64's MXCSR, in compiled code).
 KEEPS_FREED_MEMORY = platform.libc_ver()[0] == "glibc"
-FLUSHES_SUBNORMALS = (platform.machine().lower() in ("x86_64", "amd64")
-                      and not numba_config.DISABLE_JIT)
-TINY = ["bench", "--cells", "rnn", "--json", "--repeats", "1", "--batch", "2", "--time", "3",
-        "--input", "2", "--hidden", "5"]
+FLUSHES_SUBNORMALS = (
+    platform.machine().lower() in ("x86_64", "amd64") and not numba_config.DISABLE_JIT
+)
+TINY = [
+    "bench",
+    "--cells",
+    "rnn",
+    "--json",
+    "--repeats",
+    "1",
+    "--batch",
+    "2",
+    "--time",
+    "3",
+    "--input",
+    "2",
+    "--hidden",
+    "5",
+]
 
-KEYS = {"cell", "batch", "time", "input", "hidden", "dtype", "forward_ms", "train_step_ms",
-        "forward_backward_ms", "first_call_ms", "sequences_per_s", "floor_ms",
-        "matmul_gflops", "step_gflop"}
+KEYS = {
+    "cell",
+    "batch",
+    "time",
+    "input",
+    "hidden",
+    "dtype",
+    "forward_ms",
+    "train_step_ms",
+    "forward_backward_ms",
+    "first_call_ms",
+    "sequences_per_s",
+    "floor_ms",
+    "matmul_gflops",
+    "step_gflop",
+}
 
 
 def test_run_gives_a_record_per_cell_case_and_for_the_cnn_with_and_without_batch_norm():
-    records = bench.run(["gru", "cnn"], batch=3, time_steps=2, input_size=2, hidden=4,
-                        repeats=1)
+    records = bench.run(["gru", "cnn"], batch=3, time_steps=2, input_size=2, hidden=4, repeats=1)
     assert [(r["cell"], r["options"]) for r in records] == [
-        ("gru", {"reset_after": False}), ("gru", {"reset_after": True}),
-        ("cnn", {"batchnorm": True}), ("cnn", {"batchnorm": False})]
+        ("gru", {"reset_after": False}),
+        ("gru", {"reset_after": True}),
+        ("cnn", {"batchnorm": True}),
+        ("cnn", {"batchnorm": False}),
+    ]
     for r in records:
         assert KEYS <= set(r), KEYS - set(r)
         assert r["dtype"] == "float32"
@@ -54,13 +85,31 @@ def test_cnn_flops_by_hand():
 
 @pytest.mark.slow
 def test_cli_json_has_the_issue_keys():
-    out = subprocess.run([sys.executable, "-m", "minirnn", *TINY], capture_output=True,
-                         text=True, check=True, timeout=300).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "minirnn", *TINY],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    ).stdout
     (record,) = json.loads(out)
-    assert {"cell", "batch", "time", "input", "hidden", "dtype", "forward_ms",
-            "train_step_ms"} <= set(record)
-    assert (record["cell"], record["batch"], record["time"], record["input"],
-            record["hidden"]) == ("rnn", 2, 3, 2, 5)
+    assert {
+        "cell",
+        "batch",
+        "time",
+        "input",
+        "hidden",
+        "dtype",
+        "forward_ms",
+        "train_step_ms",
+    } <= set(record)
+    assert (record["cell"], record["batch"], record["time"], record["input"], record["hidden"]) == (
+        "rnn",
+        2,
+        3,
+        2,
+        5,
+    )
     assert record["freed_memory_kept"] is KEEPS_FREED_MEMORY
     assert record["subnormals_flushed"] is FLUSHES_SUBNORMALS
 
@@ -72,44 +121,57 @@ def test_cli_flags_switch_the_memory_and_subnormal_settings_off(capsys):
     assert record["subnormals_flushed"] is False
 
 
-TINY_SWEEP = {"hidden": {"values": (3, 5), "fixed": {"time_steps": 2, "batch": 2}},
-              "time": {"values": (2, 4), "fixed": {"hidden": 3, "batch": 2}},
-              "batch": {"values": (1, 3), "fixed": {"time_steps": 2, "hidden": 3}}}
+TINY_SWEEP = {
+    "hidden": {"values": (3, 5), "fixed": {"time_steps": 2, "batch": 2}},
+    "time": {"values": (2, 4), "fixed": {"hidden": 3, "batch": 2}},
+    "batch": {"values": (1, 3), "fixed": {"time_steps": 2, "hidden": 3}},
+}
 
 
 def test_sweep_varies_one_size_at_a_time_and_draws_a_panel_per_size(tmp_path, capsys):
     import matplotlib.image
+
     bench.bench_sweep(tmp_path / "scaling.png", axes=TINY_SWEEP, repeats=1, with_torch=False)
     table = capsys.readouterr().out
     assert "hidden" in table and "wrote" in table
     image = matplotlib.image.imread(tmp_path / "scaling.png")
-    assert image.shape[1] > 2.5 * image.shape[0]            # three panels side by side
+    assert image.shape[1] > 2.5 * image.shape[0]  # three panels side by side
     records = bench.sweep(TINY_SWEEP, repeats=1, with_torch=False)
     assert [(r["axis"], r["value"]) for r in records] == [
-        ("hidden", 3), ("hidden", 5), ("time", 2), ("time", 4), ("batch", 1), ("batch", 3)]
+        ("hidden", 3),
+        ("hidden", 5),
+        ("time", 2),
+        ("time", 4),
+        ("batch", 1),
+        ("batch", 3),
+    ]
     by_point = {(r["axis"], r["value"]): r for r in records}
-    assert ((by_point["time", 4]["time_steps"], by_point["time", 4]["hidden"],
-             by_point["time", 4]["batch"]) == (4, 3, 2))
+    assert (
+        by_point["time", 4]["time_steps"],
+        by_point["time", 4]["hidden"],
+        by_point["time", 4]["batch"],
+    ) == (4, 3, 2)
     for r in records:
         assert r["minirnn_ms"] > 0 and r["torch_ms"] is None
-        flops = bench.step_flops("lstm", r["batch"], r["time_steps"], r["input_size"],
-                                 r["hidden"])
+        flops = bench.step_flops("lstm", r["batch"], r["time_steps"], r["input_size"], r["hidden"])
         assert r["floor_ms"] == pytest.approx(flops / (r["matmul_gflops"] * 1e9) * 1e3)
 
 
 def test_sweep_times_pytorch_beside_when_it_is_installed(tmp_path):
     torch = pytest.importorskip("torch")
     threads = torch.get_num_threads()
-    (record,) = bench.sweep({"batch": {"values": (2,), "fixed": {"time_steps": 2, "hidden": 3}}},
-                            repeats=1)
+    (record,) = bench.sweep(
+        {"batch": {"values": (2,), "fixed": {"time_steps": 2, "hidden": 3}}}, repeats=1
+    )
     assert record["torch_ms"] > 0 and record["torch_version"] == torch.__version__
-    assert torch.get_num_threads() == threads                 # restored after the sweep
+    assert torch.get_num_threads() == threads  # restored after the sweep
     bench.draw_sweep([record], tmp_path / "one.png")
     assert (tmp_path / "one.png").stat().st_size > 0
 
 
 def test_bench_help_states_each_default_once(capsys):
     from minirnn.cli import build_parser
+
     with pytest.raises(SystemExit):
         build_parser().parse_args(["bench", "--help"])
     text = " ".join(capsys.readouterr().out.split())

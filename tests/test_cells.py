@@ -1,5 +1,6 @@
 """The recurrent cells: gradients, forwards by hand, contract, errors. (Each cell
 against its readable twin in minirnn.reference: tests/test_reference.py.)"""
+
 import math
 
 import numpy as np
@@ -16,8 +17,12 @@ from minirnn.cells import CELLS, gru, lstm, rnn, split_options
 # The plain cells; the normalized and variable-computation cells have test files
 # of their own (test_norm_cells.py, test_vc.py) with their references and edge cases.
 PLAIN = {name: CELLS[name] for name in ("rnn", "lstm", "gru")}
-CASES = [(name, opts) for name, cell in PLAIN.items() for opts in cell.GRADCHECK_CASES
-         if not opts.get("recurrent_dropout")]
+CASES = [
+    (name, opts)
+    for name, cell in PLAIN.items()
+    for opts in cell.GRADCHECK_CASES
+    if not opts.get("recurrent_dropout")
+]
 CASE_IDS = [name + "".join(f"-{k}={v}" for k, v in o.items()) for name, o in CASES]
 
 
@@ -35,15 +40,29 @@ def random_state(cell, B, H, rng, dtype=np.float64):
 
 # ---------------------------------------------------------------- gradients
 
+
 @pytest.mark.parametrize("name,opts", CASES, ids=CASE_IDS)
-@given(batch=st.integers(1, 3), time=st.integers(1, 4), input_size=st.integers(1, 3),
-       hidden_size=st.integers(1, 4), seed=st.integers(0, 2**31 - 1),
-       with_state=st.booleans())
-def test_gradients_match_finite_differences(name, opts, batch, time, input_size,
-                                            hidden_size, seed, with_state):
-    errors = gradcheck.check_cell(CELLS[name], batch=batch, time=time,
-                                  input_size=input_size, hidden_size=hidden_size,
-                                  seed=seed, options=opts, with_state=with_state)
+@given(
+    batch=st.integers(1, 3),
+    time=st.integers(1, 4),
+    input_size=st.integers(1, 3),
+    hidden_size=st.integers(1, 4),
+    seed=st.integers(0, 2**31 - 1),
+    with_state=st.booleans(),
+)
+def test_gradients_match_finite_differences(
+    name, opts, batch, time, input_size, hidden_size, seed, with_state
+):
+    errors = gradcheck.check_cell(
+        CELLS[name],
+        batch=batch,
+        time=time,
+        input_size=input_size,
+        hidden_size=hidden_size,
+        seed=seed,
+        options=opts,
+        with_state=with_state,
+    )
     expected = {"x", *CELLS[name].param_shapes(1, 1, **opts)}
     if with_state:
         expected |= {"h0", "c0"} if name == "lstm" else {"h0"}
@@ -53,6 +72,7 @@ def test_gradients_match_finite_differences(name, opts, batch, time, input_size,
 
 class _Sabotaged:
     """An LSTM whose dU is off by 0.1%: the checker must notice."""
+
     def __getattr__(self, attr):
         return getattr(lstm, attr)
 
@@ -72,6 +92,7 @@ def test_gradient_check_fails_on_a_wrong_gradient():
 @pytest.mark.slow
 def test_gradcheck_command_passes_every_row(capsys):
     from minirnn.cli import main
+
     assert main(["gradcheck"]) == 0
     out = capsys.readouterr().out
     assert "FAIL" not in out and out.count("PASS") >= 25
@@ -80,6 +101,7 @@ def test_gradcheck_command_passes_every_row(capsys):
 
 
 # ---------------------------------------------------------------- forward values
+
 
 def _params(**arrays):
     return {k: np.array(v, dtype=np.float64) for k, v in arrays.items()}
@@ -99,7 +121,7 @@ def test_lstm_tiny_case_by_hand():
     p = _params(W=[[0.1, 0.2, 0.3, 0.4]], U=[[0.0, 0.0, 0.0, 0.0]], b=[0.0, 1.0, 0.0, 0.0])
     hs, cache = lstm.forward(p, np.array([[[2.0]]]))
     i, o, g = s(0.2), s(0.6), math.tanh(0.8)
-    c = i * g                                 # f * c0 vanishes with c0 = 0
+    c = i * g  # f * c0 vanishes with c0 = 0
     assert cache["state"][1][0, 0] == pytest.approx(c, rel=1e-14)
     assert hs[0, 0, 0] == pytest.approx(o * math.tanh(c), rel=1e-14)
     # a second step sees c1 through the forget gate f = s(0.4 + 1)
@@ -132,13 +154,14 @@ def test_lstm_forget_bias_is_in_b_and_nowhere_else():
     # with W = U = 0 and x = 0, f = sigma(b_f) exactly: forward adds no constant
     p = {k: np.zeros_like(v) for k, v in p.items()}
     p["b"][3:6] = 0.0
-    p["b"][9:] = 5.0                                   # g = tanh(5), i = 1/2
+    p["b"][9:] = 5.0  # g = tanh(5), i = 1/2
     c0 = np.ones((1, 3), np.float32)
     _, cache = lstm.forward(p, np.zeros((1, 1, 2), np.float32), (c0 * 0, c0))
     np.testing.assert_allclose(cache["state"][1], 0.5 * 1 + 0.5 * np.tanh(5), rtol=1e-6)
 
 
 # ---------------------------------------------------------------- the contract
+
 
 @pytest.mark.parametrize("name,opts", CASES, ids=CASE_IDS)
 @given(batch=st.integers(1, 3), time=st.integers(1, 5), seed=st.integers(0, 2**31 - 1))
@@ -157,7 +180,7 @@ def test_step_by_step_equals_whole_sequence(name, opts, batch, time, seed):
 
     steps, caches, s = [], [], state
     for t in range(time):
-        h_t, c = cell.forward(params, x[:, t:t + 1], s, **fwd)
+        h_t, c = cell.forward(params, x[:, t : t + 1], s, **fwd)
         steps.append(h_t)
         caches.append(c)
         s = c["state"]
@@ -168,7 +191,7 @@ def test_step_by_step_equals_whole_sequence(name, opts, batch, time, seed):
     dstate, dxs = None, []
     total = {k: np.zeros_like(v) for k, v in params.items()}
     for t in reversed(range(time)):
-        dx_t, g = cell.backward(params, dhs[:, t:t + 1], caches[t], dstate)
+        dx_t, g = cell.backward(params, dhs[:, t : t + 1], caches[t], dstate)
         dxs.insert(0, dx_t)
         for k in total:
             total[k] += g[k]
@@ -245,19 +268,26 @@ def test_compiled_loops_equal_the_same_code_without_jit():
 
 # ---------------------------------------------------------------- bad input
 
+
 def _lstm_setup():
     params = lstm.init(3, 4, rng=np.random.default_rng(0))
     return params, np.zeros((2, 5, 3), np.float32)
 
 
-@pytest.mark.parametrize("bad_x,message", [
-    (np.zeros((5, 3), np.float32), "x: expected shape (batch, time, 3), got (5, 3)"),
-    (np.zeros((2, 5, 4), np.float32), "x: expected input size 3 to match params['W']"),
-    (np.zeros((2, 5, 3), np.int64), "x: expected dtype float32 or float64, got int64"),
-    (np.zeros((2, 5, 3), np.float64), "x: expected dtype float32 like the parameters, got float64"),
-    (np.zeros((2, 0, 3), np.float32), "x: expected at least one example and one timestep"),
-    ([[[0.0, 0.0, 0.0]]], "x: expected a NumPy array, got list"),
-])
+@pytest.mark.parametrize(
+    "bad_x,message",
+    [
+        (np.zeros((5, 3), np.float32), "x: expected shape (batch, time, 3), got (5, 3)"),
+        (np.zeros((2, 5, 4), np.float32), "x: expected input size 3 to match params['W']"),
+        (np.zeros((2, 5, 3), np.int64), "x: expected dtype float32 or float64, got int64"),
+        (
+            np.zeros((2, 5, 3), np.float64),
+            "x: expected dtype float32 like the parameters, got float64",
+        ),
+        (np.zeros((2, 0, 3), np.float32), "x: expected at least one example and one timestep"),
+        ([[[0.0, 0.0, 0.0]]], "x: expected a NumPy array, got list"),
+    ],
+)
 def test_bad_x_is_named_with_expected_and_actual(bad_x, message):
     params, _ = _lstm_setup()
     with pytest.raises((ValueError, TypeError)) as info:
@@ -268,8 +298,9 @@ def test_bad_x_is_named_with_expected_and_actual(bad_x, message):
 def test_bad_state_and_params_are_named():
     params, x = _lstm_setup()
     h = np.zeros((2, 4), np.float32)
-    with pytest.raises(ValueError,
-                       match=r"state c0: expected shape \(2, 4\) = \(batch, hidden\), got \(4,\)"):
+    with pytest.raises(
+        ValueError, match=r"state c0: expected shape \(2, 4\) = \(batch, hidden\), got \(4,\)"
+    ):
         lstm.forward(params, x, (h, np.zeros(4, np.float32)))
     with pytest.raises(TypeError, match=r"state: expected a tuple \(h, c\) for an LSTM"):
         lstm.forward(params, x, h)
@@ -293,8 +324,9 @@ def test_gru_convention_mismatch_and_bad_upstream_gradient():
     with pytest.raises(KeyError, match="reset_after=False expects no recurrent bias 'bh'"):
         gru.forward(p, x)
     hs, cache = gru.forward(p, x, reset_after=True)
-    with pytest.raises(ValueError,
-                       match=r"dhs: expected shape \(2, 5, 4\) like the outputs hs, got \(2, 4\)"):
+    with pytest.raises(
+        ValueError, match=r"dhs: expected shape \(2, 5, 4\) like the outputs hs, got \(2, 4\)"
+    ):
         gru.backward(p, hs[:, 0], cache)
 
 
@@ -303,9 +335,11 @@ def test_gru_convention_mismatch_and_bad_upstream_gradient():
 ALL_CASES = [(name, opts) for name, cell in CELLS.items() for opts in cell.GRADCHECK_CASES]
 
 
-@pytest.mark.parametrize("name,opts", ALL_CASES,
-                         ids=[n + "".join(f"-{k}={v}" for k, v in o.items() if k != "stats")
-                              for n, o in ALL_CASES])
+@pytest.mark.parametrize(
+    "name,opts",
+    ALL_CASES,
+    ids=[n + "".join(f"-{k}={v}" for k, v in o.items() if k != "stats") for n, o in ALL_CASES],
+)
 def test_input_grad_false_skips_dx_and_changes_no_other_gradient(name, opts):
     cell = CELLS[name]
     options = dict(opts)
@@ -318,8 +352,9 @@ def test_input_grad_false_skips_dx_and_changes_no_other_gradient(name, opts):
         fwd_opts.update(cell.evaluation_options(H, T, rng))
     x = rng.standard_normal((B, T, I))
     state = gradcheck.make_state(cell, B, H, rng)
-    hs, cache = cell.forward(params, x, state, training=training,
-                             rng=np.random.default_rng(5), **fwd_opts)
+    hs, cache = cell.forward(
+        params, x, state, training=training, rng=np.random.default_rng(5), **fwd_opts
+    )
     dhs = rng.standard_normal(hs.shape)
     dx, grads = cell.backward(params, dhs, cache)
     none, grads_skipped = cell.backward(params, dhs, cache, input_grad=False)
@@ -331,9 +366,10 @@ def test_input_grad_false_skips_dx_and_changes_no_other_gradient(name, opts):
 
 def test_models_skip_only_the_first_layers_input_gradient():
     from minirnn.nn import Recurrent, SequenceClassifier
+
     model = SequenceClassifier("lstm", 3, 5, 4, layers=2, rng=np.random.default_rng(0))
     recurrent = [layer for layer in model.layers if isinstance(layer, Recurrent)]
     assert [layer.input_grad for layer in recurrent] == [False, True]
     rng = np.random.default_rng(1)
     logits = model.forward(rng.standard_normal((2, 6, 3)).astype(np.float32))
-    assert model.backward(rng.standard_normal(logits.shape)) is None   # data: no gradient
+    assert model.backward(rng.standard_normal(logits.shape)) is None  # data: no gradient

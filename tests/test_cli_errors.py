@@ -5,6 +5,7 @@ the file or option and what was expected, no traceback is printed, and a run
 folder that was there before is left byte for byte as it was. A bug (any other
 exception) still raises.
 """
+
 import hashlib
 import json
 import shutil
@@ -18,8 +19,19 @@ from minirnn import cli
 from minirnn.cells import CELLS
 from minirnn.data import KAGGLE_PIXEL_COLUMNS, MNIST_FILES
 
-TINY_RUN = ["--task", "sine", "--hidden", "3", "--limit", "8", "--batch-size", "4",
-            "--max-steps", "1", "--quiet"]
+TINY_RUN = [
+    "--task",
+    "sine",
+    "--hidden",
+    "3",
+    "--limit",
+    "8",
+    "--batch-size",
+    "4",
+    "--max-steps",
+    "1",
+    "--quiet",
+]
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +51,7 @@ def run(trained_run, tmp_path):
 
 def snapshot(folder):
     """Every file in ``folder`` (names and bytes), to compare before and after."""
-    return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*"))
-            if p.is_file()}
+    return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def user_error(capsys, argv, *words):
@@ -67,10 +78,15 @@ TRAIN_HEADER = ["label", *KAGGLE_PIXEL_COLUMNS]
 
 # ---------------------------------------------------------------- options
 
+
 def test_unknown_cell_option_is_named_with_the_options_the_cell_accepts(capsys, run):
     before = snapshot(run)
-    line = user_error(capsys, ["train", *TINY_RUN, "--cell", "lnlstm", "--cell-option",
-                               "flavor=paper", "--out", run], "flavor", "flavour")
+    line = user_error(
+        capsys,
+        ["train", *TINY_RUN, "--cell", "lnlstm", "--cell-option", "flavor=paper", "--out", run],
+        "flavor",
+        "flavour",
+    )
     assert "unknown option" in line
     assert snapshot(run) == before
 
@@ -87,31 +103,68 @@ def test_a_cells_forward_names_the_options_it_accepts(name):
         assert f"'{option}'" in message
 
 
-@pytest.mark.parametrize("cell, option, words", [
-    ("lstm", "forget_bias=abc", ["forget_bias", "a number", "'abc'"]),
-    ("gru", "reset_after=1", ["reset_after", "true or false"]),
-    ("lstm", "recurrent_dropout=2", ["recurrent_dropout", "0 <= p < 1", "got 2"]),
-    ("bnlstm", "eps=-1", ["eps", "> 0", "-1"]),
-    ("vcrnn", "threshold=sharp", ["threshold", "'soft'", "'sharp'"]),
-    ("lnlstm", "eps=-1", ["{'eps': -1}", "NaN or infinity"]),   # the cell computes NaN
-])
+@pytest.mark.parametrize(
+    "cell, option, words",
+    [
+        ("lstm", "forget_bias=abc", ["forget_bias", "a number", "'abc'"]),
+        ("gru", "reset_after=1", ["reset_after", "true or false"]),
+        ("lstm", "recurrent_dropout=2", ["recurrent_dropout", "0 <= p < 1", "got 2"]),
+        ("bnlstm", "eps=-1", ["eps", "> 0", "-1"]),
+        ("vcrnn", "threshold=sharp", ["threshold", "'soft'", "'sharp'"]),
+        ("lnlstm", "eps=-1", ["{'eps': -1}", "NaN or infinity"]),  # the cell computes NaN
+    ],
+)
 def test_bad_value_of_a_cell_option(capsys, tmp_path, cell, option, words):
-    user_error(capsys, ["train", *TINY_RUN, "--cell", cell, "--cell-option", option,
-                        "--out", tmp_path / "new"], cell, *words)
+    user_error(
+        capsys,
+        ["train", *TINY_RUN, "--cell", cell, "--cell-option", option, "--out", tmp_path / "new"],
+        cell,
+        *words,
+    )
     assert not (tmp_path / "new").exists()
 
 
 def test_bad_sharpness_schedule(capsys, tmp_path):
-    user_error(capsys, ["train", *TINY_RUN, "--cell", "vcrnn", "--sharpness-schedule", "1",
-                        "twenty", "100", "--out", tmp_path / "new"],
-               "--sharpness-schedule", "twenty")
-    user_error(capsys, ["train", *TINY_RUN, "--cell", "vcrnn", "--sharpness-schedule", "1",
-                        "20", "100", "cosine", "--out", tmp_path / "new"],
-               "sharpness_schedule", "cosine")
+    user_error(
+        capsys,
+        [
+            "train",
+            *TINY_RUN,
+            "--cell",
+            "vcrnn",
+            "--sharpness-schedule",
+            "1",
+            "twenty",
+            "100",
+            "--out",
+            tmp_path / "new",
+        ],
+        "--sharpness-schedule",
+        "twenty",
+    )
+    user_error(
+        capsys,
+        [
+            "train",
+            *TINY_RUN,
+            "--cell",
+            "vcrnn",
+            "--sharpness-schedule",
+            "1",
+            "20",
+            "100",
+            "cosine",
+            "--out",
+            tmp_path / "new",
+        ],
+        "sharpness_schedule",
+        "cosine",
+    )
     assert not (tmp_path / "new").exists()
 
 
 # ---------------------------------------------------------------- run folders
+
 
 @pytest.mark.parametrize("command", ["eval", "train --resume", "plot"])
 def test_a_folder_that_is_not_a_run(capsys, tmp_path, command):
@@ -120,8 +173,9 @@ def test_a_folder_that_is_not_a_run(capsys, tmp_path, command):
     (folder / "readme.txt").write_text("not a run")
     before = snapshot(folder)
     user_error(capsys, [*command.split(), folder], folder, "config.json")
-    user_error(capsys, [*command.split(), tmp_path / "missing"], tmp_path / "missing",
-               "does not exist")
+    user_error(
+        capsys, [*command.split(), tmp_path / "missing"], tmp_path / "missing", "does not exist"
+    )
     assert snapshot(folder) == before
 
 
@@ -142,17 +196,24 @@ def test_missing_checkpoint(capsys, run, command):
     assert snapshot(run) == before
 
 
-@pytest.mark.parametrize("config, words", [
-    ('{"task": "sine", "hidden": 3,', ["not JSON"]),           # cut short
-    ('["sine"]', ["JSON object"]),
-    ('{"task": "sine", "hidden": "three"}', ["hidden", "'three'"]),
-    ('{"task": "sine", "lr": -1}', ["lr", "-1"]),
-    ('{"task": "sine", "cell": "lstm", "cell_options": {"flavor": 1}}', ["flavor"]),
-    ('{"task": "sine", "hidden": 3, "cell_options": {"forget_bias": "abc"}}',
-     ["forget_bias", "'abc'"]),
-    ('{"task": "sine", "hidden": 3, "cell_options": {"recurrent_dropout": 2}}',
-     ["recurrent_dropout", "0 <= p < 1"]),
-])
+@pytest.mark.parametrize(
+    "config, words",
+    [
+        ('{"task": "sine", "hidden": 3,', ["not JSON"]),  # cut short
+        ('["sine"]', ["JSON object"]),
+        ('{"task": "sine", "hidden": "three"}', ["hidden", "'three'"]),
+        ('{"task": "sine", "lr": -1}', ["lr", "-1"]),
+        ('{"task": "sine", "cell": "lstm", "cell_options": {"flavor": 1}}', ["flavor"]),
+        (
+            '{"task": "sine", "hidden": 3, "cell_options": {"forget_bias": "abc"}}',
+            ["forget_bias", "'abc'"],
+        ),
+        (
+            '{"task": "sine", "hidden": 3, "cell_options": {"recurrent_dropout": 2}}',
+            ["recurrent_dropout", "0 <= p < 1"],
+        ),
+    ],
+)
 def test_resume_with_a_broken_config(capsys, run, config, words):
     (run / "config.json").write_text(config)
     before = snapshot(run)
@@ -180,6 +241,7 @@ def test_broken_metrics_log(capsys, run):
 
 # ---------------------------------------------------------------- MNIST files
 
+
 @pytest.fixture
 def no_mnist(monkeypatch, tmp_path):
     """No MNIST anywhere the loader looks, and mirrors that fail at once without a
@@ -197,17 +259,27 @@ def mnist_commands(run, data, out):
     """train on row-MNIST, and eval of a run whose config asks for row-MNIST."""
     config = run / "config.json"
     config.write_text(json.dumps({**json.loads(config.read_text()), "task": "row-mnist"}))
-    return [["train", "--data", data, "--max-steps", "1", "--quiet", "--out", out],
-            ["eval", run, "--data", data]]
+    return [
+        ["train", "--data", data, "--max-steps", "1", "--quiet", "--out", out],
+        ["eval", run, "--data", data],
+    ]
 
 
 def test_mnist_not_found(capsys, run, tmp_path, no_mnist):
     data = tmp_path / "empty"
     data.mkdir()
     for argv in mnist_commands(run, data, tmp_path / "new"):
-        line = user_error(capsys, argv, "MNIST not found", data, "--data", "MINIRNN_DATA",
-                          "empty-mirror", *MNIST_FILES)
-        assert "does not exist" in line            # the hidden bundle, named as such
+        line = user_error(
+            capsys,
+            argv,
+            "MNIST not found",
+            data,
+            "--data",
+            "MINIRNN_DATA",
+            "empty-mirror",
+            *MNIST_FILES,
+        )
+        assert "does not exist" in line  # the hidden bundle, named as such
     assert not (tmp_path / "new").exists()
 
 
@@ -216,10 +288,11 @@ def test_mnist_file_altered(capsys, run, tmp_path):
     data.mkdir()
     for name in MNIST_FILES:
         (data / name).write_bytes(b"\x00\x00\x08\x01not the real file")
-    labels = "t10k-labels-idx1-ubyte"          # the smallest, read first
+    labels = "t10k-labels-idx1-ubyte"  # the smallest, read first
     for argv in mnist_commands(run, data, tmp_path / "new"):
-        user_error(capsys, argv, data / labels, "SHA-256", MNIST_FILES[labels][1],
-                   "truncated or altered")
+        user_error(
+            capsys, argv, data / labels, "SHA-256", MNIST_FILES[labels][1], "truncated or altered"
+        )
     assert not (tmp_path / "new").exists()
 
 
@@ -238,8 +311,11 @@ def test_mnist_file_of_another_shape(capsys, run, tmp_path, monkeypatch):
     }
     for name, content in contents.items():
         (data / name).write_bytes(content)
-    monkeypatch.setattr(mnist_module, "MNIST_FILES", {
-        name: (len(c), hashlib.sha256(c).hexdigest()) for name, c in contents.items()})
+    monkeypatch.setattr(
+        mnist_module,
+        "MNIST_FILES",
+        {name: (len(c), hashlib.sha256(c).hexdigest()) for name, c in contents.items()},
+    )
     for argv in mnist_commands(run, data, tmp_path / "new"):
         user_error(capsys, argv, data / "train-images-idx3-ubyte", "(N, 28, 28)", "(2, 27, 27)")
     assert not (tmp_path / "new").exists()
@@ -247,29 +323,71 @@ def test_mnist_file_of_another_shape(capsys, run, tmp_path, monkeypatch):
 
 # ---------------------------------------------------------------- Kaggle CSV
 
-@pytest.mark.parametrize("header, rows, words", [
-    (TRAIN_HEADER, [[1] + [0] * 784, [2, 0, 0]], ["785 integer columns", "line 3 has 3"]),
-    (TRAIN_HEADER[:3], [[1, 0, 0]], ["header", "(3 columns)"]),
-    (TRAIN_HEADER, [[1] + [0] * 10 + ["dark"] + [0] * 773],
-     ["integer", "line 2", "'dark'", "'pixel10'"]),
-], ids=["short-row", "short-header", "text-in-a-pixel"])
+
+@pytest.mark.parametrize(
+    "header, rows, words",
+    [
+        (TRAIN_HEADER, [[1] + [0] * 784, [2, 0, 0]], ["785 integer columns", "line 3 has 3"]),
+        (TRAIN_HEADER[:3], [[1, 0, 0]], ["header", "(3 columns)"]),
+        (
+            TRAIN_HEADER,
+            [[1] + [0] * 10 + ["dark"] + [0] * 773],
+            ["integer", "line 2", "'dark'", "'pixel10'"],
+        ),
+    ],
+    ids=["short-row", "short-header", "text-in-a-pixel"],
+)
 def test_bad_kaggle_csv(capsys, run, tmp_path, header, rows, words):
     csv = write_kaggle_csv(tmp_path / "train.csv", header, rows)
     before = snapshot(run)
-    user_error(capsys, ["train", "--task", "mnist", "--model", "cnn", "--kaggle-csv", csv,
-                        "--max-steps", "1", "--quiet", "--out", run], csv, *words)
+    user_error(
+        capsys,
+        [
+            "train",
+            "--task",
+            "mnist",
+            "--model",
+            "cnn",
+            "--kaggle-csv",
+            csv,
+            "--max-steps",
+            "1",
+            "--quiet",
+            "--out",
+            run,
+        ],
+        csv,
+        *words,
+    )
     assert snapshot(run) == before
 
 
 def test_missing_kaggle_csv(capsys, tmp_path):
     csv = tmp_path / "train.csv"
-    user_error(capsys, ["train", "--task", "mnist", "--model", "cnn", "--kaggle-csv", csv,
-                        "--max-steps", "1", "--quiet", "--out", tmp_path / "new"],
-               csv, "no such file")
-    assert not (tmp_path / "new").exists()          # a run that cannot start leaves no folder
+    user_error(
+        capsys,
+        [
+            "train",
+            "--task",
+            "mnist",
+            "--model",
+            "cnn",
+            "--kaggle-csv",
+            csv,
+            "--max-steps",
+            "1",
+            "--quiet",
+            "--out",
+            tmp_path / "new",
+        ],
+        csv,
+        "no such file",
+    )
+    assert not (tmp_path / "new").exists()  # a run that cannot start leaves no folder
 
 
 # ---------------------------------------------------------------- bugs
+
 
 def test_a_bug_still_raises_with_its_traceback(monkeypatch, run):
     def broken(*args, **kwargs):

@@ -1,5 +1,6 @@
 """Convolution, max-pooling, flatten, the clipped cost and the Qiita batch-norm CNN
 note's CNN."""
+
 import numpy as np
 import pytest
 from hypothesis import assume, given, settings
@@ -17,8 +18,9 @@ from minirnn.nn.cnn import (
 
 TOL = gradcheck.TOLERANCE
 seeds = st.integers(0, 2**31 - 1)
-pairs = lambda lo, hi: st.one_of(st.integers(lo, hi), st.tuples(st.integers(lo, hi),
-                                                                 st.integers(lo, hi)))
+pairs = lambda lo, hi: st.one_of(
+    st.integers(lo, hi), st.tuples(st.integers(lo, hi), st.integers(lo, hi))
+)
 as_pair = lambda v: (v, v) if isinstance(v, int) else v
 
 
@@ -36,15 +38,22 @@ def conv_cases(draw):
 
 # ---------------------------------------------------------------- conv2d
 
+
 @given(case=conv_cases(), seed=seeds)
 def test_conv2d_gradients(case, seed):
     x_shape, w_shape, stride, padding = case
     rng = np.random.default_rng(seed)
-    inputs = {"x": rng.standard_normal(x_shape), "W": rng.standard_normal(w_shape),
-              "b": rng.standard_normal(w_shape[0])}
+    inputs = {
+        "x": rng.standard_normal(x_shape),
+        "W": rng.standard_normal(w_shape),
+        "b": rng.standard_normal(w_shape[0]),
+    }
     errors = gradcheck.check_function(
-        lambda x, W, b: F.conv2d_forward(x, W, b, stride, padding), F.conv2d_backward,
-        inputs, seed=seed)
+        lambda x, W, b: F.conv2d_forward(x, W, b, stride, padding),
+        F.conv2d_backward,
+        inputs,
+        seed=seed,
+    )
     assert max(errors.values()) < TOL, errors
 
 
@@ -52,27 +61,33 @@ def test_conv2d_gradients(case, seed):
 def test_conv2d_matches_the_naive_loops(case, seed):
     x_shape, w_shape, stride, padding = case
     rng = np.random.default_rng(seed)
-    x, W, b = (rng.standard_normal(x_shape), rng.standard_normal(w_shape),
-               rng.standard_normal(w_shape[0]))
+    x, W, b = (
+        rng.standard_normal(x_shape),
+        rng.standard_normal(w_shape),
+        rng.standard_normal(w_shape[0]),
+    )
     out, _ = F.conv2d_forward(x, W, b, stride, padding)
     ref = F.conv2d_naive(x, W, b, stride, padding)
     (sh, sw), (ph, pw) = as_pair(stride), as_pair(padding)
-    expected_hw = ((x_shape[2] + 2 * ph - w_shape[2]) // sh + 1,
-                   (x_shape[3] + 2 * pw - w_shape[3]) // sw + 1)
+    expected_hw = (
+        (x_shape[2] + 2 * ph - w_shape[2]) // sh + 1,
+        (x_shape[3] + 2 * pw - w_shape[3]) // sw + 1,
+    )
     assert out.shape == ref.shape == (x_shape[0], w_shape[0], *expected_hw)
     np.testing.assert_allclose(out, ref, rtol=1e-12, atol=1e-12)
 
 
 def test_conv2d_by_hand():
-    x = np.arange(9.0).reshape(1, 1, 3, 3)           # 0 1 2 / 3 4 5 / 6 7 8
-    W = np.array([[[[1.0, 0.0], [0.0, -1.0]]]])      # top-left minus bottom-right
+    x = np.arange(9.0).reshape(1, 1, 3, 3)  # 0 1 2 / 3 4 5 / 6 7 8
+    W = np.array([[[[1.0, 0.0], [0.0, -1.0]]]])  # top-left minus bottom-right
     out, cache = F.conv2d_forward(x, W, np.array([10.0]))
-    np.testing.assert_array_equal(out, [[[[6, 6], [6, 6]]]])   # 10 + (a - (a + 4))
+    np.testing.assert_array_equal(out, [[[[6, 6], [6, 6]]]])  # 10 + (a - (a + 4))
     dx, dW, db = F.conv2d_backward(np.ones_like(out), cache)
     # every pixel's gradient: how many windows use it with +1, minus with -1
     np.testing.assert_array_equal(dx[0, 0], [[1, 1, 0], [1, 0, -1], [0, -1, -1]])
-    np.testing.assert_array_equal(dW[0, 0], [[0 + 1 + 3 + 4, 1 + 2 + 4 + 5],
-                                             [3 + 4 + 6 + 7, 4 + 5 + 7 + 8]])
+    np.testing.assert_array_equal(
+        dW[0, 0], [[0 + 1 + 3 + 4, 1 + 2 + 4 + 5], [3 + 4 + 6 + 7, 4 + 5 + 7 + 8]]
+    )
     assert db.tolist() == [4.0]
     # padding 1, stride 2: windows with top-left corner at (-1, -1), (-1, 1), (1, -1)
     # and (1, 1); a padded zero in the corner leaves minus the bottom-right pixel
@@ -91,28 +106,33 @@ def _col2im_that_overwrites(dout, cache):
     dxp = np.zeros((C, N) + padded_shape[2:])
     for u in range(KH):
         for v in range(KW):
-            dxp[:, :, u:u + OH, v:v + OW] = d6[:, u, v]
+            dxp[:, :, u : u + OH, v : v + OW] = d6[:, u, v]
     _, dW, db = F.conv2d_backward(dout, cache)
     return dxp.transpose(1, 0, 2, 3), dW, db
 
 
 def test_the_gradient_check_catches_a_broken_col2im():
     rng = np.random.default_rng(0)
-    inputs = {"x": rng.standard_normal((2, 2, 5, 5)), "W": rng.standard_normal((3, 2, 3, 3)),
-              "b": rng.standard_normal(3)}
+    inputs = {
+        "x": rng.standard_normal((2, 2, 5, 5)),
+        "W": rng.standard_normal((3, 2, 3, 3)),
+        "b": rng.standard_normal(3),
+    }
     errors = gradcheck.check_function(F.conv2d_forward, _col2im_that_overwrites, inputs)
     assert errors["x"] > 0.1 and errors["W"] < TOL, errors
 
 
 def test_conv2d_errors_name_the_argument():
     x, W, b = np.zeros((2, 3, 5, 5)), np.zeros((4, 3, 3, 3)), np.zeros(4)
-    with pytest.raises(ValueError,
-                       match=r"W: expected shape \(F, 3, KH, KW\) .* got \(4, 2, 3, 3\)"):
+    with pytest.raises(
+        ValueError, match=r"W: expected shape \(F, 3, KH, KW\) .* got \(4, 2, 3, 3\)"
+    ):
         F.conv2d_forward(x, np.zeros((4, 2, 3, 3)), b)
     with pytest.raises(ValueError, match=r"b: expected shape \(4,\) = \(F,\) .* got \(3,\)"):
         F.conv2d_forward(x, W, np.zeros(3))
-    with pytest.raises(ValueError,
-                       match=r"x: expected shape \(N, C, H, W\), got \(3, 5, 5\).*x\[:, None\]"):
+    with pytest.raises(
+        ValueError, match=r"x: expected shape \(N, C, H, W\), got \(3, 5, 5\).*x\[:, None\]"
+    ):
         F.conv2d_forward(x[0], W, b)
     with pytest.raises(ValueError, match=r"x: the 3x3 kernel does not fit .* is 2x2"):
         F.conv2d_forward(np.zeros((1, 3, 2, 2)), W, b)
@@ -139,6 +159,7 @@ def test_conv2d_keeps_float32():
 
 # ---------------------------------------------------------------- max-pool, flatten
 
+
 def naive_maxpool(x, k, s):
     (kh, kw), (sh, sw) = k, s
     N, C, H, W = x.shape
@@ -146,12 +167,18 @@ def naive_maxpool(x, k, s):
     out = np.empty((N, C, OH, OW))
     for i in range(OH):
         for j in range(OW):
-            out[:, :, i, j] = x[:, :, i * sh:i * sh + kh, j * sw:j * sw + kw].max(axis=(2, 3))
+            out[:, :, i, j] = x[:, :, i * sh : i * sh + kh, j * sw : j * sw + kw].max(axis=(2, 3))
     return out
 
 
-@given(size=pairs(1, 3), stride=st.one_of(st.none(), pairs(1, 3)), n=st.integers(1, 2),
-       c=st.integers(1, 2), extra=st.tuples(st.integers(0, 4), st.integers(0, 4)), seed=seeds)
+@given(
+    size=pairs(1, 3),
+    stride=st.one_of(st.none(), pairs(1, 3)),
+    n=st.integers(1, 2),
+    c=st.integers(1, 2),
+    extra=st.tuples(st.integers(0, 4), st.integers(0, 4)),
+    seed=seeds,
+)
 def test_maxpool_gradients_without_ties(size, stride, n, c, extra, seed):
     kh, kw = as_pair(size)
     shape = (n, c, kh + extra[0], kw + extra[1])
@@ -160,32 +187,34 @@ def test_maxpool_gradients_without_ties(size, stride, n, c, extra, seed):
     x = 0.5 * rng.permutation(int(np.prod(shape))).reshape(shape).astype(float)
     out, _ = F.maxpool2d_forward(x, size, stride)
     np.testing.assert_array_equal(out, naive_maxpool(x, (kh, kw), as_pair(stride or size)))
-    err = gradcheck.check_function(lambda x: F.maxpool2d_forward(x, size, stride),
-                                   F.maxpool2d_backward, {"x": x}, seed=seed)["x"]
+    err = gradcheck.check_function(
+        lambda x: F.maxpool2d_forward(x, size, stride), F.maxpool2d_backward, {"x": x}, seed=seed
+    )["x"]
     assert err < TOL
 
 
 def test_maxpool_routing_and_tie_rule_by_hand():
-    x = np.array([[[[1.0, 3.0, 2.0, 2.0, 9.0],
-                    [3.0, 0.0, 2.0, 2.0, 9.0],
-                    [5.0, 4.0, 7.0, 7.0, 9.0]]]])           # 3x5: last row/column dropped
+    x = np.array(
+        [[[[1.0, 3.0, 2.0, 2.0, 9.0], [3.0, 0.0, 2.0, 2.0, 9.0], [5.0, 4.0, 7.0, 7.0, 9.0]]]]
+    )  # 3x5: last row/column dropped
     out, cache = F.maxpool2d_forward(x, 2)
     np.testing.assert_array_equal(out, [[[[3.0, 2.0]]]])
     dx = F.maxpool2d_backward(np.array([[[[10.0, 20.0]]]]), cache)
     # ties: the first maximum in row-major order gets the whole gradient
-    np.testing.assert_array_equal(dx[0, 0], [[0, 10, 20, 0, 0], [0, 0, 0, 0, 0],
-                                             [0, 0, 0, 0, 0]])
+    np.testing.assert_array_equal(dx[0, 0], [[0, 10, 20, 0, 0], [0, 0, 0, 0, 0], [0, 0, 0, 0, 0]])
     # overlapping windows (stride 1): a pixel that wins two windows gets both gradients
     x = np.array([[[[1.0, 5.0, 2.0]]]])
     out, cache = F.maxpool2d_forward(x, (1, 2), 1)
     np.testing.assert_array_equal(out, [[[[5.0, 5.0]]]])
-    np.testing.assert_array_equal(F.maxpool2d_backward(np.array([[[[1.0, 2.0]]]]), cache),
-                                  [[[[0, 3, 0]]]])
+    np.testing.assert_array_equal(
+        F.maxpool2d_backward(np.array([[[[1.0, 2.0]]]]), cache), [[[[0, 3, 0]]]]
+    )
 
 
 def test_pool_and_flatten_errors_and_dtypes():
-    with pytest.raises(ValueError,
-                       match=r"x: expected height >= 2 and width >= 2 .* \(1, 1, 1, 4\)"):
+    with pytest.raises(
+        ValueError, match=r"x: expected height >= 2 and width >= 2 .* \(1, 1, 1, 4\)"
+    ):
         F.maxpool2d_forward(np.zeros((1, 1, 1, 4)), 2)
     with pytest.raises(ValueError, match="x: expected shape"):
         F.maxpool2d_forward(np.zeros((4, 4)), 2)
@@ -195,7 +224,7 @@ def test_pool_and_flatten_errors_and_dtypes():
     with pytest.raises(ValueError, match=r"dout: expected .* \(2, 3, 2, 2\)"):
         F.maxpool2d_backward(np.ones((2, 3, 2, 3)), cache)
     flat, cache = F.flatten_forward(x)
-    assert flat.shape == (2, 60) and flat[1, 20] == x[1, 1, 0, 0]       # C order
+    assert flat.shape == (2, 60) and flat[1, 20] == x[1, 1, 0, 0]  # C order
     np.testing.assert_array_equal(F.flatten_backward(flat, cache), x)
     with pytest.raises(ValueError, match=r"dout: expected shape \(2, 60\)"):
         F.flatten_backward(flat[:, :59], cache)
@@ -203,11 +232,13 @@ def test_pool_and_flatten_errors_and_dtypes():
 
 # ---------------------------------------------------------------- the costs
 
+
 @given(n=st.integers(1, 5), k=st.integers(2, 6), seed=seeds)
 def test_softmax_gradient(n, k, seed):
     rng = np.random.default_rng(seed)
-    err = gradcheck.check_function(softmax_forward, softmax_backward,
-                                   {"z": rng.standard_normal((n, k))}, seed=seed)["z"]
+    err = gradcheck.check_function(
+        softmax_forward, softmax_backward, {"z": rng.standard_normal((n, k))}, seed=seed
+    )["z"]
     assert err < TOL
 
 
@@ -215,9 +246,13 @@ def test_softmax_gradient(n, k, seed):
 def test_clipped_cost_gradient_inside_the_clip(n, k, seed):
     rng = np.random.default_rng(seed)
     labels = rng.integers(0, k, n)
-    p = rng.uniform(0.05, 1, (n, k))                 # far from 1e-10; rows need not sum to 1
-    err = gradcheck.check_function(lambda p: clipped_cross_entropy_forward(p, labels),
-                                   clipped_cross_entropy_backward, {"p": p}, seed=seed)["p"]
+    p = rng.uniform(0.05, 1, (n, k))  # far from 1e-10; rows need not sum to 1
+    err = gradcheck.check_function(
+        lambda p: clipped_cross_entropy_forward(p, labels),
+        clipped_cross_entropy_backward,
+        {"p": p},
+        seed=seed,
+    )["p"]
     assert err < TOL
 
 
@@ -231,7 +266,7 @@ def test_clipped_cost_through_softmax_is_zero_where_clipped(n, seed):
     z = rng.standard_normal((n, 4))
     clipped = rng.random(n) < 0.5
     assume(clipped.any() and not clipped.all())
-    z[clipped, labels[clipped]] -= 60.0               # probability about 1e-26
+    z[clipped, labels[clipped]] -= 60.0  # probability about 1e-26
 
     def fwd(z):
         p, sc = softmax_forward(z)
@@ -248,7 +283,7 @@ def test_clipped_cost_through_softmax_is_zero_where_clipped(n, seed):
     stable_loss, stable_cache = F.softmax_cross_entropy_forward(z, labels)
     dz_stable = F.softmax_cross_entropy_backward(1.0, stable_cache)
     np.testing.assert_allclose(dz[~clipped], dz_stable[~clipped], rtol=1e-10, atol=1e-15)
-    assert np.abs(dz_stable[clipped]).max() > 0.1 / n      # the stable cost still pulls
+    assert np.abs(dz_stable[clipped]).max() > 0.1 / n  # the stable cost still pulls
     # a clipped row costs -log(1e-10) = 23.03 instead of about 60
     p_true = softmax_forward(z)[0][np.arange(n), labels]
     expected = -np.log(np.clip(p_true, 1e-10, 1)).mean()
@@ -268,18 +303,29 @@ def test_clipped_cost_errors():
 
 # ---------------------------------------------------------------- the model
 
+
 def tiny_model(seed, batchnorm, cost, convention="tensorflow"):
     """The Qiita batch-norm CNN note's architecture, small: 10x10 input, 2 then 3
     filters, 4 classes (10 -> conv 8 -> pool 4 -> conv 2 -> pool 1 -> Dense(3, 4))."""
     rng = np.random.default_rng(seed)
-    model = CNNClassifier(batchnorm=batchnorm, rng=rng, dtype=np.float64, cost=cost,
-                          image_size=10, filters=(2, 3), n_classes=4,
-                          bn_convention=convention)
+    model = CNNClassifier(
+        batchnorm=batchnorm,
+        rng=rng,
+        dtype=np.float64,
+        cost=cost,
+        image_size=10,
+        filters=(2, 3),
+        n_classes=4,
+        bn_convention=convention,
+    )
     for p in model.params.values():
-        p += 0.3 * rng.standard_normal(p.shape)      # non-trivial gamma, beta and biases
-    for key, stat in model.buffers().items():          # running statistics far from 0 and 1
-        stat[...] = (rng.uniform(0.5, 2, stat.shape) if key.endswith("var")
-                     else rng.standard_normal(stat.shape))
+        p += 0.3 * rng.standard_normal(p.shape)  # non-trivial gamma, beta and biases
+    for key, stat in model.buffers().items():  # running statistics far from 0 and 1
+        stat[...] = (
+            rng.uniform(0.5, 2, stat.shape)
+            if key.endswith("var")
+            else rng.standard_normal(stat.shape)
+        )
     return model, rng
 
 
@@ -295,7 +341,7 @@ def kink_margin(model, x):
         if isinstance(layer, MaxPool2D):
             N, C, H, W = h.shape
             k = layer.size
-            w = h[:, :, :H // k * k, :W // k * k].reshape(N, C, H // k, k, W // k, k)
+            w = h[:, :, : H // k * k, : W // k * k].reshape(N, C, H // k, k, W // k, k)
             w = np.sort(w.transpose(0, 1, 2, 4, 3, 5).reshape(N, C, H // k, W // k, k * k))
             positive = w[..., -1] > 0
             if positive.any():
@@ -318,15 +364,20 @@ def model_errors(model, x, labels):
     for key, p in list(model.params.items()) + [("x", x)]:
         numeric = gradcheck.numeric_gradient(loss, p)
         if max(np.abs(analytic[key]).max(), np.abs(numeric).max()) < 1e-8:
-            errors[key] = 0.0            # both zero: a conv bias that batch norm cancels
+            errors[key] = 0.0  # both zero: a conv bias that batch norm cancels
         else:
             errors[key] = gradcheck.relative_error(analytic[key], numeric)
     return errors, analytic
 
 
 @settings(max_examples=max(4, settings().max_examples // 3))
-@given(seed=seeds, batchnorm=st.booleans(), cost=st.sampled_from(["stable", "clipped"]),
-       mode=st.sampled_from(["train", "eval"]), batch=st.integers(2, 3))
+@given(
+    seed=seeds,
+    batchnorm=st.booleans(),
+    cost=st.sampled_from(["stable", "clipped"]),
+    mode=st.sampled_from(["train", "eval"]),
+    batch=st.integers(2, 3),
+)
 def test_whole_model_gradient(seed, batchnorm, cost, mode, batch):
     model, rng = tiny_model(seed, batchnorm, cost)
     getattr(model, mode)()
@@ -346,9 +397,10 @@ def test_whole_model_gradient(seed, batchnorm, cost, mode, batch):
         for conv, bn in ((0, 1), (4, 5)):
             layer = model.layers[bn]
             scale = layer.params["gamma"] / np.sqrt(layer.running_var + layer.eps)
-            np.testing.assert_allclose(analytic[f"{conv}.b"], scale * analytic[f"{bn}.beta"],
-                                       rtol=1e-10, atol=1e-14)
-        for k, v in model.buffers().items():           # evaluation never moves them
+            np.testing.assert_allclose(
+                analytic[f"{conv}.b"], scale * analytic[f"{bn}.beta"], rtol=1e-10, atol=1e-14
+            )
+        for k, v in model.buffers().items():  # evaluation never moves them
             np.testing.assert_array_equal(v, stats_before[k])
 
 
@@ -357,34 +409,47 @@ def test_batch_norm_modes_inside_the_model():
     x = rng.standard_normal((4, 1, 10, 10))
     model.train()
     full = model.predict(x)
-    assert not np.allclose(model.predict(x[:2]), full[:2])     # depends on the batch
+    assert not np.allclose(model.predict(x[:2]), full[:2])  # depends on the batch
     stats = model.buffers()["1.running_mean"].copy()
     model.predict(x)
-    assert not np.array_equal(stats, model.buffers()["1.running_mean"])   # updated in place
+    assert not np.array_equal(stats, model.buffers()["1.running_mean"])  # updated in place
     model.eval()
     full = model.predict(x)
     np.testing.assert_allclose(model.predict(x[:2]), full[:2], rtol=1e-12)  # per example
     # eval mode is the affine map with the running statistics
     bn = model.layers[1]
     h = model.layers[0].forward(x)
-    expected = (bn.params["gamma"][:, None, None] * (h - bn.running_mean[:, None, None])
-                / np.sqrt(bn.running_var[:, None, None] + 1e-3) + bn.params["beta"][:, None, None])
+    expected = (
+        bn.params["gamma"][:, None, None]
+        * (h - bn.running_mean[:, None, None])
+        / np.sqrt(bn.running_var[:, None, None] + 1e-3)
+        + bn.params["beta"][:, None, None]
+    )
     np.testing.assert_allclose(bn.forward(h), expected, rtol=1e-12)
 
 
 def test_qiita_cnn_architecture_and_initialisation():
     model = CNNClassifier(rng=np.random.default_rng(0), cost="clipped")
     shapes = {k: v.shape for k, v in model.params.items()}
-    assert shapes == {"0.W": (32, 1, 3, 3), "0.b": (32,), "1.gamma": (32,), "1.beta": (32,),
-                      "4.W": (64, 32, 3, 3), "4.b": (64,), "5.gamma": (64,), "5.beta": (64,),
-                      "9.W": (1600, 10), "9.b": (10,)}
+    assert shapes == {
+        "0.W": (32, 1, 3, 3),
+        "0.b": (32,),
+        "1.gamma": (32,),
+        "1.beta": (32,),
+        "4.W": (64, 32, 3, 3),
+        "4.b": (64,),
+        "5.gamma": (64,),
+        "5.beta": (64,),
+        "9.W": (1600, 10),
+        "9.b": (10,),
+    }
     assert all(p.dtype == np.float32 for p in model.params.values())
     # Glorot-uniform bounds with fan_in = C*KH*KW, fan_out = F*KH*KW; zero biases
     for key, fan_in, fan_out in [("0.W", 9, 288), ("4.W", 288, 576), ("9.W", 1600, 10)]:
         a = np.sqrt(6 / (fan_in + fan_out))
         W = model.params[key]
         assert np.abs(W).max() <= a and np.abs(W).max() > 0.95 * a, key
-        assert abs(W.std() - a / np.sqrt(3)) < 0.1 * a, key       # uniform on (-a, a)
+        assert abs(W.std() - a / np.sqrt(3)) < 0.1 * a, key  # uniform on (-a, a)
     assert all(not model.params[k].any() for k in ("0.b", "4.b", "9.b"))
     plain = CNNClassifier(batchnorm=False, rng=np.random.default_rng(0))
     assert list(plain.params) == ["0.W", "0.b", "3.W", "3.b", "7.W", "7.b"]
@@ -400,8 +465,11 @@ def test_qiita_cnn_architecture_and_initialisation():
 
 def test_model_input_errors():
     model = CNNClassifier(batchnorm=False, rng=np.random.default_rng(0))
-    with pytest.raises(ValueError, match=r"x: expected shape \(N, 1, 28, 28\).*"
-                                         r"got \(2, 28, 28\); add the channel axis"):
+    with pytest.raises(
+        ValueError,
+        match=r"x: expected shape \(N, 1, 28, 28\).*"
+        r"got \(2, 28, 28\); add the channel axis",
+    ):
         model.predict(np.zeros((2, 28, 28)))
     with pytest.raises(ValueError, match=r"got \(2, 1, 27, 28\)"):
         model.predict(np.zeros((2, 1, 27, 28)))
@@ -416,12 +484,14 @@ def test_batch_norm_lets_a_large_learning_rate_fit_raw_pixels():
     -log(1e-10) * 0.9."""
     from minirnn.data import load_mnist
     from minirnn.optim import Adam
+
     (images, labels), _ = load_mnist()
     x, y = images[:64, None].astype(np.float32), labels[:64].astype(np.int64)
     final = {}
     for bn in (True, False):
-        model = CNNClassifier(batchnorm=bn, rng=np.random.default_rng(0), cost="clipped",
-                              filters=(8, 16))
+        model = CNNClassifier(
+            batchnorm=bn, rng=np.random.default_rng(0), cost="clipped", filters=(8, 16)
+        )
         opt = Adam(model.params, lr=0.01)
         losses = []
         for _ in range(15):

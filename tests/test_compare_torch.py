@@ -1,5 +1,6 @@
 """benchmarks/compare_torch.py: the CNN's PyTorch twin computes what minirnn's CNN
 computes, and both modes of the comparison run. Skipped without PyTorch (optional)."""
+
 import importlib.util
 import json
 import subprocess
@@ -24,8 +25,11 @@ def compare():
 @pytest.mark.parametrize("batchnorm", [True, False])
 def test_cnn_twin_has_the_same_loss_and_gradients_in_float64(compare, batchnorm):
     errors = compare.check_cnn(torch, batchnorm, batch=3, seed=1)
-    keys = ({"loss", "0.W", "0.b", "1.gamma", "1.beta", "4.W", "4.b", "5.gamma", "5.beta",
-             "9.W", "9.b"} if batchnorm else {"loss", "0.W", "0.b", "3.W", "3.b", "7.W", "7.b"})
+    keys = (
+        {"loss", "0.W", "0.b", "1.gamma", "1.beta", "4.W", "4.b", "5.gamma", "5.beta", "9.W", "9.b"}
+        if batchnorm
+        else {"loss", "0.W", "0.b", "3.W", "3.b", "7.W", "7.b"}
+    )
     assert keys | {f"{k} (random upstream)" for k in keys - {"loss"}} == set(errors)
     for key, error in errors.items():
         assert error < 1e-9, key
@@ -39,14 +43,32 @@ def test_the_twin_differs_when_a_parameter_does(compare, monkeypatch):
         real(torch, model, net)
         with torch.no_grad():
             net[7].weight[0, 0] += 1e-3
+
     monkeypatch.setattr(compare, "copy_cnn_params", off_by_a_bit)
     assert max(compare.check_cnn(torch, False, batch=3).values()) > 1e-6
 
 
 @pytest.mark.parametrize("mode", [[], ["--torch-defaults"]], ids=["one-thread", "defaults"])
 def test_both_modes_print_a_table_and_write_their_records(compare, mode, tmp_path, capsys):
-    assert compare.main([*mode, "--cases", "lstm", "cnn", "--repeats", "1", "--batch", "4",
-                         "--hidden", "6", "--out", str(tmp_path)]) == 0
+    assert (
+        compare.main(
+            [
+                *mode,
+                "--cases",
+                "lstm",
+                "cnn",
+                "--repeats",
+                "1",
+                "--batch",
+                "4",
+                "--hidden",
+                "6",
+                "--out",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
     table = capsys.readouterr().out
     assert "ratio" in table and "lstm" in table and "cnn" in table
     stem = "torch_defaults" if mode else "one_thread"
@@ -59,9 +81,14 @@ def test_both_modes_print_a_table_and_write_their_records(compare, mode, tmp_pat
         assert r["ratio"] == pytest.approx(r["minirnn_ms"] / r["torch_ms"])
     if mode:
         code = "import torch; print(torch.get_num_threads())"
-        default = subprocess.run([sys.executable, "-c", code], env=compare.default_env(),
-                                 capture_output=True, text=True, check=True).stdout
-        assert lstm["torch_threads"] == int(default)                 # PyTorch's default
-        assert lstm["shards"] == 4 and cnn["shards"] == 4           # both can be split
+        default = subprocess.run(
+            [sys.executable, "-c", code],
+            env=compare.default_env(),
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        assert lstm["torch_threads"] == int(default)  # PyTorch's default
+        assert lstm["shards"] == 4 and cnn["shards"] == 4  # both can be split
     else:
         assert lstm["torch_threads"] == lstm["minirnn_threads"] == 1

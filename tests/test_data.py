@@ -334,8 +334,16 @@ def test_offline_message_says_where_to_put_the_files(tmp_path, monkeypatch, no_b
         load_mnist(root, mirrors=[closed_port_url(), closed_port_url()], cache_dir=cache)
     assert isinstance(error.value, OSError)
     message = str(error.value)
-    for expected in [str(root), str(env), str(tmp_path / "no-bundle"), str(cache),
-                     "MINIRNN_DATA", "root=", "127.0.0.1", *MNIST_FILES]:
+    for expected in [
+        str(root),
+        str(env),
+        str(tmp_path / "no-bundle"),
+        str(cache),
+        "MINIRNN_DATA",
+        "root=",
+        "127.0.0.1",
+        *MNIST_FILES,
+    ]:
         assert expected in message
     assert files_in(cache) == []
 
@@ -363,8 +371,11 @@ def test_kaggle_train_and_test_csv(tmp_path):
     rng = np.random.default_rng(1)
     images = rng.integers(0, 256, size=(3, 784))
     labels = [7, 0, 9]
-    train = write_csv(tmp_path / "train.csv", ["label"] + PIXELS,
-                      [[label, *row] for label, row in zip(labels, images)])
+    train = write_csv(
+        tmp_path / "train.csv",
+        ["label"] + PIXELS,
+        [[label, *row] for label, row in zip(labels, images)],
+    )
     x, y = load_kaggle_csv(train)
     assert x.shape == (3, 28, 28) and x.dtype == np.uint8
     assert y.tolist() == labels and np.issubdtype(y.dtype, np.integer)
@@ -379,8 +390,11 @@ def test_kaggle_train_and_test_csv(tmp_path):
     "header, rows, words",
     [
         (["label"] + PIXELS[:-1], [[1] + [0] * 783], ["785 columns", "784 columns", "(nothing)"]),
-        (["label"] + PIXELS[:5] + ["pixelX"] + PIXELS[6:], [],
-         ["column 6", "'pixelX'", "'pixel5'"]),
+        (
+            ["label"] + PIXELS[:5] + ["pixelX"] + PIXELS[6:],
+            [],
+            ["column 6", "'pixelX'", "'pixel5'"],
+        ),
         (["id"] + PIXELS, [], ["column 0", "'id'"]),
         (["label"] + PIXELS, [[1] + [0] * 784, [1] + [0] * 783], ["785 integer columns"]),
         (["label"] + PIXELS, [[1] + [0] * 783], ["header has 785", "rows have 784"]),
@@ -458,8 +472,9 @@ def test_permuted_view_reorders_pixels(images):
 def test_as_sequences_dispatches_and_rejects_unknown_views(images):
     assert np.array_equal(as_sequences(images, "row"), row_view(images))
     assert np.array_equal(as_sequences(images, "pixel"), pixel_view(images))
-    assert np.array_equal(as_sequences(images, "permuted", seed=5),
-                          permuted_pixel_view(images, seed=5))
+    assert np.array_equal(
+        as_sequences(images, "permuted", seed=5), permuted_pixel_view(images, seed=5)
+    )
     with pytest.raises(ValueError) as error:
         as_sequences(images, "column")
     for name in (*VIEWS, "column"):

@@ -9,6 +9,7 @@ its text is still there, verbatim, in the rendered page. They also check the tab
 that name code, the blocks that quote library files, the relative links, and that the
 old "source NNN" labels stay gone.
 """
+
 import difflib
 import re
 import subprocess
@@ -29,14 +30,32 @@ def tracked(*patterns):
     """The repository's tracked files matching the git pathspecs (not .venv, not results
     still being written)."""
     try:
-        out = subprocess.run(["git", "ls-files", "-z", "--", *patterns], cwd=ROOT,
-                             capture_output=True, text=True, check=True).stdout
+        out = subprocess.run(
+            ["git", "ls-files", "-z", "--", *patterns],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
     except (OSError, subprocess.CalledProcessError):  # no git checkout: all but the usual extras
-        skip = {".git", ".venv", ".venv-ci", "venv", "build", "runs", ".hypothesis",
-                ".pytest_cache"}
+        skip = {
+            ".git",
+            ".venv",
+            ".venv-ci",
+            "venv",
+            "build",
+            "runs",
+            ".hypothesis",
+            ".pytest_cache",
+        }
         suffixes = {p.lstrip("*") for p in patterns}
-        return sorted(p for p in ROOT.rglob("*") if p.is_file() and p.suffix in suffixes
-                      and not skip.intersection(p.relative_to(ROOT).parts))
+        return sorted(
+            p
+            for p in ROOT.rglob("*")
+            if p.is_file()
+            and p.suffix in suffixes
+            and not skip.intersection(p.relative_to(ROOT).parts)
+        )
     return sorted(ROOT / name for name in out.split("\0") if name and (ROOT / name).is_file())
 
 
@@ -63,10 +82,10 @@ FENCE_OPEN = re.compile(r"^(\s*)(`{3,}|~{3,})\s*([^`\s]*)")
 
 @dataclass(frozen=True)
 class Fence:
-    open_line: int      # 0-based index of the opening fence line
-    close_line: int     # 0-based index of the closing fence line (len(lines) if never closed)
-    info: str           # first word of the info string, e.g. "python", "math"
-    body: list          # content lines, with the fence's own indentation removed
+    open_line: int  # 0-based index of the opening fence line
+    close_line: int  # 0-based index of the closing fence line (len(lines) if never closed)
+    info: str  # first word of the info string, e.g. "python", "math"
+    body: list  # content lines, with the fence's own indentation removed
 
 
 def fenced_blocks(lines):
@@ -74,7 +93,7 @@ def fenced_blocks(lines):
     blocks, i = [], 0
     while i < len(lines):
         m = FENCE_OPEN.match(lines[i])
-        if m is None or (m.group(2)[0] == "`" and "`" in lines[i][m.end(2):]):
+        if m is None or (m.group(2)[0] == "`" and "`" in lines[i][m.end(2) :]):
             i += 1
             continue
         indent, fence, info = len(m.group(1)), m.group(2), m.group(3)
@@ -82,7 +101,7 @@ def fenced_blocks(lines):
         j = i + 1
         while j < len(lines) and not close.match(lines[j]):
             j += 1
-        body = [re.sub(rf"^ {{0,{indent}}}", "", line) for line in lines[i + 1:j]]
+        body = [re.sub(rf"^ {{0,{indent}}}", "", line) for line in lines[i + 1 : j]]
         blocks.append(Fence(i, j, info.lower(), body))
         i = j + 1
     return blocks
@@ -90,11 +109,11 @@ def fenced_blocks(lines):
 
 @dataclass(frozen=True)
 class MathSpan:
-    kind: str       # "inline" ($...$), "code" ($`...`$), "block" (```math), "display" ($$...$$)
-    source: str     # the text as written in the page
-    expected: str   # what the rendered page must contain for the span to have survived
-    start: tuple    # (line, column) of its first character, 1-based, columns in bytes as in cmark
-    end: tuple      # (line, column) of its last character
+    kind: str  # "inline" ($...$), "code" ($`...`$), "block" (```math), "display" ($$...$$)
+    source: str  # the text as written in the page
+    expected: str  # what the rendered page must contain for the span to have survived
+    start: tuple  # (line, column) of its first character, 1-based, columns in bytes as in cmark
+    end: tuple  # (line, column) of its last character
 
 
 def _column(line, index):
@@ -133,7 +152,7 @@ def _closing_dollar(s, start):
         if s[i] == "\\":
             i += 2
             continue
-        if s[i] == "$" and not s[i - 1].isspace() and not s[i + 1:i + 2].isdigit():
+        if s[i] == "$" and not s[i - 1].isspace() and not s[i + 1 : i + 2].isdigit():
             return i
         i += 1
     return None
@@ -180,8 +199,15 @@ def _inline_spans(s, where):
 
     def add(kind, a, b, expected):  # the span s[a:b]
         end_line, end_col = where[b - 1]
-        spans.append(MathSpan(kind, s[a:b], expected, where[a],
-                              (end_line, end_col + len(s[b - 1].encode("utf-8")) - 1)))
+        spans.append(
+            MathSpan(
+                kind,
+                s[a:b],
+                expected,
+                where[a],
+                (end_line, end_col + len(s[b - 1].encode("utf-8")) - 1),
+            )
+        )
 
     i = 0
     while i < len(s):
@@ -199,21 +225,21 @@ def _inline_spans(s, where):
             end = len(s) if close < 0 else close + 2
             add("display", i, end, None)
             i = end
-        elif s[i + 1:i + 2] == "`":
+        elif s[i + 1 : i + 2] == "`":
             n = _backtick_run(s, i + 1)
             close = _closing_backticks(s, i + 1 + n, n)
-            if close is not None and s[close + n:close + n + 1] == "$":
-                content = _code_content(s[i + 1 + n:close])
+            if close is not None and s[close + n : close + n + 1] == "$":
+                content = _code_content(s[i + 1 + n : close])
                 add("code", i, close + n + 1, squeeze("$`" + content + "`$"))
                 i = close + n + 1
             else:
                 i += 1
         else:
-            close = None if s[i + 1:i + 2].isspace() else _closing_dollar(s, i + 1)
+            close = None if s[i + 1 : i + 2].isspace() else _closing_dollar(s, i + 1)
             if close is None:
                 i += 1  # a lone dollar sign
             else:
-                add("inline", i, close + 1, squeeze(s[i:close + 1]))
+                add("inline", i, close + 1, squeeze(s[i : close + 1]))
                 i = close + 1
     return spans
 
@@ -227,8 +253,15 @@ def math_spans(markdown):
     for f in fences:
         if f.info == "math" and "".join(f.body).strip():
             last = f.open_line + 1 + len(f.body)
-            spans.append(MathSpan("block", "\n".join(f.body), squeeze("\n".join(f.body)),
-                                  (f.open_line + 2, 1), (last, 1)))
+            spans.append(
+                MathSpan(
+                    "block",
+                    "\n".join(f.body),
+                    squeeze("\n".join(f.body)),
+                    (f.open_line + 2, 1),
+                    (last, 1),
+                )
+            )
     for chunk in _chunks(lines, fences):
         where = []  # offset in the chunk's text -> (line, column)
         for i in chunk:
@@ -240,6 +273,7 @@ def math_spans(markdown):
 # ----------------------------------------------------------------------------------------
 # Reading the rendered page: the text of every block, by its source position
 # ----------------------------------------------------------------------------------------
+
 
 class _Blocks(HTMLParser):
     """Text of the rendered page, tags removed and entities decoded, in two versions:
@@ -292,7 +326,7 @@ class _Blocks(HTMLParser):
 class Rendered:
     full: str
     prose: str
-    blocks: list    # [(start, end, full text, prose text)], start and end as (line, column)
+    blocks: list  # [(start, end, full text, prose text)], start and end as (line, column)
 
     def text_around(self, span):
         """(full, prose) text of the smallest rendered block whose source range holds the span
@@ -310,8 +344,11 @@ def rendered(markdown):
     parser.feed(render(markdown))
     parser.close()
     full, prose = "".join(parser.full), "".join(parser.prose)
-    return Rendered(full, prose, [(start, end, full[a[0]:b[0]], prose[a[1]:b[1]])
-                                  for start, end, a, b in parser.blocks])
+    return Rendered(
+        full,
+        prose,
+        [(start, end, full[a[0] : b[0]], prose[a[1] : b[1]]) for start, end, a, b in parser.blocks],
+    )
 
 
 def _counterpart(expected, text):
@@ -321,15 +358,21 @@ def _counterpart(expected, text):
     longest intact piece fixes where it starts; of several places holding that piece
     (two spans with a common part), the one most like the span wins."""
     _, b, size = difflib.SequenceMatcher(None, text, expected, autojunk=False).find_longest_match(
-        0, len(text), 0, len(expected))
+        0, len(text), 0, len(expected)
+    )
     if size == 0:
         return ""
-    piece, candidates, at = expected[b:b + size], [], text.find(expected[b:b + size])
+    piece, candidates, at = expected[b : b + size], [], text.find(expected[b : b + size])
     while at >= 0:
-        window = text[max(0, at - b - 2):at - b + len(expected) + 2]
-        matched = [m for m in difflib.SequenceMatcher(None, window, expected, autojunk=False)
-                   .get_matching_blocks() if m.size]
-        stretch = window[matched[0].a:matched[-1].a + matched[-1].size]
+        window = text[max(0, at - b - 2) : at - b + len(expected) + 2]
+        matched = [
+            m
+            for m in difflib.SequenceMatcher(
+                None, window, expected, autojunk=False
+            ).get_matching_blocks()
+            if m.size
+        ]
+        stretch = window[matched[0].a : matched[-1].a + matched[-1].size]
         likeness = difflib.SequenceMatcher(None, stretch, expected, autojunk=False).ratio()
         candidates.append((likeness, -at, stretch))
         at = text.find(piece, at + 1)
@@ -340,8 +383,11 @@ def _changes(expected, became):
     """[(what was written, what it became, the next characters written)] for each
     stretch that differs."""
     ops = difflib.SequenceMatcher(None, expected, became, autojunk=False).get_opcodes()
-    return [(expected[i1:i2], became[j1:j2], expected[i2:i2 + 4])
-            for op, i1, i2, j1, j2 in ops if op != "equal"]
+    return [
+        (expected[i1:i2], became[j1:j2], expected[i2 : i2 + 4])
+        for op, i1, i2, j1, j2 in ops
+        if op != "equal"
+    ]
 
 
 def _change(old, new):
@@ -377,8 +423,13 @@ def math_problems(markdown):
         if span.kind == "display":
             first = span.source.split("\n")[0]
             more = " ..." if len(span.source) > 50 else ""
-            problems.append(Problem(span, f"`$$` display math ({first[:50]}{more}) must be a "
-                                          "```math fenced block (Markdown mangles what is inside)"))
+            problems.append(
+                Problem(
+                    span,
+                    f"`$$` display math ({first[:50]}{more}) must be a "
+                    "```math fenced block (Markdown mangles what is inside)",
+                )
+            )
             continue
         full, prose = page.text_around(span)
         # $...$ must be intact in the prose; $`...`$ and ```math are code, intact in the full text
@@ -392,30 +443,44 @@ def math_problems(markdown):
         changes = _changes(expected, became)
         touched = "".join(old + new for old, new, _ in changes)
         hints = [hint for ch, hint in HINTS.items() if ch in touched]
-        copies = (f" ({len(group) - intact} of {len(group)} copies in this block)"
-                  if len(group) > 1 else "")
+        copies = (
+            f" ({len(group) - intact} of {len(group)} copies in this block)"
+            if len(group) > 1
+            else ""
+        )
         shown = became.replace("\0", "<code>") or "(nothing like it in the rendered text)"
         for span in group:
-            problems.append(Problem(span, (
-                f"{span.kind} math altered by Markdown{copies}\n"
-                f"      wrote:  {span.source if span.kind != 'block' else expected}\n"
-                f"      became: {shown}\n"
-                + "".join(f"      {_change(old, new)} before `{after}`\n"
-                          for old, new, after in changes[:6])
-                + "".join(f"      ({hint})\n" for hint in hints)).rstrip()))
+            problems.append(
+                Problem(
+                    span,
+                    (
+                        f"{span.kind} math altered by Markdown{copies}\n"
+                        f"      wrote:  {span.source if span.kind != 'block' else expected}\n"
+                        f"      became: {shown}\n"
+                        + "".join(
+                            f"      {_change(old, new)} before `{after}`\n"
+                            for old, new, after in changes[:6]
+                        )
+                        + "".join(f"      ({hint})\n" for hint in hints)
+                    ).rstrip(),
+                )
+            )
     return sorted(problems, key=lambda p: p.span.start)
 
 
 # -- unit tests of the reader and the check, on small pages ------------------------------
+
 
 def sources(markdown):
     return [(sp.kind, sp.source) for sp in math_spans(markdown)]
 
 
 def test_math_spans_finds_inline_code_and_block_math():
-    page = ("Inputs $x_t \\in \\mathbb{R}^{B \\times I}$ and $`a \\, b`$ here,\n"
-            "a span $h_t = \\tanh(a_t)$ and one across\nlines $a +\n b$.\n\n"
-            "```math\nh_t = \\tanh(a_t) \\\\\n```\n")
+    page = (
+        "Inputs $x_t \\in \\mathbb{R}^{B \\times I}$ and $`a \\, b`$ here,\n"
+        "a span $h_t = \\tanh(a_t)$ and one across\nlines $a +\n b$.\n\n"
+        "```math\nh_t = \\tanh(a_t) \\\\\n```\n"
+    )
     assert sources(page) == [
         ("inline", "$x_t \\in \\mathbb{R}^{B \\times I}$"),
         ("code", "$`a \\, b`$"),
@@ -427,10 +492,12 @@ def test_math_spans_finds_inline_code_and_block_math():
 
 
 def test_math_spans_skips_code_escapes_and_dollar_amounts():
-    page = ("Code `$HOME` and ``a `$b$` c`` and \\$5 is no math, nor $5 and $6.\n\n"
-            "```python\nprint('$a$', '$$')\n```\n\n"
-            "    ```\n    $inside$\n    ```\n\n"
-            "`unclosed $x$ is math\n")
+    page = (
+        "Code `$HOME` and ``a `$b$` c`` and \\$5 is no math, nor $5 and $6.\n\n"
+        "```python\nprint('$a$', '$$')\n```\n\n"
+        "    ```\n    $inside$\n    ```\n\n"
+        "`unclosed $x$ is math\n"
+    )
     assert sources(page) == [("inline", "$x$")]
 
 
@@ -449,8 +516,10 @@ def test_math_spans_in_table_cells_have_cell_positions():
 
 
 def test_backslash_comma_in_a_table_is_caught():
-    page = ("| node | local derivative |\n|---|---|\n"
-            "| input projection | $dx_t = dxw_t\\, W^\\top$, $dW = x_t^\\top dxw_t$ |\n")
+    page = (
+        "| node | local derivative |\n|---|---|\n"
+        "| input projection | $dx_t = dxw_t\\, W^\\top$, $dW = x_t^\\top dxw_t$ |\n"
+    )
     problems = math_problems(page)
     assert len(problems) == 1, problems
     message = problems[0].report("page.md")
@@ -473,10 +542,12 @@ def test_braces_bars_and_stars_are_caught_and_clean_math_passes():
     assert len(math_problems("Products $a*b$ and $c*d$.\n")) == 2
     quoted = math_problems("A span $a `b` c$ with backticks.\n")
     assert len(quoted) == 1 and "became a code span" in quoted[0].message, quoted
-    clean = ("For a batch of $B$ sequences, $h_t = \\tanh(x_t W + h_{t-1} U + b)$ with\n"
-             "$W \\in \\mathbb{R}^{I \\times H}$; in a table:\n\n"
-             "| a | b |\n|---|---|\n| $a_t$ | $`dx = dy\\, W^\\top`$ |\n\n"
-             "```math\n\\begin{aligned} a &= b \\\\ c_{t} &= d_{t} \\end{aligned}\n```\n")
+    clean = (
+        "For a batch of $B$ sequences, $h_t = \\tanh(x_t W + h_{t-1} U + b)$ with\n"
+        "$W \\in \\mathbb{R}^{I \\times H}$; in a table:\n\n"
+        "| a | b |\n|---|---|\n| $a_t$ | $`dx = dy\\, W^\\top`$ |\n\n"
+        "```math\n\\begin{aligned} a &= b \\\\ c_{t} &= d_{t} \\end{aligned}\n```\n"
+    )
     assert math_problems(clean) == []
 
 
@@ -489,15 +560,19 @@ def test_a_code_quote_of_a_span_does_not_hide_its_alteration():
 
 # -- the check on every page ------------------------------------------------------------
 
+
 @pytest.mark.parametrize("page", MD_PAGES, ids=PAGE_IDS)
 def test_math_survives_githubs_markdown_pass(page):
     name = page.relative_to(ROOT)
     problems = math_problems(page.read_text(encoding="utf-8"))
     if problems:
-        pytest.fail(f"{name}: {len(problems)} math span(s) would not reach GitHub's math renderer "
-                    "as written (cmark-gfm runs first). Write such spans as $`...`$, which "
-                    "Markdown leaves verbatim, or as a ```math fenced block:\n"
-                    + "\n".join(p.report(name) for p in problems), pytrace=False)
+        pytest.fail(
+            f"{name}: {len(problems)} math span(s) would not reach GitHub's math renderer "
+            "as written (cmark-gfm runs first). Write such spans as $`...`$, which "
+            "Markdown leaves verbatim, or as a ```math fenced block:\n"
+            + "\n".join(p.report(name) for p in problems),
+            pytrace=False,
+        )
 
 
 # ----------------------------------------------------------------------------------------
@@ -520,8 +595,10 @@ def table_cells(line):
 
 def code_spans(cell):
     """Contents of the backticked spans of a table cell, leaving out math written as $`...`$."""
+
     def is_math(m):  # $`...`$
-        return cell[max(m.start() - 1, 0):m.start()] == "$" and cell[m.end():m.end() + 1] == "$"
+        return cell[max(m.start() - 1, 0) : m.start()] == "$" and cell[m.end() : m.end() + 1] == "$"
+
     return [m.group(2) for m in CODE_SPAN.finditer(cell) if not is_math(m)]
 
 
@@ -565,28 +642,35 @@ def code_name_problems(markdown, root=ROOT):
             for code in code_spans(cell):
                 missing = [name for name in IDENTIFIER.findall(code) if name not in words]
                 if missing:
-                    problems.append(f"{line}: `{code}` names {', '.join(missing)}, "
-                                    f"not a word in {', '.join(paths)}")
+                    problems.append(
+                        f"{line}: `{code}` names {', '.join(missing)}, "
+                        f"not a word in {', '.join(paths)}"
+                    )
     return problems
 
 
 def test_code_name_table_reader_catches_a_missing_name():
-    page = ("| symbol | code name in `minirnn/cells/rnn.py` | shape |\n"
-            "|---|---|---|\n"
-            "| $h_t$ | `hs[t]`, `step_backward` | (B, H) |\n"
-            "| $U^\\top$ | `UT`, `no_such_name_in_rnn` | (H, H) |\n"
-            "| $b$ | $`b`$ (math, not a name) | `not_checked_here` |\n"
-            "\nText after the table with `also_not_checked`.\n")
+    page = (
+        "| symbol | code name in `minirnn/cells/rnn.py` | shape |\n"
+        "|---|---|---|\n"
+        "| $h_t$ | `hs[t]`, `step_backward` | (B, H) |\n"
+        "| $U^\\top$ | `UT`, `no_such_name_in_rnn` | (H, H) |\n"
+        "| $b$ | $`b`$ (math, not a name) | `not_checked_here` |\n"
+        "\nText after the table with `also_not_checked`.\n"
+    )
     assert code_name_tables(page)[0][:2] == (1, ["minirnn/cells/rnn.py"])
     problems = code_name_problems(page)
     assert len(problems) == 1 and problems[0].startswith("4: `no_such_name_in_rnn`"), problems
     assert code_name_problems(page.replace("cells/rnn.py", "cells/no_such_cell.py"))[0].startswith(
-        "1: the header names `minirnn/cells/no_such_cell.py`")
+        "1: the header names `minirnn/cells/no_such_cell.py`"
+    )
 
 
 def test_code_name_table_reader_reads_several_files_and_ignores_plain_tables():
-    page = ("| symbol | code name (`minirnn/cells/lstm.py`, `minirnn/cells/_lstm_gates.py`) |\n"
-            "|:--|--:|\n| $i_t$ | `forward` |\n")
+    page = (
+        "| symbol | code name (`minirnn/cells/lstm.py`, `minirnn/cells/_lstm_gates.py`) |\n"
+        "|:--|--:|\n| $i_t$ | `forward` |\n"
+    )
     assert code_name_tables(page)[0][1] == ["minirnn/cells/lstm.py", "minirnn/cells/_lstm_gates.py"]
     assert code_name_tables("| symbol | code name |\n|---|---|\n| $a$ | `nowhere_at_all` |\n") == []
 
@@ -596,8 +680,11 @@ def test_code_name_tables_name_what_exists(page):
     name = page.relative_to(ROOT)
     problems = code_name_problems(page.read_text(encoding="utf-8"))
     if problems:
-        pytest.fail(f"{name}: code-name tables list names that the files in their header do not "
-                    "contain:\n" + "\n".join(f"{name}:{p}" for p in problems), pytrace=False)
+        pytest.fail(
+            f"{name}: code-name tables list names that the files in their header do not "
+            "contain:\n" + "\n".join(f"{name}:{p}" for p in problems),
+            pytrace=False,
+        )
 
 
 # ----------------------------------------------------------------------------------------
@@ -623,21 +710,27 @@ def quoted_code_problems(markdown, root=ROOT):
         elif quote not in file.read_text(encoding="utf-8"):
             text = file.read_text(encoding="utf-8").split("\n")
             first_bad = next((q for q in quote.split("\n") if q not in text), None)
-            problems.append(f"{line}: the quote of `{path}` is not verbatim in that file"
-                            + (f"; no line of the file reads {first_bad!r}" if first_bad is not None
-                               else " (its lines exist, but not in this order together)"))
+            problems.append(
+                f"{line}: the quote of `{path}` is not verbatim in that file"
+                + (
+                    f"; no line of the file reads {first_bad!r}"
+                    if first_bad is not None
+                    else " (its lines exist, but not in this order together)"
+                )
+            )
     return problems
 
 
 def test_quoted_code_reader_catches_edited_quotes():
     source = (ROOT / "minirnn/cells/rnn.py").read_text(encoding="utf-8").split("\n")
     start = next(i for i, s in enumerate(source) if s.startswith("def "))
-    excerpt = "\n".join(source[start:start + 3])
+    excerpt = "\n".join(source[start : start + 3])
     page = f"Text.\n\n```python\n# minirnn/cells/rnn.py\n{excerpt}\n```\n"
     assert quoted_code_problems(page) == []
     edited = page.replace(source[start + 1], source[start + 1] + "  # edited")
     assert quoted_code_problems(edited)[0].startswith(
-        "4: the quote of `minirnn/cells/rnn.py` is not verbatim")
+        "4: the quote of `minirnn/cells/rnn.py` is not verbatim"
+    )
     reordered = f"```python\n# minirnn/cells/rnn.py\n{source[start + 1]}\n{source[start]}\n```\n"
     assert "not in this order" in quoted_code_problems(reordered)[0]
     missing = page.replace("cells/rnn.py", "cells/nope.py")
@@ -658,6 +751,7 @@ def test_quoted_code_is_verbatim(page):
 # ----------------------------------------------------------------------------------------
 # Links: relative, inside the repository, to files (and headings) that exist
 # ----------------------------------------------------------------------------------------
+
 
 class _Links(HTMLParser):
     def __init__(self):
@@ -715,7 +809,7 @@ def link_problems(markdown, page, root=ROOT):
     lines = markdown.split("\n")
     for block_line, kind, url in _links(markdown).links:
         # the line that spells the URL (blocks only carry their first line; a reference
-    # link's URL stands in its definition), else the block's first line
+        # link's URL stands in its definition), else the block's first line
         order = [*range(max(block_line, 1), len(lines) + 1), *range(1, max(block_line, 1))]
         line = next((n for n in order if url in lines[n - 1]), block_line)
         parts = urlsplit(url)
@@ -730,29 +824,38 @@ def link_problems(markdown, page, root=ROOT):
         if target != root and root not in target.parents:
             problems.append(f"{line}: {kind} {url!r} leaves the repository")
         elif not target.exists():
-            problems.append(f"{line}: {kind} {url!r} points at {target.relative_to(root)}, "
-                            "which does not exist")
-        elif (parts.fragment and target.suffix == ".md"
-              and not re.fullmatch(r"L\d+(-L\d+)?", parts.fragment)):
+            problems.append(
+                f"{line}: {kind} {url!r} points at {target.relative_to(root)}, which does not exist"
+            )
+        elif (
+            parts.fragment
+            and target.suffix == ".md"
+            and not re.fullmatch(r"L\d+(-L\d+)?", parts.fragment)
+        ):
             text = markdown if target == page.resolve() else target.read_text(encoding="utf-8")
             if unquote(parts.fragment).lower() not in github_anchors(text):
-                problems.append(f"{line}: {kind} {url!r}: {target.relative_to(root)} has no "
-                                f"heading with the anchor #{parts.fragment}")
+                problems.append(
+                    f"{line}: {kind} {url!r}: {target.relative_to(root)} has no "
+                    f"heading with the anchor #{parts.fragment}"
+                )
     return problems
 
 
 def test_link_checker_catches_missing_escaping_and_anchor_links(tmp_path):
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "references.md").write_text(
-        "# References\n\n### Cooijmans et al. 2017\n\ntext\n")
+        "# References\n\n### Cooijmans et al. 2017\n\ntext\n"
+    )
     (tmp_path / "plot.png").write_bytes(b"png")
     page = tmp_path / "docs" / "page.md"
-    text = ("[ok](references.md#cooijmans-et-al-2017), ![plot](../plot.png), [w](https://a.org),\n"
-            "[here](#a-heading) and `[not a link](nowhere.md)`\n\n"
-            "## A heading\n\n"
-            "[missing](nowhere.md) [out](../../shared/DESIGN.md) [abs](/docs/references.md)\n"
-            "![gone](figures/gone.png) [bad anchor](references.md#cooijmans-2016)\n\n"
-            "[ref]: ../shared/x.md\n\nSee [ref].\n")
+    text = (
+        "[ok](references.md#cooijmans-et-al-2017), ![plot](../plot.png), [w](https://a.org),\n"
+        "[here](#a-heading) and `[not a link](nowhere.md)`\n\n"
+        "## A heading\n\n"
+        "[missing](nowhere.md) [out](../../shared/DESIGN.md) [abs](/docs/references.md)\n"
+        "![gone](figures/gone.png) [bad anchor](references.md#cooijmans-2016)\n\n"
+        "[ref]: ../shared/x.md\n\nSee [ref].\n"
+    )
     page.write_text(text)
     problems = link_problems(text, page, tmp_path)
     assert [p.split(":")[0] for p in problems] == ["6", "6", "6", "7", "7", "9"], problems
@@ -762,10 +865,17 @@ def test_link_checker_catches_missing_escaping_and_anchor_links(tmp_path):
 
 
 def test_github_anchors():
-    page = ("# minirnn\n\n### Cooijmans et al. 2017\n\n## Speed: `numba` & BLAS\n\n"
-            "## Notes\n\n## Notes\n")
-    assert github_anchors(page) == {"minirnn", "cooijmans-et-al-2017", "speed-numba--blas",
-                                    "notes", "notes-1"}
+    page = (
+        "# minirnn\n\n### Cooijmans et al. 2017\n\n## Speed: `numba` & BLAS\n\n"
+        "## Notes\n\n## Notes\n"
+    )
+    assert github_anchors(page) == {
+        "minirnn",
+        "cooijmans-et-al-2017",
+        "speed-numba--blas",
+        "notes",
+        "notes-1",
+    }
 
 
 @pytest.mark.parametrize("page", MD_PAGES, ids=PAGE_IDS)
@@ -791,6 +901,8 @@ def test_old_source_labels_are_gone():
             if OLD_LABEL.search(line):
                 hits.append(f"{path.relative_to(ROOT)}:{n}: {line.strip()[:100]}")
     if hits:
-        pytest.fail("name the write-ups by their short names from docs/references.md "
-                    "(e.g. 'the Qiita BN-LSTM note'), not by number:\n" + "\n".join(hits),
-                    pytrace=False)
+        pytest.fail(
+            "name the write-ups by their short names from docs/references.md "
+            "(e.g. 'the Qiita BN-LSTM note'), not by number:\n" + "\n".join(hits),
+            pytrace=False,
+        )

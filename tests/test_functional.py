@@ -1,4 +1,5 @@
 """functional/: activations, affine, losses."""
+
 import warnings
 
 import numpy as np
@@ -12,10 +13,9 @@ from minirnn import gradcheck
 shapes = st.tuples(st.integers(1, 4), st.integers(1, 5))
 
 
-@given(shape=shapes, seed=st.integers(0, 2**31 - 1),
-       op=st.sampled_from(["sigmoid", "tanh"]))
+@given(shape=shapes, seed=st.integers(0, 2**31 - 1), op=st.sampled_from(["sigmoid", "tanh"]))
 def test_smooth_activation_gradients(shape, seed, op):
-    x = np.random.default_rng(seed).uniform(-3, 3, shape)   # where the slope is not ~0
+    x = np.random.default_rng(seed).uniform(-3, 3, shape)  # where the slope is not ~0
     fwd, bwd = getattr(F, f"{op}_forward"), getattr(F, f"{op}_backward")
     err = gradcheck.check_function(fwd, bwd, {"x": x}, seed=seed)["x"]
     assert err < gradcheck.TOLERANCE
@@ -24,30 +24,44 @@ def test_smooth_activation_gradients(shape, seed, op):
 @given(shape=shapes, seed=st.integers(0, 2**31 - 1), side=st.sampled_from([-1, 1]))
 def test_relu_gradient_on_each_side_of_the_kink(shape, seed, side):
     x = np.random.default_rng(seed).standard_normal(shape)
-    assume(np.abs(x).min() > 1e-3)           # finite differences straddle 0 otherwise
-    x = np.abs(x) * side if side < 0 else x   # all negative, or mixed signs
+    assume(np.abs(x).min() > 1e-3)  # finite differences straddle 0 otherwise
+    x = np.abs(x) * side if side < 0 else x  # all negative, or mixed signs
     err = gradcheck.check_function(F.relu_forward, F.relu_backward, {"x": x}, seed=seed)["x"]
     assert err < gradcheck.TOLERANCE
 
 
-@given(lead=st.lists(st.integers(1, 3), min_size=1, max_size=2),
-       n_in=st.integers(1, 4), n_out=st.integers(1, 4), seed=st.integers(0, 2**31 - 1))
+@given(
+    lead=st.lists(st.integers(1, 3), min_size=1, max_size=2),
+    n_in=st.integers(1, 4),
+    n_out=st.integers(1, 4),
+    seed=st.integers(0, 2**31 - 1),
+)
 def test_affine_gradients_with_any_leading_axes(lead, n_in, n_out, seed):
     rng = np.random.default_rng(seed)
-    inputs = {"x": rng.standard_normal((*lead, n_in)), "W": rng.standard_normal((n_in, n_out)),
-              "b": rng.standard_normal(n_out)}
+    inputs = {
+        "x": rng.standard_normal((*lead, n_in)),
+        "W": rng.standard_normal((n_in, n_out)),
+        "b": rng.standard_normal(n_out),
+    }
     errors = gradcheck.check_function(F.affine_forward, F.affine_backward, inputs, seed=seed)
     assert max(errors.values()) < gradcheck.TOLERANCE, errors
 
 
-@given(n=st.integers(1, 5), k=st.integers(2, 6), scale=st.sampled_from([0.1, 1.0, 4.0]),
-       seed=st.integers(0, 2**31 - 1))
+@given(
+    n=st.integers(1, 5),
+    k=st.integers(2, 6),
+    scale=st.sampled_from([0.1, 1.0, 4.0]),
+    seed=st.integers(0, 2**31 - 1),
+)
 def test_softmax_cross_entropy_gradient(n, k, scale, seed):
     rng = np.random.default_rng(seed)
     labels = rng.integers(0, k, n)
-    err = gradcheck.check_function(lambda z: F.softmax_cross_entropy_forward(z, labels),
-                                   F.softmax_cross_entropy_backward,
-                                   {"z": scale * rng.standard_normal((n, k))}, seed=seed)["z"]
+    err = gradcheck.check_function(
+        lambda z: F.softmax_cross_entropy_forward(z, labels),
+        F.softmax_cross_entropy_backward,
+        {"z": scale * rng.standard_normal((n, k))},
+        seed=seed,
+    )["z"]
     assert err < gradcheck.TOLERANCE
 
 
@@ -55,8 +69,12 @@ def test_softmax_cross_entropy_gradient(n, k, scale, seed):
 def test_mse_gradient(shape, seed):
     rng = np.random.default_rng(seed)
     target = rng.standard_normal(shape)
-    err = gradcheck.check_function(lambda p: F.mse_forward(p, target), F.mse_backward,
-                                   {"p": rng.standard_normal(shape)}, seed=seed)["p"]
+    err = gradcheck.check_function(
+        lambda p: F.mse_forward(p, target),
+        F.mse_backward,
+        {"p": rng.standard_normal(shape)},
+        seed=seed,
+    )["p"]
     assert err < gradcheck.TOLERANCE
 
 
@@ -77,7 +95,7 @@ def test_values_by_hand():
 def test_extreme_inputs_do_not_overflow():
     z = np.array([[1000.0, 0.0, -1000.0]], dtype=np.float32)
     with warnings.catch_warnings():
-        warnings.simplefilter("error")       # any overflow warning fails the test
+        warnings.simplefilter("error")  # any overflow warning fails the test
         s, _ = F.sigmoid_forward(z)
         loss, cache = F.softmax_cross_entropy_forward(z, np.array([1]))
         d = F.softmax_cross_entropy_backward(1.0, cache)

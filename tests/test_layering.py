@@ -4,6 +4,7 @@ Every module of minirnn is parsed with ``ast`` (not imported), and every import
 in it counts, those inside functions included: a function-local import hides a
 dependency from the top of the file, not from the program.
 """
+
 import ast
 from pathlib import Path
 
@@ -15,13 +16,48 @@ ROOT = Path(minirnn.__file__).parent
 
 # What a package may not import: everything above it in the layering.
 FORBIDDEN = {
-    "functional": {"cells", "nn", "train", "plot", "cli", "gradcheck", "bench", "runs", "data",
-                   "tasks", "optim", "checkpoint"},
-    "cells": {"nn", "train", "plot", "cli", "gradcheck", "bench", "runs", "data", "tasks",
-              "optim", "checkpoint"},
+    "functional": {
+        "cells",
+        "nn",
+        "train",
+        "plot",
+        "cli",
+        "gradcheck",
+        "bench",
+        "runs",
+        "data",
+        "tasks",
+        "optim",
+        "checkpoint",
+    },
+    "cells": {
+        "nn",
+        "train",
+        "plot",
+        "cli",
+        "gradcheck",
+        "bench",
+        "runs",
+        "data",
+        "tasks",
+        "optim",
+        "checkpoint",
+    },
     "nn": {"train", "plot", "cli", "gradcheck", "bench", "runs", "data", "tasks", "checkpoint"},
-    "data": {"functional", "cells", "nn", "train", "plot", "cli", "gradcheck", "bench", "runs",
-             "tasks", "optim", "checkpoint"},
+    "data": {
+        "functional",
+        "cells",
+        "nn",
+        "train",
+        "plot",
+        "cli",
+        "gradcheck",
+        "bench",
+        "runs",
+        "tasks",
+        "optim",
+        "checkpoint",
+    },
 }
 
 
@@ -45,12 +81,13 @@ def imports_of(name, path, is_package, modules):
     found = []
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
-            found += [(a.name, None, node.lineno) for a in node.names
-                      if a.name.split(".")[0] == "minirnn"]
+            found += [
+                (a.name, None, node.lineno) for a in node.names if a.name.split(".")[0] == "minirnn"
+            ]
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 base = package.split(".")
-                base = base[:len(base) - (node.level - 1)]
+                base = base[: len(base) - (node.level - 1)]
                 target = ".".join(base + (node.module.split(".") if node.module else []))
             else:
                 target = node.module
@@ -58,16 +95,21 @@ def imports_of(name, path, is_package, modules):
                 continue
             for alias in node.names:
                 sub = f"{target}.{alias.name}"
-                found.append((sub, None, node.lineno) if sub in modules
-                             else (target, alias.name, node.lineno))
+                found.append(
+                    (sub, None, node.lineno)
+                    if sub in modules
+                    else (target, alias.name, node.lineno)
+                )
     return found
 
 
 def all_imports(root=ROOT):
     """{module: [(target, name, line)]} for the whole package at ``root``."""
     modules = module_names(root)
-    return {name: imports_of(name, path, is_package, modules)
-            for name, (path, is_package) in modules.items()}, modules
+    return {
+        name: imports_of(name, path, is_package, modules)
+        for name, (path, is_package) in modules.items()
+    }, modules
 
 
 def package_of(name, modules):
@@ -86,9 +128,12 @@ def layer(name):
 
 
 def layering_violations(imports):
-    return [f"{module}:{line} imports {target} ({layer(module)} may not import {layer(target)})"
-            for module, found in imports.items() for target, _, line in found
-            if layer(target) in FORBIDDEN.get(layer(module), ())]
+    return [
+        f"{module}:{line} imports {target} ({layer(module)} may not import {layer(target)})"
+        for module, found in imports.items()
+        for target, _, line in found
+        if layer(target) in FORBIDDEN.get(layer(module), ())
+    ]
 
 
 def privacy_violations(imports, modules):
@@ -107,8 +152,7 @@ def privacy_violations(imports, modules):
 
 def import_cycles(imports):
     """Strongly connected groups of more than one module (Tarjan's algorithm)."""
-    graph = {m: {t for t, _, _ in found if t != m and t in imports}
-             for m, found in imports.items()}
+    graph = {m: {t for t, _, _ in found if t != m and t in imports} for m, found in imports.items()}
     index, low, stack, on_stack, groups = {}, {}, [], set(), []
 
     def visit(v):
@@ -159,18 +203,26 @@ def test_lower_layers_do_not_import_upper_ones(package):
 # The one exception: the normalized and the variable-computation LSTMs are LSTMs,
 # and call the LSTM's own elementwise equations (lstm.gates_and_cell,
 # lstm.gate_gradients, ...), written once.
-BUILDS_ON = {f"minirnn.cells.{name}": {"minirnn.cells.lstm"}
-             for name in ("bnlstm", "lnlstm", "vclstm")}
+BUILDS_ON = {
+    f"minirnn.cells.{name}": {"minirnn.cells.lstm"} for name in ("bnlstm", "lnlstm", "vclstm")
+}
 
 
 def cell_to_cell_imports(imports):
     """A cell module importing another (but what BUILDS_ON allows): shared code
     belongs in the cells' own helper modules (the VC scheduler in _vc_mask)."""
+
     def is_cell(name):
         parts = name.split(".")
         return len(parts) == 3 and parts[1] == "cells" and not parts[2].startswith("_")
-    return [f"{m}:{line} imports {t}" for m, found in imports.items() if is_cell(m)
-            for t, _, line in found if is_cell(t) and t not in BUILDS_ON.get(m, ())]
+
+    return [
+        f"{m}:{line} imports {t}"
+        for m, found in imports.items()
+        if is_cell(m)
+        for t, _, line in found
+        if is_cell(t) and t not in BUILDS_ON.get(m, ())
+    ]
 
 
 def test_cells_do_not_import_each_other():
@@ -179,8 +231,12 @@ def test_cells_do_not_import_each_other():
 
 
 def test_nothing_imports_the_command_line_but_main():
-    bad = [f"{m}:{line}" for m, found in IMPORTS.items() for t, _, line in found
-           if t == "minirnn.cli" and m != "minirnn.__main__"]
+    bad = [
+        f"{m}:{line}"
+        for m, found in IMPORTS.items()
+        for t, _, line in found
+        if t == "minirnn.cli" and m != "minirnn.__main__"
+    ]
     assert not bad, bad
 
 
@@ -202,19 +258,24 @@ def test_the_checks_catch_what_they_are_meant_to_catch(tmp_path):
         (pkg / folder / "__init__.py").write_text("")
     (pkg / "__init__.py").write_text("")
     (pkg / "cells" / "_mask.py").write_text("def _helper(): pass\n")
-    (pkg / "cells" / "lstm.py").write_text("from ._mask import _helper\n")        # allowed
+    (pkg / "cells" / "lstm.py").write_text("from ._mask import _helper\n")  # allowed
     (pkg / "cells" / "gru.py").write_text("from .lstm import _helper\n")
     (pkg / "functional" / "conv.py").write_text("def f():\n    from ..nn import layers\n")
-    (pkg / "nn" / "layers.py").write_text("from ..cells._mask import _helper\n"
-                                          "from ..functional import conv\n")
+    (pkg / "nn" / "layers.py").write_text(
+        "from ..cells._mask import _helper\nfrom ..functional import conv\n"
+    )
     (pkg / "train.py").write_text("from . import plot\n")
     (pkg / "plot.py").write_text("def f():\n    from .train import x\n")
     imports, modules = all_imports(pkg)
     assert layering_violations(imports) == [
-        "minirnn.functional.conv:2 imports minirnn.nn.layers (functional may not import nn)"]
+        "minirnn.functional.conv:2 imports minirnn.nn.layers (functional may not import nn)"
+    ]
     assert privacy_violations(imports, modules) == [
         "minirnn.nn.layers:1 imports the private module minirnn.cells._mask",
-        "minirnn.nn.layers:1 imports the private name _helper of minirnn.cells._mask"]
+        "minirnn.nn.layers:1 imports the private name _helper of minirnn.cells._mask",
+    ]
     assert cell_to_cell_imports(imports) == ["minirnn.cells.gru:1 imports minirnn.cells.lstm"]
     assert import_cycles(imports) == [
-        ["minirnn.functional.conv", "minirnn.nn.layers"], ["minirnn.plot", "minirnn.train"]]
+        ["minirnn.functional.conv", "minirnn.nn.layers"],
+        ["minirnn.plot", "minirnn.train"],
+    ]

@@ -1,5 +1,6 @@
 """minirnn.memory: with freed memory kept, a training-like loop of large
 allocations stops page-faulting; without it, glibc returns the pages each round."""
+
 import platform
 import subprocess
 import sys
@@ -39,8 +40,9 @@ def test_keep_freed_memory_is_in_force_with_glibc_and_idempotent():
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
 def test_kept_memory_is_reused_without_page_faults():
     # a fresh interpreter: the setting is process-wide and cannot be undone
-    out = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True,
-                         check=True).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE], capture_output=True, text=True, check=True
+    ).stdout.split()
     kept, default, after = out[0] == "True", float(out[1]), float(out[2])
     if not kept:
         pytest.skip("this C library has no mallopt (not glibc)")

@@ -1,4 +1,5 @@
 """nn/: layers and models, their gradients as a whole, train/eval mode."""
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -21,8 +22,13 @@ def numeric_model_check(model, x, y, rng):
     return errors
 
 
-@given(cell=st.sampled_from(["rnn", "lstm", "gru"]), layers=st.integers(1, 2),
-       batch=st.integers(1, 3), time=st.integers(1, 4), seed=st.integers(0, 2**31 - 1))
+@given(
+    cell=st.sampled_from(["rnn", "lstm", "gru"]),
+    layers=st.integers(1, 2),
+    batch=st.integers(1, 3),
+    time=st.integers(1, 4),
+    seed=st.integers(0, 2**31 - 1),
+)
 def test_classifier_gradients_through_stacked_layers(cell, layers, batch, time, seed):
     rng = np.random.default_rng(seed)
     model = SequenceClassifier(cell, 3, 4, 5, layers=layers, rng=rng, dtype=np.float64)
@@ -87,9 +93,9 @@ def test_dropout_inverted_scaling_and_modes():
     kept = y != 0
     assert abs(kept.mean() - 0.75) < 0.01
     np.testing.assert_allclose(y[kept], 1 / 0.75, rtol=1e-6)
-    assert abs(y.mean() - 1) < 0.01                # the expectation is unchanged
+    assert abs(y.mean() - 1) < 0.01  # the expectation is unchanged
     dout = rng.standard_normal(x.shape).astype(np.float32)
-    np.testing.assert_array_equal(layer.backward(dout), dout * y)   # same mask
+    np.testing.assert_array_equal(layer.backward(dout), dout * y)  # same mask
     layer.eval()
     np.testing.assert_array_equal(layer.forward(x), x)
     with pytest.raises(ValueError, match="dropout p: expected 0 <= p < 1, got 1.0"):
@@ -97,8 +103,9 @@ def test_dropout_inverted_scaling_and_modes():
 
 
 def test_train_eval_propagates_to_layers():
-    model = Sequential(Dense(2, 3, rng=np.random.default_rng(0)),
-                       Dropout(0.5, rng=np.random.default_rng(0)))
+    model = Sequential(
+        Dense(2, 3, rng=np.random.default_rng(0)), Dropout(0.5, rng=np.random.default_rng(0))
+    )
     model.eval()
     assert not any(layer.training for layer in model.layers)
     model.train()

@@ -30,6 +30,7 @@ and test the edge itself separately):
 * A small gradient tensor next to amplified rounding (see assert_gradients_match):
   rechecked with a fourth-order stencil of a larger step, which must pass.
 """
+
 import copy
 
 import numpy as np
@@ -60,8 +61,9 @@ def random_params(cell, I, H, rng, dtype=np.float64, **init_opts):
 
 
 def random_state(cell, B, H, rng, dtype=np.float64, scale=0.5):
-    parts = tuple((scale * rng.standard_normal((B, H))).astype(dtype)
-                  for _ in range(cell.STATE_SIZE))
+    parts = tuple(
+        (scale * rng.standard_normal((B, H))).astype(dtype) for _ in range(cell.STATE_SIZE)
+    )
     return parts if cell.STATE_SIZE > 1 else parts[0]
 
 
@@ -74,8 +76,11 @@ def random_stats(H, T_max, rng, dtype=np.float64):
     stats = bnlstm.init_statistics(H, T_max, dtype)
     for key in bnlstm.STAT_KEYS:
         shape = stats[key].shape
-        stats[key] = (rng.uniform(0.5, 2.0, shape) if key.startswith("var")
-                      else 0.5 * rng.standard_normal(shape)).astype(dtype)
+        stats[key] = (
+            rng.uniform(0.5, 2.0, shape)
+            if key.startswith("var")
+            else 0.5 * rng.standard_normal(shape)
+        ).astype(dtype)
     return stats
 
 
@@ -89,8 +94,10 @@ def fd_errors(cell, params, x, state, *, h=gradcheck.STEP, seed=0, **fwd):
     tensors = {"x": (x, dx), **{k: (params[k], grads[k]) for k in params}}
     for name, s in zip(("h0", "c0"), state_parts(state)):
         tensors[name] = (s, grads[name])
-    errors = {name: gradcheck.relative_error(g, gradcheck.numeric_gradient(loss, a, h))
-              for name, (a, g) in tensors.items()}
+    errors = {
+        name: gradcheck.relative_error(g, gradcheck.numeric_gradient(loss, a, h))
+        for name, (a, g) in tensors.items()
+    }
     return errors, hs, dx, grads
 
 
@@ -138,7 +145,8 @@ def assert_gradients_match(errors, grads, arrays, loss):
     for name, err in errors.items():
         if err >= TOL:
             again = gradcheck.relative_error(
-                grads[name], gradcheck.fourth_order_gradient(loss, arrays[name]))
+                grads[name], gradcheck.fourth_order_gradient(loss, arrays[name])
+            )
             assert again < TOL, (name, err, again, errors)
 
 
@@ -160,31 +168,56 @@ def expected_keys(cell, with_state, **shape_opts):
 
 # ================================================================ gradients
 
-@given(batch=st.integers(3, 5), time=st.integers(1, 4), input_size=st.integers(2, 3),
-       hidden_size=st.integers(2, 3), seed=seeds, carry=st.booleans(),
-       with_state=st.booleans())
-def test_bnlstm_training_gradients(batch, time, input_size, hidden_size, seed, carry,
-                                   with_state):
+
+@given(
+    batch=st.integers(3, 5),
+    time=st.integers(1, 4),
+    input_size=st.integers(2, 3),
+    hidden_size=st.integers(2, 3),
+    seed=seeds,
+    carry=st.booleans(),
+    with_state=st.booleans(),
+)
+def test_bnlstm_training_gradients(batch, time, input_size, hidden_size, seed, carry, with_state):
     """Batch statistics: the gradient flows through each step's mean and variance.
     batch >= 3, input and hidden >= 2 (see the module docstring)."""
-    errors = check(bnlstm, batch=batch, time=time, input_size=input_size,
-                                  hidden_size=hidden_size, seed=seed, with_state=with_state,
-                                  options={"carry_normalized_c": carry})
+    errors = check(
+        bnlstm,
+        batch=batch,
+        time=time,
+        input_size=input_size,
+        hidden_size=hidden_size,
+        seed=seed,
+        with_state=with_state,
+        options={"carry_normalized_c": carry},
+    )
     assert set(errors) == expected_keys(bnlstm, with_state)
 
 
-@given(batch=st.integers(1, 4), time=st.integers(1, 6), input_size=st.integers(1, 3),
-       hidden_size=st.integers(1, 3), seed=seeds, carry=st.booleans(),
-       with_state=st.booleans())
-def test_bnlstm_evaluation_gradients(batch, time, input_size, hidden_size, seed, carry,
-                                     with_state):
+@given(
+    batch=st.integers(1, 4),
+    time=st.integers(1, 6),
+    input_size=st.integers(1, 3),
+    hidden_size=st.integers(1, 3),
+    seed=seeds,
+    carry=st.booleans(),
+    with_state=st.booleans(),
+)
+def test_bnlstm_evaluation_gradients(batch, time, input_size, hidden_size, seed, carry, with_state):
     """Fixed population statistics (check_cell asks bnlstm.evaluation_options for
     random ones of length time - 1, so the last step reads row T_max - 1 again).
     No example depends on another and nothing is divided out: a batch of 1 and
     sizes of 1 are fine here."""
-    errors = check(bnlstm, batch=batch, time=time, input_size=input_size,
-                                  hidden_size=hidden_size, seed=seed, with_state=with_state,
-                                  options={"training": False, "carry_normalized_c": carry})
+    errors = check(
+        bnlstm,
+        batch=batch,
+        time=time,
+        input_size=input_size,
+        hidden_size=hidden_size,
+        seed=seed,
+        with_state=with_state,
+        options={"training": False, "carry_normalized_c": carry},
+    )
     assert set(errors) == expected_keys(bnlstm, with_state)
 
 
@@ -204,28 +237,55 @@ def test_bnlstm_evaluation_gradients_far_beyond_t_max(time, t_max, seed, carry):
     assert_gradients_match(errors, dict(grads, x=dx), arrays, loss)
 
 
-@given(flavour=st.sampled_from(FLAVOURS), batch=st.integers(1, 3), time=st.integers(1, 4),
-       input_size=st.integers(2, 3), hidden_size=st.integers(3, 4), seed=seeds,
-       eps=st.sampled_from([1e-5, 1e-3]), with_state=st.booleans())
-def test_lnlstm_gradients(flavour, batch, time, input_size, hidden_size, seed, eps,
-                          with_state):
-    errors = check(lnlstm, batch=batch, time=time, input_size=input_size,
-                                  hidden_size=hidden_size, seed=seed, with_state=with_state,
-                                  options={"flavour": flavour, "eps": eps})
+@given(
+    flavour=st.sampled_from(FLAVOURS),
+    batch=st.integers(1, 3),
+    time=st.integers(1, 4),
+    input_size=st.integers(2, 3),
+    hidden_size=st.integers(3, 4),
+    seed=seeds,
+    eps=st.sampled_from([1e-5, 1e-3]),
+    with_state=st.booleans(),
+)
+def test_lnlstm_gradients(flavour, batch, time, input_size, hidden_size, seed, eps, with_state):
+    errors = check(
+        lnlstm,
+        batch=batch,
+        time=time,
+        input_size=input_size,
+        hidden_size=hidden_size,
+        seed=seed,
+        with_state=with_state,
+        options={"flavour": flavour, "eps": eps},
+    )
     assert set(errors) == expected_keys(lnlstm, with_state, flavour=flavour)
 
 
-@given(batch=st.integers(1, 3), time=st.integers(1, 4), input_size=st.integers(2, 3),
-       hidden_size=st.integers(3, 4), seed=seeds, eps=st.sampled_from([1e-5, 1e-3]),
-       with_state=st.booleans())
+@given(
+    batch=st.integers(1, 3),
+    time=st.integers(1, 4),
+    input_size=st.integers(2, 3),
+    hidden_size=st.integers(3, 4),
+    seed=seeds,
+    eps=st.sampled_from([1e-5, 1e-3]),
+    with_state=st.booleans(),
+)
 def test_lngru_gradients(batch, time, input_size, hidden_size, seed, eps, with_state):
-    errors = check(lngru, batch=batch, time=time, input_size=input_size,
-                                  hidden_size=hidden_size, seed=seed, with_state=with_state,
-                                  options={"eps": eps})
+    errors = check(
+        lngru,
+        batch=batch,
+        time=time,
+        input_size=input_size,
+        hidden_size=hidden_size,
+        seed=seed,
+        with_state=with_state,
+        options={"eps": eps},
+    )
     assert set(errors) == expected_keys(lngru, with_state)
 
 
 # ---------------------------------------------------------------- the edges
+
 
 @pytest.mark.parametrize("carry", [False, True])
 def test_bnlstm_batch_of_one_in_training(carry):
@@ -241,15 +301,16 @@ def test_bnlstm_batch_of_one_in_training(carry):
     state = random_state(bnlstm, 1, H, rng)
     errors, hs, dx, grads = fd_errors(bnlstm, params, x, state, carry_normalized_c=carry)
     assert max(errors.values()) < TOL, errors
-    o = sigmoid(params["b"][2 * H:3 * H])
-    np.testing.assert_allclose(hs, np.broadcast_to(o * np.tanh(params["beta_c"]), hs.shape),
-                               rtol=1e-14)
+    o = sigmoid(params["b"][2 * H : 3 * H])
+    np.testing.assert_allclose(
+        hs, np.broadcast_to(o * np.tanh(params["beta_c"]), hs.shape), rtol=1e-14
+    )
     assert all(np.isfinite(g).all() for g in grads.values())
     for key in ("W", "U", "gamma_x", "gamma_h", "gamma_c", "h0", "c0"):
         assert not grads[key].any(), key
     assert not dx.any()
     b = grads["b"]
-    assert not b[:2 * H].any() and not b[3 * H:].any() and b[2 * H:3 * H].all()
+    assert not b[: 2 * H].any() and not b[3 * H :].any() and b[2 * H : 3 * H].all()
     # a batch of one has no variance to give the population statistics: they are
     # returned unchanged (and a training run whose last batch has one example goes on)
     _, cache = bnlstm.forward(params, x, state)
@@ -297,16 +358,18 @@ def test_bnlstm_constant_features_in_training():
     R = np.random.default_rng(0).standard_normal(hs.shape)
     dx, grads = bnlstm.backward(params, R, cache)
     H = 4
-    o = cache["ifog"][0, :, 2 * H:3 * H]
+    o = cache["ifog"][0, :, 2 * H : 3 * H]
     dcbn = R[:, 0] * o * (1 - cache["tanh_c"][0] ** 2)
     dc_pre = params["gamma_c"] / np.sqrt(eps) * (dcbn - dcbn.mean(axis=0))
-    f = cache["ifog"][0, :, H:2 * H]
+    f = cache["ifog"][0, :, H : 2 * H]
     np.testing.assert_allclose(grads["c0"], dc_pre * f, rtol=1e-10)
 
 
-@pytest.mark.parametrize("cell,opts", [(lnlstm, {"flavour": "paper"}),
-                                       (lnlstm, {"flavour": "tensorflow"}), (lngru, {})],
-                         ids=["lnlstm-paper", "lnlstm-tensorflow", "lngru"])
+@pytest.mark.parametrize(
+    "cell,opts",
+    [(lnlstm, {"flavour": "paper"}), (lnlstm, {"flavour": "tensorflow"}), (lngru, {})],
+    ids=["lnlstm-paper", "lnlstm-tensorflow", "lngru"],
+)
 def test_layer_norm_of_constant_rows(cell, opts):
     """Blank input, zero state, fresh parameters: every normalized row is constant
     (x W = 0, h U = 0, and c = f * 0 + sigma(0) * tanh(0) = 0). Outputs are exactly
@@ -334,9 +397,11 @@ def test_layer_norm_of_constant_rows(cell, opts):
     assert ratio > (50 if cell is lngru else 5000), ratio
 
 
-@pytest.mark.parametrize("cell,opts", [(lnlstm, {"flavour": "paper"}),
-                                       (lnlstm, {"flavour": "tensorflow"}), (lngru, {})],
-                         ids=["lnlstm-paper", "lnlstm-tensorflow", "lngru"])
+@pytest.mark.parametrize(
+    "cell,opts",
+    [(lnlstm, {"flavour": "paper"}), (lnlstm, {"flavour": "tensorflow"}), (lngru, {})],
+    ids=["lnlstm-paper", "lnlstm-tensorflow", "lngru"],
+)
 def test_layer_norm_over_one_unit_is_finite(cell, opts):
     """hidden = 1: the per-gate and cell normalizations see one value (xhat = 0,
     LN = shift); nothing divides by zero."""
@@ -354,28 +419,35 @@ def test_layer_norm_over_one_unit_is_finite(cell, opts):
 
 # ---------------------------------------------------------------- by hand
 
+
 def test_bnlstm_tiny_case_by_hand():
     """Batch 2, one unit, one step, zero state. Over two examples BN gives
     +-d / sqrt(d^2 + eps) times gamma; h0 U = 0 is a constant feature (BN = 0)."""
     eps = 1e-5
     s = lambda v: 1 / (1 + np.exp(-v))
-    p = {"W": np.array([[1.0, 1.0, 1.0, 1.0]]), "U": np.array([[0.3, -0.2, 0.5, 0.1]]),
-         "b": np.array([0.0, 1.0, 0.2, 0.0]), "gamma_x": np.array([0.5, 1.0, 2.0, 1.5]),
-         "gamma_h": np.full(4, 0.7), "gamma_c": np.array([0.8]), "beta_c": np.array([0.1])}
-    x = np.array([[[1.0]], [[3.0]]])                  # x W: 1 and 3, mean 2, d = 1
+    p = {
+        "W": np.array([[1.0, 1.0, 1.0, 1.0]]),
+        "U": np.array([[0.3, -0.2, 0.5, 0.1]]),
+        "b": np.array([0.0, 1.0, 0.2, 0.0]),
+        "gamma_x": np.array([0.5, 1.0, 2.0, 1.5]),
+        "gamma_h": np.full(4, 0.7),
+        "gamma_c": np.array([0.8]),
+        "beta_c": np.array([0.1]),
+    }
+    x = np.array([[[1.0]], [[3.0]]])  # x W: 1 and 3, mean 2, d = 1
     hs, cache = bnlstm.forward(p, x)
-    k = 1 / np.sqrt(1 + eps)                          # |xhat| of both examples
+    k = 1 / np.sqrt(1 + eps)  # |xhat| of both examples
     for n, sign in ((0, -1), (1, 1)):
         i, o, g = s(sign * 0.5 * k), s(sign * 2.0 * k + 0.2), np.tanh(sign * 1.5 * k)
         assert cache["ifog"][0, n, 0] == pytest.approx(i, rel=1e-13)
         assert cache["ifog"][0, n, 2] == pytest.approx(o, rel=1e-13)
         assert cache["ifog"][0, n, 3] == pytest.approx(g, rel=1e-13)
     c = np.array([s(-0.5 * k) * np.tanh(-1.5 * k), s(0.5 * k) * np.tanh(1.5 * k)])
-    d = (c[1] - c[0]) / 2                             # BN(c): +-d / sqrt(d^2 + eps)
+    d = (c[1] - c[0]) / 2  # BN(c): +-d / sqrt(d^2 + eps)
     cbn = 0.8 * np.array([-d, d]) / np.sqrt(d * d + eps) + 0.1
     o = np.array([s(-2.0 * k + 0.2), s(2.0 * k + 0.2)])
     np.testing.assert_allclose(hs[:, 0, 0], o * np.tanh(cbn), rtol=1e-13)
-    np.testing.assert_allclose(cache["state"][1][:, 0], c, rtol=1e-13)   # raw c carried
+    np.testing.assert_allclose(cache["state"][1][:, 0], c, rtol=1e-13)  # raw c carried
     _, cache = bnlstm.forward(p, x, carry_normalized_c=True)
     np.testing.assert_allclose(cache["state"][1][:, 0], cbn, rtol=1e-13)  # BN(c) carried
 
@@ -385,12 +457,18 @@ def test_lngru_tiny_case_by_hand():
     LN(h0 U_n) = LN(0) = shift_hn; and h = (1 - z) * 0 + z * n: z = 1 takes n."""
     eps = 1e-3
     s = lambda v: 1 / (1 + np.exp(-v))
-    p = {"W": np.array([[0.0, 2.0, 1.0, -1.0, 0.0, 2.0]]), "U": np.zeros((2, 6)),
-         "gain_zr": np.array([1.0, 2.0, 0.5, 0.5]), "shift_zr": np.array([0.1, 0.0, 0.0, 0.2]),
-         "gain_xn": np.array([1.0, 1.0]), "shift_xn": np.array([0.0, 0.3]),
-         "gain_hn": np.array([1.0, 1.0]), "shift_hn": np.array([0.3, -0.2])}
+    p = {
+        "W": np.array([[0.0, 2.0, 1.0, -1.0, 0.0, 2.0]]),
+        "U": np.zeros((2, 6)),
+        "gain_zr": np.array([1.0, 2.0, 0.5, 0.5]),
+        "shift_zr": np.array([0.1, 0.0, 0.0, 0.2]),
+        "gain_xn": np.array([1.0, 1.0]),
+        "shift_xn": np.array([0.0, 0.3]),
+        "gain_hn": np.array([1.0, 1.0]),
+        "shift_hn": np.array([0.3, -0.2]),
+    }
     hs, _ = lngru.forward(p, np.array([[[1.0]]]), eps=eps)
-    k = 1 / np.sqrt(1 + eps)                          # each pair differs by 2: d = 1
+    k = 1 / np.sqrt(1 + eps)  # each pair differs by 2: d = 1
     z = s(np.array([-k + 0.1, 2 * k]))
     r = s(np.array([0.5 * k, -0.5 * k + 0.2]))
     n = np.tanh(np.array([-k, k + 0.3]) + r * np.array([0.3, -0.2]))
@@ -398,6 +476,7 @@ def test_lngru_tiny_case_by_hand():
 
 
 # ================================================================ batch-norm statistics
+
 
 def test_bnlstm_init_gamma_beta_and_forget_bias():
     p = bnlstm.init(2, 3, rng=np.random.default_rng(0))
@@ -414,8 +493,9 @@ def test_bnlstm_init_gamma_beta_and_forget_bias():
 def _batch_stats_by_hand(params, x, B):
     """Per-step statistics from the readable twin, the variance made unbiased."""
     _, cache = bnlstm_twin.forward(params, x)
-    return {k: v * (B / (B - 1) if k.startswith("var") else 1)
-            for k, v in cache["batch_stats"].items()}
+    return {
+        k: v * (B / (B - 1) if k.startswith("var") else 1) for k, v in cache["batch_stats"].items()
+    }
 
 
 def test_update_statistics_follows_the_moving_average():
@@ -429,7 +509,7 @@ def test_update_statistics_follows_the_moving_average():
     x1 = rng.standard_normal((B, 3, 3))
     _, cache1 = bnlstm.forward(params, x1)
     kept0, kept_cache = copy.deepcopy(stats0), copy.deepcopy(cache1["batch_stats"])
-    stats1 = bnlstm.update_statistics(stats0, cache1)           # momentum 0.1
+    stats1 = bnlstm.update_statistics(stats0, cache1)  # momentum 0.1
     b1 = _batch_stats_by_hand(params, x1, B)
     for key in bnlstm.STAT_KEYS:
         np.testing.assert_allclose(stats1[key], 0.9 * stats0[key] + 0.1 * b1[key], rtol=1e-12)
@@ -449,8 +529,9 @@ def test_update_statistics_follows_the_moving_average():
     stats3 = bnlstm.update_statistics(stats2, cache3, momentum=0.5)
     b3 = _batch_stats_by_hand(params, x3, B)
     for key in bnlstm.STAT_KEYS:
-        np.testing.assert_allclose(stats3[key][:2], 0.5 * stats2[key][:2] + 0.5 * b3[key],
-                                   rtol=1e-12)
+        np.testing.assert_allclose(
+            stats3[key][:2], 0.5 * stats2[key][:2] + 0.5 * b3[key], rtol=1e-12
+        )
         np.testing.assert_array_equal(stats3[key][2:], stats2[key][2:])
 
 
@@ -465,8 +546,7 @@ def test_evaluation_reads_stats_t_and_then_the_last_row():
     for key in stats:
         np.testing.assert_array_equal(stats[key], kept[key])
     # the same as statistics written out for every step, the last row repeated
-    long = {k: np.concatenate([v, np.repeat(v[-1:], T - T_max, axis=0)])
-            for k, v in stats.items()}
+    long = {k: np.concatenate([v, np.repeat(v[-1:], T - T_max, axis=0)]) for k, v in stats.items()}
     np.testing.assert_array_equal(bnlstm.forward(params, x, training=False, stats=long)[0], hs)
     # row k is read at step k (and row T_max - 1 at every later step): changing it
     # leaves the earlier steps alone and changes step k
@@ -500,21 +580,23 @@ def test_carry_normalized_c(training):
         for t in range(T):
             # the raw cell u_t = f c_{t-1} + i g from the step's gates, and BN(u_t)
             # with the step's statistics: the batch's, or row t of the population's
-            i, f, g = (cache["ifog"][t][:, k * H:(k + 1) * H] for k in (0, 1, 3))
+            i, f, g = (cache["ifog"][t][:, k * H : (k + 1) * H] for k in (0, 1, 3))
             u = f * cache["cs"][t] + i * g
             if training:
                 mean, var = u.mean(axis=0), u.var(axis=0)
             else:
                 mean, var = opts["stats"]["mean_c"][t], opts["stats"]["var_c"][t]
             bn_u = params["gamma_c"] * (u - mean) / np.sqrt(var + 1e-5) + params["beta_c"]
-            np.testing.assert_allclose(cache["cs"][t + 1], bn_u if carry else u, rtol=1e-10,
-                                       atol=1e-12)
+            np.testing.assert_allclose(
+                cache["cs"][t + 1], bn_u if carry else u, rtol=1e-10, atol=1e-12
+            )
         assert not np.allclose(cache["state"][1], u if carry else bn_u)
     np.testing.assert_allclose(hs[True][:, 0], hs[False][:, 0], rtol=1e-14)
     assert not np.allclose(hs[True][:, 1:], hs[False][:, 1:])
 
 
 # ================================================================ layer-norm flavours
+
 
 def test_lnlstm_init_layouts_and_forget_bias():
     p = lnlstm.init(2, 3, rng=np.random.default_rng(0), flavour="paper", forget_bias=2.0)
@@ -533,8 +615,9 @@ def test_lnlstm_tensorflow_forget_bias_in_shift_is_a_constant_after_ln(forget_bi
     keeps shift's f block without it: the same function."""
     rng = np.random.default_rng(7)
     H = 3
-    params = lnlstm.init(2, H, rng=rng, dtype=np.float64, flavour="tensorflow",
-                         forget_bias=forget_bias)
+    params = lnlstm.init(
+        2, H, rng=rng, dtype=np.float64, flavour="tensorflow", forget_bias=forget_bias
+    )
     for key in ("W", "U", "gain", "gain_c", "shift_c"):
         params[key] += 0.3 * rng.standard_normal(params[key].shape)
     params["shift"] += 0.3 * rng.standard_normal(4 * H)
@@ -542,12 +625,19 @@ def test_lnlstm_tensorflow_forget_bias_in_shift_is_a_constant_after_ln(forget_bi
     h0, c0 = random_state(lnlstm, 2, H, rng)
     hs, _ = lnlstm.forward(params, x, (h0, c0), flavour="tensorflow", eps=1e-3)
     without = dict(params, shift=params["shift"].copy())
-    without["shift"][H:2 * H] -= forget_bias
-    h, c, tf_hs = h0, c0, []                 # LayerNormBasicLSTMCell, step by step
+    without["shift"][H : 2 * H] -= forget_bias
+    h, c, tf_hs = h0, c0, []  # LayerNormBasicLSTMCell, step by step
     for t in range(x.shape[1]):
         z = x[:, t] @ without["W"] + h @ without["U"]
-        a = [layernorm_forward(z[:, k * H:(k + 1) * H], without["gain"][k * H:(k + 1) * H],
-                               without["shift"][k * H:(k + 1) * H], 1e-3)[0] for k in range(4)]
+        a = [
+            layernorm_forward(
+                z[:, k * H : (k + 1) * H],
+                without["gain"][k * H : (k + 1) * H],
+                without["shift"][k * H : (k + 1) * H],
+                1e-3,
+            )[0]
+            for k in range(4)
+        ]
         i, f, o, g = sigmoid(a[0]), sigmoid(a[1] + forget_bias), sigmoid(a[2]), np.tanh(a[3])
         c = layernorm_forward(f * c + i * g, without["gain_c"], without["shift_c"], 1e-3)[0]
         h = o * np.tanh(c)
@@ -582,7 +672,7 @@ def test_lnlstm_default_eps_is_the_documented_one():
     rng = np.random.default_rng(9)
     for flavour in FLAVOURS:
         params = random_params(lnlstm, 2, 3, rng, flavour=flavour)
-        x = 0.01 * rng.standard_normal((2, 3, 2))        # small rows: eps matters
+        x = 0.01 * rng.standard_normal((2, 3, 2))  # small rows: eps matters
         got, _ = lnlstm.forward(params, x, flavour=flavour)
         want, _ = lnlstm.forward(params, x, flavour=flavour, eps=1e-2)
         np.testing.assert_allclose(got, want, rtol=1e-12)
@@ -600,15 +690,21 @@ def test_lngru_default_eps_is_the_documented_one():
 # ================================================================ the contract
 
 CONTRACT_CASES = [
-    (bnlstm, {}), (bnlstm, {"carry_normalized_c": True}), (bnlstm, {"training": False}),
+    (bnlstm, {}),
+    (bnlstm, {"carry_normalized_c": True}),
+    (bnlstm, {"training": False}),
     (bnlstm, {"training": False, "carry_normalized_c": True}),
     (bnlstm, {"x_stats": "shared", "train_stats": "renorm", "renorm_rmax": 1.5}),
     (bnlstm, {"x_stats": "none", "train_stats": "population"}),
     (bnlstm, {"training": False, "eval_stats": "batch", "x_stats": "shared"}),
-    (lnlstm, {"flavour": "paper"}), (lnlstm, {"flavour": "tensorflow"}), (lngru, {}),
+    (lnlstm, {"flavour": "paper"}),
+    (lnlstm, {"flavour": "tensorflow"}),
+    (lngru, {}),
 ]
-CONTRACT_IDS = [c.__name__.split(".")[-1] + "".join(f"-{k}={v}" for k, v in o.items())
-                for c, o in CONTRACT_CASES]
+CONTRACT_IDS = [
+    c.__name__.split(".")[-1] + "".join(f"-{k}={v}" for k, v in o.items())
+    for c, o in CONTRACT_CASES
+]
 
 
 def _forward_options(cell, opts, H, T, rng, dtype):
@@ -616,8 +712,7 @@ def _forward_options(cell, opts, H, T, rng, dtype):
     if cell is bnlstm and (not opts.get("training", True) or "train_stats" in opts):
         fwd["stats"] = random_stats(H, max(1, T - 2), rng, dtype)
         if opts.get("x_stats") == "shared":
-            fwd["stats"].update(mean_x=fwd["stats"]["mean_x"][:1],
-                                var_x=fwd["stats"]["var_x"][:1])
+            fwd["stats"].update(mean_x=fwd["stats"]["mean_x"][:1], var_x=fwd["stats"]["var_x"][:1])
     return fwd
 
 
@@ -706,14 +801,14 @@ def _step_by_step(cell, params, x, state, dhs, step_options):
     as ``dstate``. step_options(t) gives the forward options of step t."""
     steps, caches, s = [], [], state
     for t in range(x.shape[1]):
-        h_t, c = cell.forward(params, x[:, t:t + 1], s, **step_options(t))
+        h_t, c = cell.forward(params, x[:, t : t + 1], s, **step_options(t))
         steps.append(h_t)
         caches.append(c)
         s = c["state"]
     dstate, dxs = None, []
     total = {k: np.zeros_like(v) for k, v in params.items()}
     for t in reversed(range(x.shape[1])):
-        dx_t, g = cell.backward(params, dhs[:, t:t + 1], caches[t], dstate)
+        dx_t, g = cell.backward(params, dhs[:, t : t + 1], caches[t], dstate)
         dxs.insert(0, dx_t)
         for k in total:
             total[k] += g[k]
@@ -739,9 +834,11 @@ def _whole(cell, params, x, state, dhs, **fwd):
     return hs, dx, {k: grads[k] for k in params}, dstate, cache
 
 
-@pytest.mark.parametrize("cell,opts", [(lnlstm, {"flavour": "paper"}),
-                                       (lnlstm, {"flavour": "tensorflow"}), (lngru, {})],
-                         ids=["lnlstm-paper", "lnlstm-tensorflow", "lngru"])
+@pytest.mark.parametrize(
+    "cell,opts",
+    [(lnlstm, {"flavour": "paper"}), (lnlstm, {"flavour": "tensorflow"}), (lngru, {})],
+    ids=["lnlstm-paper", "lnlstm-tensorflow", "lngru"],
+)
 @given(batch=st.integers(1, 3), time=st.integers(1, 4), seed=seeds)
 def test_layer_norm_cells_step_by_step_equal_whole_sequence(cell, opts, batch, time, seed):
     rng = np.random.default_rng(seed)
@@ -780,8 +877,14 @@ def test_bnlstm_step_by_step(batch, time, seed, carry):
     stats = random_stats(H, time, rng)
     ev = dict(fwd, training=False)
     whole = _whole(bnlstm, params, x, state, dhs, stats=stats, **ev)
-    sliced = _step_by_step(bnlstm, params, x, state, dhs,
-                           lambda t: dict(ev, stats={k: v[t:] for k, v in stats.items()}))
+    sliced = _step_by_step(
+        bnlstm,
+        params,
+        x,
+        state,
+        dhs,
+        lambda t: dict(ev, stats={k: v[t:] for k, v in stats.items()}),
+    )
     _assert_same_gradients(sliced[:4], whole[:4])
     restarted = _step_by_step(bnlstm, params, x, state, dhs, lambda t: dict(ev, stats=stats))
     np.testing.assert_allclose(restarted[0][:, 0], whole[0][:, 0], rtol=1e-12)
@@ -791,6 +894,7 @@ def test_bnlstm_step_by_step(batch, time, seed, carry):
 # ---------------------------------------------------------------- statistics options
 # x_stats (per step, shared over time, none), train_stats (batch, renorm,
 # population) and eval_stats (population, batch): tutorials/09 explains why.
+
 
 def option_stats(H, time, x_stats, rng, renorm=False):
     """Population statistics for a forward that reads them: random ones of length
@@ -804,25 +908,35 @@ def option_stats(H, time, x_stats, rng, renorm=False):
         stats["mean_x"], stats["var_x"] = stats["mean_x"][:1], stats["var_x"][:1]
     if renorm:
         for key in bnlstm.STAT_KEYS:
-            stats[key] = (np.full_like(stats[key], 1e4) if key.startswith("var")
-                          else 1e3 + stats[key])
+            stats[key] = (
+                np.full_like(stats[key], 1e4) if key.startswith("var") else 1e3 + stats[key]
+            )
     return stats
 
 
-MODES = {"batch": {"training": True},
-         "renorm": {"training": True, "train_stats": "renorm", "renorm_rmax": 2.0,
-                    "renorm_dmax": 0.5},
-         "frozen": {"training": True, "train_stats": "population"},
-         "population": {"training": False},
-         "eval-batch": {"training": False, "eval_stats": "batch"}}
+MODES = {
+    "batch": {"training": True},
+    "renorm": {"training": True, "train_stats": "renorm", "renorm_rmax": 2.0, "renorm_dmax": 0.5},
+    "frozen": {"training": True, "train_stats": "population"},
+    "population": {"training": False},
+    "eval-batch": {"training": False, "eval_stats": "batch"},
+}
 
 
-@given(mode=st.sampled_from(sorted(MODES)), x_stats=st.sampled_from(bnlstm.X_STATS),
-       eps=st.sampled_from([1e-5, 1e-2, 1.0]), batch=st.integers(3, 5), time=st.integers(1, 4),
-       input_size=st.integers(2, 3), hidden_size=st.integers(2, 3), seed=seeds,
-       carry=st.booleans())
-def test_bnlstm_statistics_options_gradients(mode, x_stats, eps, batch, time, input_size,
-                                             hidden_size, seed, carry):
+@given(
+    mode=st.sampled_from(sorted(MODES)),
+    x_stats=st.sampled_from(bnlstm.X_STATS),
+    eps=st.sampled_from([1e-5, 1e-2, 1.0]),
+    batch=st.integers(3, 5),
+    time=st.integers(1, 4),
+    input_size=st.integers(2, 3),
+    hidden_size=st.integers(2, 3),
+    seed=seeds,
+    carry=st.booleans(),
+)
+def test_bnlstm_statistics_options_gradients(
+    mode, x_stats, eps, batch, time, input_size, hidden_size, seed, carry
+):
     """Every combination of where the statistics come from, in training and in
     evaluation, against finite differences (float64, random upstream gradient).
     A random initial state: from the zero state, h_0 U is a constant feature (see
@@ -840,7 +954,7 @@ def test_bnlstm_statistics_options_gradients(mode, x_stats, eps, batch, time, in
     arrays = {"x": x, **params, **dict(zip(("h0", "c0"), state))}
     assert_gradients_match(errors, dict(grads, x=dx), arrays, loss)
     assert set(errors) == expected_keys(bnlstm, True)
-    if x_stats == "none":           # gamma_x scales nothing
+    if x_stats == "none":  # gamma_x scales nothing
         assert not grads["gamma_x"].any()
 
 
@@ -854,8 +968,12 @@ def _renorm_numpy(x, gamma, beta, eps, pop_mean, pop_var, rmax, dmax, r=None, d=
     return gamma * ((x - mean) / np.sqrt(var + eps) * r + d) + beta, r, d
 
 
-@given(M=st.integers(3, 6), F=st.integers(1, 4), seed=seeds,
-       clip=st.sampled_from([(1.5, 0.3), (1e6, 1e6)]))
+@given(
+    M=st.integers(3, 6),
+    F=st.integers(1, 4),
+    seed=seeds,
+    clip=st.sampled_from([(1.5, 0.3), (1e6, 1e6)]),
+)
 def test_batch_renorm_kernels(M, F, seed, clip):
     """Forward against the formula; r and d on and off their clips; backward
     against finite differences of the same function with r and d held at their
@@ -863,6 +981,7 @@ def test_batch_renorm_kernels(M, F, seed, clip):
     the population's normalization. M >= 3: over two rows the batch-normalized
     values are +-1 whatever x (the module docstring)."""
     from minirnn.functional import batchnorm as bn
+
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((M, F)) * rng.uniform(0.5, 2, F) + rng.standard_normal(F)
     gamma, beta = rng.uniform(0.5, 1.5, F), rng.standard_normal(F)
@@ -877,14 +996,16 @@ def test_batch_renorm_kernels(M, F, seed, clip):
     np.testing.assert_allclose(d, want_d, rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(mean, x.mean(axis=0), rtol=1e-12, atol=1e-14)
     if rmax > 1e5:
-        np.testing.assert_allclose(y, gamma * (x - pop_mean) / np.sqrt(pop_var + eps) + beta,
-                                   rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(
+            y, gamma * (x - pop_mean) / np.sqrt(pop_var + eps) + beta, rtol=1e-10, atol=1e-12
+        )
     dy = rng.standard_normal((M, F))
     dx, dgamma, dbeta = np.empty((M, F)), np.zeros(F), np.zeros(F)
     bn.bn_renorm_backward_2d_into(dy, xhat_b, inv_std, r, d, gamma, dx, dgamma, dbeta)
-    args = [x, gamma, beta]             # perturbed in place by numeric_gradient
-    held = lambda: float(np.sum(_renorm_numpy(*args, eps, pop_mean, pop_var, rmax, dmax,
-                                              r.copy(), d.copy())[0] * dy))
+    args = [x, gamma, beta]  # perturbed in place by numeric_gradient
+    held = lambda: float(
+        np.sum(_renorm_numpy(*args, eps, pop_mean, pop_var, rmax, dmax, r.copy(), d.copy())[0] * dy)
+    )
     for got, arg in ((dx, 0), (dgamma, 1), (dbeta, 2)):
         numeric = gradcheck.numeric_gradient(held, args[arg])
         assert gradcheck.relative_error(got, numeric) < TOL, arg
@@ -908,8 +1029,9 @@ def test_frozen_and_unclipped_renorm_train_like_evaluation(x_stats):
     kept = bnlstm.update_statistics(stats, cache)
     for key in stats:
         np.testing.assert_array_equal(kept[key], stats[key])
-    renorm, cache = bnlstm.forward(params, x, train_stats="renorm", renorm_rmax=1e9,
-                                   renorm_dmax=1e9, **opts)
+    renorm, cache = bnlstm.forward(
+        params, x, train_stats="renorm", renorm_rmax=1e9, renorm_dmax=1e9, **opts
+    )
     np.testing.assert_allclose(renorm, want, rtol=1e-10, atol=1e-12)
     moved = bnlstm.update_statistics(stats, cache)
     assert not np.allclose(moved["mean_h"], stats["mean_h"][:1])
@@ -925,14 +1047,19 @@ def test_evaluation_with_batch_statistics_is_the_training_forward_without_dropou
     x = rng.standard_normal((B, T, 2))
     for x_stats in bnlstm.X_STATS:
         want, _ = bnlstm.forward(params, x, x_stats=x_stats)
-        got, cache = bnlstm.forward(params, x, training=False, eval_stats="batch",
-                                    x_stats=x_stats, recurrent_dropout=0.5)
+        got, cache = bnlstm.forward(
+            params, x, training=False, eval_stats="batch", x_stats=x_stats, recurrent_dropout=0.5
+        )
         np.testing.assert_array_equal(got, want)
-        with pytest.raises(ValueError, match="update_statistics: expected the cache of a "
-                                             "training forward"):
+        with pytest.raises(
+            ValueError, match="update_statistics: expected the cache of a training forward"
+        ):
             bnlstm.update_statistics(bnlstm.init_statistics(H, T, np.float64), cache)
-    with pytest.raises(ValueError, match=r"eval_stats: expected one of \('population', "
-                                         r"'batch'\), got 'test'"):
+    with pytest.raises(
+        ValueError,
+        match=r"eval_stats: expected one of \('population', "
+        r"'batch'\), got 'test'",
+    ):
         bnlstm.forward(params, x, training=False, eval_stats="test")
     with pytest.raises(ValueError, match="train_stats: expected one of"):
         bnlstm.forward(params, x, train_stats="ema")
@@ -947,7 +1074,7 @@ def _bnlstm_x_branch_numpy(p, x, h, c, eps, x_stats):
     H = h.shape[1]
     bn = lambda z, g, beta: g * (z - z.mean(axis=0)) / np.sqrt(z.var(axis=0) + eps) + beta
     sig = lambda a: 1 / (1 + np.exp(-a))
-    xw = x @ p["W"]                                             # (B, T, 4H)
+    xw = x @ p["W"]  # (B, T, 4H)
     if x_stats == "shared":
         bx = bn(xw.reshape(B * T, 4 * H), p["gamma_x"], 0).reshape(B, T, 4 * H)
     elif x_stats == "step":
@@ -957,7 +1084,12 @@ def _bnlstm_x_branch_numpy(p, x, h, c, eps, x_stats):
     out = []
     for t in range(T):
         a = bn(h @ p["U"], p["gamma_h"], 0) + bx[:, t] + p["b"]
-        i, f, o, g = sig(a[:, :H]), sig(a[:, H:2 * H]), sig(a[:, 2 * H:3 * H]), np.tanh(a[:, 3 * H:])
+        i, f, o, g = (
+            sig(a[:, :H]),
+            sig(a[:, H : 2 * H]),
+            sig(a[:, 2 * H : 3 * H]),
+            np.tanh(a[:, 3 * H :]),
+        )
         c = f * c + i * g
         h = o * np.tanh(bn(c, p["gamma_c"], p["beta_c"]))
         out.append(h)
@@ -975,16 +1107,16 @@ def test_x_statistics_per_step_shared_or_none(x_stats):
     x = rng.standard_normal((B, T, I)) + np.linspace(-2, 2, T)[:, None]
     zeros = np.zeros((B, H))
     hs, cache = bnlstm.forward(params, x, x_stats=x_stats, eps=1e-3)
-    np.testing.assert_allclose(hs, _bnlstm_x_branch_numpy(params, x, zeros, zeros, 1e-3,
-                                                          x_stats), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(
+        hs, _bnlstm_x_branch_numpy(params, x, zeros, zeros, 1e-3, x_stats), rtol=1e-10, atol=1e-12
+    )
     stats = bnlstm.init_statistics(H, 1, np.float64)
     new = bnlstm.update_statistics(stats, cache, momentum=0.5)
     xw = (x @ params["W"]).reshape(B * T, 4 * H)
     if x_stats == "shared":
         assert cache["batch_stats"]["mean_x"].shape == (1, 4 * H)
         np.testing.assert_allclose(cache["batch_stats"]["var_x"][0], xw.var(axis=0), rtol=1e-12)
-        np.testing.assert_allclose(new["var_x"][0], 0.5 + 0.5 * xw.var(axis=0, ddof=1),
-                                   rtol=1e-12)
+        np.testing.assert_allclose(new["var_x"][0], 0.5 + 0.5 * xw.var(axis=0, ddof=1), rtol=1e-12)
         assert new["mean_h"].shape == (T, 4 * H)
     elif x_stats == "none":
         assert "mean_x" not in cache["batch_stats"]
@@ -1004,6 +1136,7 @@ def test_stats_momentum_option_sets_the_moving_average():
     """update_statistics without a momentum uses the forward's stats_momentum; an
     explicit momentum wins; the layer's default (None) leaves it to the cell."""
     from minirnn.nn import Recurrent
+
     rng = np.random.default_rng(12)
     B, T, H = 4, 3, 2
     params = random_params(bnlstm, 2, H, rng)
@@ -1011,17 +1144,24 @@ def test_stats_momentum_option_sets_the_moving_average():
     stats = bnlstm.init_statistics(H, T, np.float64)
     _, cache = bnlstm.forward(params, x, stats_momentum=0.5)
     unbiased = cache["batch_stats"]["var_c"] * B / (B - 1)
-    np.testing.assert_allclose(bnlstm.update_statistics(stats, cache)["var_c"],
-                               0.5 + 0.5 * unbiased, rtol=1e-12)
-    np.testing.assert_allclose(bnlstm.update_statistics(stats, cache, momentum=0.25)["var_c"],
-                               0.75 + 0.25 * unbiased, rtol=1e-12)
+    np.testing.assert_allclose(
+        bnlstm.update_statistics(stats, cache)["var_c"], 0.5 + 0.5 * unbiased, rtol=1e-12
+    )
+    np.testing.assert_allclose(
+        bnlstm.update_statistics(stats, cache, momentum=0.25)["var_c"],
+        0.75 + 0.25 * unbiased,
+        rtol=1e-12,
+    )
     with pytest.raises(ValueError, match=r"stats_momentum: expected a number in \(0, 1\]"):
         bnlstm.forward(params, x, stats_momentum=0.0)
     # a layer's stats_momentum (the same name as the cell's option) or, when it is
     # None, the cell's option set on the layer: momentum 1 keeps the last batch's
-    for layer in (Recurrent("bnlstm", 2, H, rng=np.random.default_rng(0), dtype=np.float64,
-                            stats_momentum=1.0),
-                  Recurrent("bnlstm", 2, H, rng=np.random.default_rng(0), dtype=np.float64)):
+    for layer in (
+        Recurrent(
+            "bnlstm", 2, H, rng=np.random.default_rng(0), dtype=np.float64, stats_momentum=1.0
+        ),
+        Recurrent("bnlstm", 2, H, rng=np.random.default_rng(0), dtype=np.float64),
+    ):
         if layer.stats_momentum is None:
             layer.set_option("stats_momentum", 1.0)
         layer.train().forward(x)
@@ -1043,10 +1183,12 @@ def test_population_statistics_pool_batches_exactly(x_stats):
     start = random_stats(H, T + 2, rng)
     if x_stats == "shared":
         start["mean_x"], start["var_x"] = start["mean_x"][:1], start["var_x"][:1]
-    got = bnlstm.population_statistics(params, batches, start, x_stats=x_stats, eps=0.5,
-                                       recurrent_dropout=0.3)
-    caches = [bnlstm.forward(params, b, x_stats=x_stats, eps=0.5)[1]["batch_stats"]
-              for b in batches]
+    got = bnlstm.population_statistics(
+        params, batches, start, x_stats=x_stats, eps=0.5, recurrent_dropout=0.3
+    )
+    caches = [
+        bnlstm.forward(params, b, x_stats=x_stats, eps=0.5)[1]["batch_stats"] for b in batches
+    ]
     n = np.array([len(b) for b in batches], float)[:, None, None]
     N = n.sum()
     for part in "xhc":
@@ -1056,15 +1198,16 @@ def test_population_statistics_pool_batches_exactly(x_stats):
         means = np.stack([c[f"mean_{part}"] for c in caches])
         variances = np.stack([c[f"var_{part}"] for c in caches])
         mean = (n * means).sum(axis=0) / N
-        var = ((n * (variances + means ** 2)).sum(axis=0) / N - mean ** 2) * N / (N - 1)
+        var = ((n * (variances + means**2)).sum(axis=0) / N - mean**2) * N / (N - 1)
         rows = len(mean)
         np.testing.assert_allclose(got[f"mean_{part}"][:rows], mean, rtol=1e-10, atol=1e-12)
         np.testing.assert_allclose(got[f"var_{part}"][:rows], var, rtol=1e-10, atol=1e-12)
         np.testing.assert_array_equal(got[f"var_{part}"][rows:], start[f"var_{part}"][rows:])
     if x_stats != "none":
         whole = bnlstm.forward(params, np.concatenate(batches), x_stats=x_stats, eps=0.5)[1]
-        np.testing.assert_allclose(got["var_x"][:T], whole["batch_stats"]["var_x"] * N / (N - 1),
-                                   rtol=1e-10)
+        np.testing.assert_allclose(
+            got["var_x"][:T], whole["batch_stats"]["var_x"] * N / (N - 1), rtol=1e-10
+        )
     with pytest.raises(ValueError, match="at least 2 sequences"):
         bnlstm.population_statistics(params, [batches[2][:1]], start)
 
@@ -1075,6 +1218,7 @@ def test_recurrent_layer_refreshes_statistics_before_evaluation():
     with the current parameters; with 0 (or frozen statistics) it keeps the moving
     average."""
     from minirnn.nn import Recurrent
+
     rng = np.random.default_rng(14)
     xs = [rng.standard_normal((4, 5, 3)).astype(np.float32) for _ in range(3)]
     for keep in (0, 2):
@@ -1082,21 +1226,25 @@ def test_recurrent_layer_refreshes_statistics_before_evaluation():
         layer.train()
         for x in xs:
             layer.forward(x)
-        for p in layer.params.values():      # as if the optimizer moved after the last batch
+        for p in layer.params.values():  # as if the optimizer moved after the last batch
             p += np.float32(0.05)
         moving = copy.deepcopy(layer.stats)
         layer.eval()
-        want = (bnlstm.population_statistics(layer.params, xs[-keep:], moving,
-                                             **layer.forward_options) if keep else moving)
+        want = (
+            bnlstm.population_statistics(layer.params, xs[-keep:], moving, **layer.forward_options)
+            if keep
+            else moving
+        )
         for key in want:
             np.testing.assert_array_equal(layer.stats[key], want[key])
         assert (keep == 0) == all(np.array_equal(layer.stats[k], moving[k]) for k in moving)
         kept = copy.deepcopy(layer.stats)
-        layer.eval()                          # nothing new to refresh from
+        layer.eval()  # nothing new to refresh from
         for key in kept:
             np.testing.assert_array_equal(layer.stats[key], kept[key])
-    frozen = Recurrent("bnlstm", 3, 4, rng=np.random.default_rng(0), refresh_batches=2,
-                       train_stats="population")
+    frozen = Recurrent(
+        "bnlstm", 3, 4, rng=np.random.default_rng(0), refresh_batches=2, train_stats="population"
+    )
     frozen.train().forward(xs[0])
     before = copy.deepcopy(frozen.stats)
     frozen.eval()
@@ -1108,10 +1256,10 @@ def test_recurrent_layer_renorm_and_frozen_statistics():
     """The layer hands its statistics to the training forward too: renorm reads
     and moves them, frozen ("population") reads them and keeps them."""
     from minirnn.nn import Recurrent
+
     rng = np.random.default_rng(11)
     x = rng.standard_normal((4, 5, 3)).astype(np.float32)
-    renorm = Recurrent("bnlstm", 3, 4, rng=np.random.default_rng(0), train_stats="renorm",
-                       eps=1.0)
+    renorm = Recurrent("bnlstm", 3, 4, rng=np.random.default_rng(0), train_stats="renorm", eps=1.0)
     renorm.train().forward(x)
     first = copy.deepcopy(renorm.stats)
     hs = renorm.forward(x)
@@ -1124,8 +1272,9 @@ def test_recurrent_layer_renorm_and_frozen_statistics():
     kept = copy.deepcopy(frozen.stats)
     hs = frozen.forward(x)
     fwd = {k: v for k, v in frozen.forward_options.items() if k != "train_stats"}
-    np.testing.assert_array_equal(hs, bnlstm.forward(frozen.params, x, training=False,
-                                                     stats=kept, **fwd)[0])
+    np.testing.assert_array_equal(
+        hs, bnlstm.forward(frozen.params, x, training=False, stats=kept, **fwd)[0]
+    )
     for key in kept:
         np.testing.assert_array_equal(frozen.stats[key], kept[key])
 
@@ -1135,8 +1284,20 @@ def test_cli_eval_with_population_or_batch_statistics(tmp_path, capsys):
     statistics and says so; the default is the population's. A model without
     recurrent batch norm has nothing to switch: one error line, exit 2."""
     from minirnn import cli
-    tiny = ["--task", "sine", "--hidden", "3", "--limit", "16", "--batch-size", "8",
-            "--max-steps", "4", "--quiet"]
+
+    tiny = [
+        "--task",
+        "sine",
+        "--hidden",
+        "3",
+        "--limit",
+        "16",
+        "--batch-size",
+        "8",
+        "--max-steps",
+        "4",
+        "--quiet",
+    ]
     run = tmp_path / "bn"
     assert cli.main(["train", *tiny, "--cell", "bnlstm", "--out", str(run)]) == 0
     capsys.readouterr()
@@ -1157,15 +1318,18 @@ def test_cli_eval_with_population_or_batch_statistics(tmp_path, capsys):
 
 # ---------------------------------------------------------------- the nn layer
 
+
 def test_recurrent_layer_keeps_and_uses_bnlstm_statistics(tmp_path):
     from minirnn.checkpoint import load_checkpoint, save_checkpoint
     from minirnn.nn import Recurrent, SequenceClassifier
+
     rng = np.random.default_rng(10)
     B, T, I, H = 4, 5, 3, 6
     # (refresh_batches=0: the moving average alone; the refresh is tested above)
-    layer = Recurrent("bnlstm", I, H, rng=np.random.default_rng(0), stats_momentum=0.2,
-                      refresh_batches=0)
-    fwd = layer.forward_options             # the cell's TRAINING_DEFAULTS
+    layer = Recurrent(
+        "bnlstm", I, H, rng=np.random.default_rng(0), stats_momentum=0.2, refresh_batches=0
+    )
+    fwd = layer.forward_options  # the cell's TRAINING_DEFAULTS
     assert fwd["eps"] == bnlstm.TRAINING_DEFAULTS["eps"]
     x1 = rng.standard_normal((B, T, I)).astype(np.float32)
     x2 = rng.standard_normal((B, T, I)).astype(np.float32)
@@ -1179,7 +1343,7 @@ def test_recurrent_layer_keeps_and_uses_bnlstm_statistics(tmp_path):
     layer.forward(x2)
     want = bnlstm.update_statistics(want, layer.cache, momentum=0.2)
     for key in want:
-        rows = 1 if key.endswith("_x") else T          # x W's statistics shared over time
+        rows = 1 if key.endswith("_x") else T  # x W's statistics shared over time
         assert layer.stats[key].shape == (rows, 4 * H if not key.endswith("_c") else H)
         np.testing.assert_allclose(layer.stats[key], want[key], rtol=1e-6)
     # eval mode: the population statistics, which stay as they are
@@ -1187,7 +1351,8 @@ def test_recurrent_layer_keeps_and_uses_bnlstm_statistics(tmp_path):
     kept = copy.deepcopy(layer.stats)
     hs_eval = layer.forward(x1)
     np.testing.assert_array_equal(
-        hs_eval, bnlstm.forward(layer.params, x1, training=False, stats=layer.stats, **fwd)[0])
+        hs_eval, bnlstm.forward(layer.params, x1, training=False, stats=layer.stats, **fwd)[0]
+    )
     assert not np.allclose(hs_eval, hs1)
     for key in kept:
         np.testing.assert_array_equal(layer.stats[key], kept[key])
@@ -1197,7 +1362,7 @@ def test_recurrent_layer_keeps_and_uses_bnlstm_statistics(tmp_path):
     other = Recurrent("bnlstm", I, H, rng=np.random.default_rng(1)).eval()
     for key in layer.params:
         other.params[key][...] = layer.params[key]
-    assert not np.allclose(other.forward(x1), hs_eval)          # fresh statistics
+    assert not np.allclose(other.forward(x1), hs_eval)  # fresh statistics
     other.load_buffers(layer.buffers())
     np.testing.assert_array_equal(other.forward(x1), hs_eval)
     path = tmp_path / "checkpoint.npz"
@@ -1219,10 +1384,14 @@ def test_recurrent_layer_keeps_and_uses_bnlstm_statistics(tmp_path):
 
 # ================================================================ bad input
 
+
 def test_bad_flavour_is_named():
     rng = np.random.default_rng(0)
-    with pytest.raises(ValueError, match=r"flavour: expected one of \['paper', 'tensorflow'\], "
-                                         r"got 'keras'"):
+    with pytest.raises(
+        ValueError,
+        match=r"flavour: expected one of \['paper', 'tensorflow'\], "
+        r"got 'keras'",
+    ):
         lnlstm.init(2, 3, rng=rng, flavour="keras")
     params = lnlstm.init(2, 3, rng=rng)
     x = np.zeros((1, 2, 2), np.float32)
@@ -1239,13 +1408,19 @@ def test_bad_statistics_are_named():
     rng = np.random.default_rng(0)
     params = bnlstm.init(2, 3, rng=rng)
     x = np.zeros((2, 4, 2), np.float32)
-    with pytest.raises(ValueError, match=r"stats: evaluation \(training=False\) needs the "
-                                         "population statistics"):
+    with pytest.raises(
+        ValueError,
+        match=r"stats: evaluation \(training=False\) needs the "
+        "population statistics",
+    ):
         bnlstm.forward(params, x, training=False)
     stats = bnlstm.init_statistics(3, 4)
     bad = dict(stats, mean_h=np.zeros((4, 3), np.float32))
-    with pytest.raises(ValueError, match=r"stats\['mean_h'\]: expected shape \(T_max, 12\), "
-                                         r"got \(4, 3\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"stats\['mean_h'\]: expected shape \(T_max, 12\), "
+        r"got \(4, 3\)",
+    ):
         bnlstm.forward(params, x, training=False, stats=bad)
     bad = dict(stats, var_c=np.ones(3, np.float32))
     with pytest.raises(ValueError, match=r"stats\['var_c'\]: expected shape \(T_max, 3\)"):

@@ -8,6 +8,7 @@ cell by cell, on a real python3 kernel, as a student would run it.
 
 Needs the `test` extra (jupytext, nbclient, ipykernel); skipped without them.
 """
+
 import re
 from pathlib import Path
 
@@ -38,10 +39,13 @@ def test_notebook_code_cells_are_the_python_blocks(path):
     blocks = [block.strip() for block in BLOCK.findall(path.read_text(encoding="utf-8"))]
     extra = [cell for cell in cells if cell not in blocks]
     if extra:
-        pytest.fail(f"{path.name}: as a notebook, this tutorial has code cells that are no "
-                    "```python block, so 'Run All' in Jupyter would run them; write such blocks "
-                    "as ```shell or ```text, which jupytext keeps as Markdown:\n"
-                    + "\n---\n".join(c[:300] for c in extra), pytrace=False)
+        pytest.fail(
+            f"{path.name}: as a notebook, this tutorial has code cells that are no "
+            "```python block, so 'Run All' in Jupyter would run them; write such blocks "
+            "as ```shell or ```text, which jupytext keeps as Markdown:\n"
+            + "\n---\n".join(c[:300] for c in extra),
+            pytrace=False,
+        )
     assert cells == blocks, f"{path.name}: the notebook's code cells are not its ```python blocks"
 
 
@@ -53,8 +57,12 @@ def test_a_tutorial_runs_as_a_notebook_on_a_python3_kernel(tmp_path):
     from nbclient.exceptions import CellExecutionError
 
     client = nbclient.NotebookClient(
-        notebook, kernel_name="python3", timeout=600, startup_timeout=120,
-        resources={"metadata": {"path": str(tmp_path)}})  # the kernel's working directory
+        notebook,
+        kernel_name="python3",
+        timeout=600,
+        startup_timeout=120,
+        resources={"metadata": {"path": str(tmp_path)}},
+    )  # the kernel's working directory
     try:
         client.execute()
     except CellExecutionError as error:

@@ -527,22 +527,26 @@ def test_minimises_a_quadratic(name, lr, dtype):
 
 # -- learning-rate decay -------------------------------------------------------
 
+
 def test_exponential_lr_hits_both_ends_with_one_factor_per_step():
     rates = [exponential_lr(s, 0.01, 1e-4, 5) for s in range(7)]
     # by hand: 0.01 * (1e-2) ** (s / 4) = 0.01, 0.01 * 10**-0.5, 1e-3, 1e-3 * 10**-0.5, 1e-4
-    expected = [0.01, 0.01 * 10 ** -0.5, 1e-3, 1e-3 * 10 ** -0.5, 1e-4, 1e-4, 1e-4]
+    expected = [0.01, 0.01 * 10**-0.5, 1e-3, 1e-3 * 10**-0.5, 1e-4, 1e-4, 1e-4]
     np.testing.assert_allclose(rates, expected, rtol=1e-12)
     ratios = np.array(rates[1:5]) / np.array(rates[:4])
-    np.testing.assert_allclose(ratios, 10 ** -0.5, rtol=1e-12)
-    assert exponential_lr(0, 0.01, 1e-4, 1) == 0.01           # a one-step run: no decay
-    assert exponential_lr(3, 1e-3, 1e-2, 4) == pytest.approx(1e-2)   # it may rise too
+    np.testing.assert_allclose(ratios, 10**-0.5, rtol=1e-12)
+    assert exponential_lr(0, 0.01, 1e-4, 1) == 0.01  # a one-step run: no decay
+    assert exponential_lr(3, 1e-3, 1e-2, 4) == pytest.approx(1e-2)  # it may rise too
 
 
-@pytest.mark.parametrize("args,match", [
-    ((0, 0.0, 1e-4, 5), "expected lr > 0 and lr_end > 0, got 0.0 and 0.0001"),
-    ((0, 0.01, -1.0, 5), "expected lr > 0 and lr_end > 0, got 0.01 and -1.0"),
-    ((0, 0.01, 1e-4, 0), "total_steps: expected a positive integer, got 0"),
-])
+@pytest.mark.parametrize(
+    "args,match",
+    [
+        ((0, 0.0, 1e-4, 5), "expected lr > 0 and lr_end > 0, got 0.0 and 0.0001"),
+        ((0, 0.01, -1.0, 5), "expected lr > 0 and lr_end > 0, got 0.01 and -1.0"),
+        ((0, 0.01, 1e-4, 0), "total_steps: expected a positive integer, got 0"),
+    ],
+)
 def test_exponential_lr_rejects_bad_values(args, match):
     with pytest.raises(ValueError, match=match):
         exponential_lr(*args)
@@ -550,10 +554,13 @@ def test_exponential_lr_rejects_bad_values(args, match):
 
 def test_adam_rejects_a_strided_view_it_could_not_update_in_place():
     W = np.zeros((4, 6), np.float32)
-    with pytest.raises(TypeError, match=r"params\['W'\]: Adam updates each parameter in place "
-                                        r"as one flat array, so it must be C-contiguous"):
+    with pytest.raises(
+        TypeError,
+        match=r"params\['W'\]: Adam updates each parameter in place "
+        r"as one flat array, so it must be C-contiguous",
+    ):
         Adam({"W": W[:, ::2]})
-    Adam({"W": W[1:3]})                     # a contiguous slice is fine
+    Adam({"W": W[1:3]})  # a contiguous slice is fine
 
 
 def test_adam_matches_the_whole_array_equations_bit_for_bit():

@@ -1,6 +1,7 @@
 """The batch split across threads (minirnn/parallel.py): the same loss, output and
 gradients as the whole batch to float rounding, the same bits for any thread
 count, one shard for what cannot be split."""
+
 import json
 
 import numpy as np
@@ -14,8 +15,14 @@ from minirnn.nn import CNNClassifier, SequenceClassifier, SequenceRegressor
 from minirnn.optim import Adam
 from minirnn.parallel import ShardedStep, can_split, shard_bounds
 
-CELLS = [("rnn", {}), ("lstm", {}), ("gru", {"reset_after": True}), ("gru", {}),
-         ("lnlstm", {}), ("vcrnn", {"alpha": 0.3})]
+CELLS = [
+    ("rnn", {}),
+    ("lstm", {}),
+    ("gru", {"reset_after": True}),
+    ("gru", {}),
+    ("lnlstm", {}),
+    ("vcrnn", {"alpha": 0.3}),
+]
 
 
 def sequence_model(cell, options, rng, dtype=np.float64, **kwargs):
@@ -23,7 +30,7 @@ def sequence_model(cell, options, rng, dtype=np.float64, **kwargs):
 
 
 def perturbed(model, rng):
-    for value in model.params.values():       # biases of 0 and gains of 1 are too easy
+    for value in model.params.values():  # biases of 0 and gains of 1 are too easy
         value += (0.1 * rng.standard_normal(value.shape)).astype(value.dtype)
     return model
 
@@ -69,8 +76,10 @@ def test_split_batch_of_a_regressor_and_of_the_cnn_without_batch_norm():
     regressor = perturbed(SequenceRegressor("lstm", 2, 4, 3, rng=rng, dtype=np.float64), rng)
     x, y = rng.standard_normal((7, 5, 2)), rng.standard_normal((7, 5, 3))
     assert_close(*whole_and_split(regressor, x, y)[:2])
-    cnn = perturbed(CNNClassifier(batchnorm=False, rng=rng, dtype=np.float64, image_size=12,
-                                  filters=(3, 4)), rng)
+    cnn = perturbed(
+        CNNClassifier(batchnorm=False, rng=rng, dtype=np.float64, image_size=12, filters=(3, 4)),
+        rng,
+    )
     x, y = rng.random((6, 1, 12, 12)), rng.integers(0, 10, 6)
     whole, split, shards = whole_and_split(cnn, x, y)
     assert shards == parallel.SHARDS
@@ -88,11 +97,15 @@ def train_steps(model, x, y, threads, steps=3):
     return losses, {k: v.copy() for k, v in model.params.items()}
 
 
-@pytest.mark.parametrize("make", [
-    lambda rng: sequence_model("lstm", {}, rng, np.float32),
-    lambda rng: sequence_model("gru", {"reset_after": True}, rng, np.float32),
-    lambda rng: CNNClassifier(batchnorm=False, rng=rng, image_size=12, filters=(3, 4)),
-], ids=["lstm", "gru", "cnn"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda rng: sequence_model("lstm", {}, rng, np.float32),
+        lambda rng: sequence_model("gru", {"reset_after": True}, rng, np.float32),
+        lambda rng: CNNClassifier(batchnorm=False, rng=rng, image_size=12, filters=(3, 4)),
+    ],
+    ids=["lstm", "gru", "cnn"],
+)
 def test_one_and_two_threads_give_the_same_bits(make):
     runs = []
     for threads in (1, 2, 3):
@@ -108,14 +121,19 @@ def test_one_and_two_threads_give_the_same_bits(make):
             np.testing.assert_array_equal(other_params[key], value, err_msg=key)
 
 
-@pytest.mark.parametrize("make", [
-    lambda rng: sequence_model("bnlstm", {}, rng),
-    lambda rng: sequence_model("lstm", {}, rng, output_batchnorm=True),
-    lambda rng: sequence_model("lstm", {}, rng, dropout=0.3),
-    lambda rng: sequence_model("gru", {"recurrent_dropout": 0.3}, rng),
-    lambda rng: CNNClassifier(batchnorm=True, rng=rng, dtype=np.float64, image_size=12,
-                              filters=(3, 4)),
-], ids=["bnlstm", "output-batchnorm", "dropout", "recurrent-dropout", "cnn-batchnorm"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda rng: sequence_model("bnlstm", {}, rng),
+        lambda rng: sequence_model("lstm", {}, rng, output_batchnorm=True),
+        lambda rng: sequence_model("lstm", {}, rng, dropout=0.3),
+        lambda rng: sequence_model("gru", {"recurrent_dropout": 0.3}, rng),
+        lambda rng: CNNClassifier(
+            batchnorm=True, rng=rng, dtype=np.float64, image_size=12, filters=(3, 4)
+        ),
+    ],
+    ids=["bnlstm", "output-batchnorm", "dropout", "recurrent-dropout", "cnn-batchnorm"],
+)
 def test_batch_statistics_and_random_draws_keep_one_shard(make):
     results = []
     for split in (False, True):
@@ -160,17 +178,25 @@ def test_threads_come_from_minirnn_threads_or_the_cores(monkeypatch):
 def test_training_runs_end_with_the_same_parameters_on_one_and_two_threads(tmp_path):
     from minirnn import checkpoint
     from minirnn.train import CHECKPOINT, METRICS, TrainConfig, train
+
     config = TrainConfig(limit=120, batch_size=30, hidden=6, log_every=2, epochs=1)
     params = []
     for threads in (1, 2):
-        train(config, tmp_path / str(threads), progress=False, print_fn=lambda *a: None,
-              threads=threads)
+        train(
+            config,
+            tmp_path / str(threads),
+            progress=False,
+            print_fn=lambda *a: None,
+            threads=threads,
+        )
         params.append(checkpoint.load_checkpoint(tmp_path / str(threads) / CHECKPOINT)[0])
     for key, value in params[0].items():
         np.testing.assert_array_equal(params[1][key], value, err_msg=key)
     lines = [(tmp_path / str(t) / METRICS).read_text().splitlines() for t in (1, 2)]
-    strip = [[{k: v for k, v in json.loads(line).items() if k != "seconds"} for line in run]
-             for run in lines]
+    strip = [
+        [{k: v for k, v in json.loads(line).items() if k != "seconds"} for line in run]
+        for run in lines
+    ]
     assert strip[0] == strip[1]
 
 
@@ -179,9 +205,13 @@ def test_the_compiled_loops_release_the_gil():
     from numba.core.registry import CPUDispatcher
 
     from minirnn.cells import CELLS
+
     for name, module in CELLS.items():
-        kernels = [f for f in vars(module).values()
-                   if isinstance(f, CPUDispatcher) and f.py_func.__module__ == module.__name__]
+        kernels = [
+            f
+            for f in vars(module).values()
+            if isinstance(f, CPUDispatcher) and f.py_func.__module__ == module.__name__
+        ]
         assert kernels, name
         for kernel in kernels:
             assert kernel.targetoptions.get("nogil") is True, f"{name}.{kernel.__name__}"
@@ -190,16 +220,25 @@ def test_the_compiled_loops_release_the_gil():
 def test_the_threads_benchmark_times_the_four_ways(tmp_path, capsys):
     import importlib.util
     from pathlib import Path
+
     path = Path(__file__).resolve().parents[1] / "benchmarks" / "threads.py"
     spec = importlib.util.spec_from_file_location("threads_benchmark", path)
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
-    assert script.main(["--repeats", "1", "--batch", "4", "--cases", "rnn", "cnn-bn",
-                        "--out", str(tmp_path)]) == 0
+    assert (
+        script.main(
+            ["--repeats", "1", "--batch", "4", "--cases", "rnn", "cnn-bn", "--out", str(tmp_path)]
+        )
+        == 0
+    )
     assert "speed-up" in capsys.readouterr().out
     rnn, cnn_bn = json.loads((tmp_path / "threads.json").read_text())["records"]
     assert (rnn["case"], rnn["shards"], cnn_bn["case"], cnn_bn["shards"]) == (
-        "rnn", parallel.SHARDS, "cnn-bn", 1)
+        "rnn",
+        parallel.SHARDS,
+        "cnn-bn",
+        1,
+    )
     for r in (rnn, cnn_bn):
         assert all(r[f"{way}_ms"] > 0 for way in script.WAYS)
         assert r["whole_speedup"] == 1.0

@@ -16,6 +16,7 @@ the kernels' gradients): agreement of two independent computations to 1e-12 is a
 sharper test of the algebra, with no step size to tune and no kinks to avoid,
 except the jumps of the VC threshold, where rounding may decide a unit.
 """
+
 import copy
 import inspect
 
@@ -42,11 +43,17 @@ VC_CELLS = ("vcrnn", "vcgru", "vclstm")
 
 def dropout(places):
     """No dropout, or a rate at one of ``places``, per sequence or per step, shared or not."""
-    return st.one_of(st.just({}), st.fixed_dictionaries({
-        "recurrent_dropout": st.sampled_from([0.3, 0.6]),
-        "dropout_where": st.sampled_from(places),
-        "dropout_per": st.sampled_from(["sequence", "step"]),
-        "dropout_shared": st.booleans()}))
+    return st.one_of(
+        st.just({}),
+        st.fixed_dictionaries(
+            {
+                "recurrent_dropout": st.sampled_from([0.3, 0.6]),
+                "dropout_where": st.sampled_from(places),
+                "dropout_per": st.sampled_from(["sequence", "step"]),
+                "dropout_shared": st.booleans(),
+            }
+        ),
+    )
 
 
 def merged(*strategies):
@@ -54,28 +61,44 @@ def merged(*strategies):
 
 
 EPS = st.sampled_from([1e-5, 1e-3, 1e-2])
-VC_OPTIONS = st.fixed_dictionaries({
-    "threshold": st.sampled_from(["soft", "hard"]), "sharpness": st.sampled_from([1.0, 3.0]),
-    "eps": st.sampled_from([0.1, 0.05]), "alpha": st.sampled_from([0.0, 0.5]),
-    "m_target": st.sampled_from([0.3, 0.6]), "penalty": st.sampled_from(["l1", "l2"])})
+VC_OPTIONS = st.fixed_dictionaries(
+    {
+        "threshold": st.sampled_from(["soft", "hard"]),
+        "sharpness": st.sampled_from([1.0, 3.0]),
+        "eps": st.sampled_from([0.1, 0.05]),
+        "alpha": st.sampled_from([0.0, 0.5]),
+        "m_target": st.sampled_from([0.3, 0.6]),
+        "penalty": st.sampled_from(["l1", "l2"]),
+    }
+)
 OPTIONS = {
     "rnn": dropout(("hidden",)),
     "lstm": dropout(("update", "hidden", "cell")),
-    "gru": merged(st.fixed_dictionaries({"reset_after": st.booleans()}),
-                  dropout(("update", "hidden"))),
+    "gru": merged(
+        st.fixed_dictionaries({"reset_after": st.booleans()}), dropout(("update", "hidden"))
+    ),
     # statistics of the batch, of the population (t_max rows) or renormalized, in
     # training and in evaluation; dropout draws its masks in training only
-    "bnlstm": merged(st.fixed_dictionaries({
-        "training": st.booleans(), "eps": EPS, "carry_normalized_c": st.booleans(),
-        "x_stats": st.sampled_from(["step", "shared", "none"]),
-        "train_stats": st.sampled_from(["batch", "renorm", "population"]),
-        "eval_stats": st.sampled_from(["population", "batch"]),
-        "renorm_rmax": st.sampled_from([1.0, 1.5, 3.0]),
-        "renorm_dmax": st.sampled_from([0.0, 0.5, 5.0]), "t_max": st.integers(1, 5)}),
-        dropout(("update", "hidden", "cell"))),
-    "lnlstm": merged(st.fixed_dictionaries({"flavour": st.sampled_from(["paper", "tensorflow"]),
-                                            "eps": EPS}),
-                     dropout(("update", "hidden", "cell"))),
+    "bnlstm": merged(
+        st.fixed_dictionaries(
+            {
+                "training": st.booleans(),
+                "eps": EPS,
+                "carry_normalized_c": st.booleans(),
+                "x_stats": st.sampled_from(["step", "shared", "none"]),
+                "train_stats": st.sampled_from(["batch", "renorm", "population"]),
+                "eval_stats": st.sampled_from(["population", "batch"]),
+                "renorm_rmax": st.sampled_from([1.0, 1.5, 3.0]),
+                "renorm_dmax": st.sampled_from([0.0, 0.5, 5.0]),
+                "t_max": st.integers(1, 5),
+            }
+        ),
+        dropout(("update", "hidden", "cell")),
+    ),
+    "lnlstm": merged(
+        st.fixed_dictionaries({"flavour": st.sampled_from(["paper", "tensorflow"]), "eps": EPS}),
+        dropout(("update", "hidden", "cell")),
+    ),
     "lngru": merged(st.fixed_dictionaries({"eps": EPS}), dropout(("update", "hidden"))),
     **{name: VC_OPTIONS for name in VC_CELLS},
 }
@@ -88,8 +111,11 @@ def random_stats(H, t_max, rng, x_stats="step"):
     for key in bnlstm.STAT_KEYS:
         rows = 1 if key.endswith("_x") and x_stats == "shared" else t_max
         shape = (rows, stats[key].shape[1])
-        stats[key] = (rng.uniform(0.5, 2.0, shape) if key.startswith("var")
-                      else 0.3 * rng.standard_normal(shape))
+        stats[key] = (
+            rng.uniform(0.5, 2.0, shape)
+            if key.startswith("var")
+            else 0.3 * rng.standard_normal(shape)
+        )
     return stats
 
 
@@ -103,8 +129,11 @@ def as_state(arrays):
 
 def assert_equal_to_rounding(twin, kernel, what):
     twin, kernel = np.asarray(twin), np.asarray(kernel)
-    assert twin.shape == kernel.shape and twin.dtype == kernel.dtype, (what, twin.shape,
-                                                                       kernel.shape)
+    assert twin.shape == kernel.shape and twin.dtype == kernel.dtype, (
+        what,
+        twin.shape,
+        kernel.shape,
+    )
     scale = max(np.abs(twin).max(), np.abs(kernel).max(), 1.0)
     err = np.abs(twin - kernel).max() / scale
     assert err <= RTOL, f"{what}: max-norm relative error {err:.2e}"
@@ -114,12 +143,24 @@ def edge_distance(cache):
     """How far the VC masks of a kernel's forward are from the threshold's jumps."""
     o = cache["options"]
     H, I = cache["e"].shape[2], cache["ex"].shape[2]
-    return min(vc.distance_to_edges(cache["m"], H, o["sharpness"], o["eps"]),
-               vc.distance_to_edges(cache["m"], I, o["sharpness"], o["eps"]))
+    return min(
+        vc.distance_to_edges(cache["m"], H, o["sharpness"], o["eps"]),
+        vc.distance_to_edges(cache["m"], I, o["sharpness"], o["eps"]),
+    )
 
 
-def run_both(name, opts, batch, time, input_size, hidden, seed, with_state, with_dstate,
-             away_from_edges=assume):
+def run_both(
+    name,
+    opts,
+    batch,
+    time,
+    input_size,
+    hidden,
+    seed,
+    with_state,
+    with_dstate,
+    away_from_edges=assume,
+):
     """Kernel and twin of cell ``name`` on the same random case; asserts they agree
     and that the twin changed none of its arguments. ``away_from_edges(ok)`` is
     called for the VC cells with whether no mask value is within 1e-9 of a jump
@@ -133,8 +174,11 @@ def run_both(name, opts, batch, time, input_size, hidden, seed, with_state, with
         p += 0.3 * rng.standard_normal(p.shape)
     x = rng.standard_normal((batch, time, input_size))
     n_state = cell.STATE_SIZE
-    state = (as_state(tuple(0.5 * rng.standard_normal((batch, hidden)) for _ in range(n_state)))
-             if with_state else None)
+    state = (
+        as_state(tuple(0.5 * rng.standard_normal((batch, hidden)) for _ in range(n_state)))
+        if with_state
+        else None
+    )
     if "t_max" in opts:
         opts["stats"] = random_stats(hidden, opts.pop("t_max"), rng, opts.get("x_stats", "step"))
 
@@ -161,8 +205,11 @@ def run_both(name, opts, batch, time, input_size, hidden, seed, with_state, with
         assert_equal_to_rounding(twin_cache["penalty"], cache["penalty"], "penalty")
 
     dhs = rng.standard_normal(hs.shape)
-    dstate = (as_state(tuple(rng.standard_normal((batch, hidden)) for _ in range(n_state)))
-              if with_dstate else None)
+    dstate = (
+        as_state(tuple(rng.standard_normal((batch, hidden)) for _ in range(n_state)))
+        if with_dstate
+        else None
+    )
     kept_upstream = copy.deepcopy((dhs, dstate))
     dx, grads = cell.backward(params, dhs, cache, dstate)
     twin_dx, twin_grads = twin.backward(params, dhs, twin_cache, dstate)
@@ -172,23 +219,33 @@ def run_both(name, opts, batch, time, input_size, hidden, seed, with_state, with
         assert_equal_to_rounding(twin_grads[key], want, f"grads[{key!r}]")
 
     for before, after in ((kept, arguments), (kept_upstream, (dhs, dstate))):
-        np.testing.assert_equal(after, before)      # nothing was modified in place
+        np.testing.assert_equal(after, before)  # nothing was modified in place
     return cache
 
 
 @pytest.mark.parametrize("name", sorted(TWINS))
 @settings(max_examples=20, deadline=None)
-@given(data=st.data(), batch=st.integers(1, 3), time=st.integers(1, 4),
-       input_size=st.integers(1, 3), hidden=st.integers(1, 4), seed=st.integers(0, 2**31 - 2),
-       with_state=st.booleans(), with_dstate=st.booleans())
-def test_kernel_equals_its_readable_twin(name, data, batch, time, input_size, hidden, seed,
-                                         with_state, with_dstate):
+@given(
+    data=st.data(),
+    batch=st.integers(1, 3),
+    time=st.integers(1, 4),
+    input_size=st.integers(1, 3),
+    hidden=st.integers(1, 4),
+    seed=st.integers(0, 2**31 - 2),
+    with_state=st.booleans(),
+    with_dstate=st.booleans(),
+)
+def test_kernel_equals_its_readable_twin(
+    name, data, batch, time, input_size, hidden, seed, with_state, with_dstate
+):
     opts = data.draw(OPTIONS[name], label="options")
     run_both(name, opts, batch, time, input_size, hidden, seed, with_state, with_dstate)
 
 
 BNLSTM_STATISTICS = [
-    {"x_stats": "shared"}, {"x_stats": "none"}, {"train_stats": "renorm"},
+    {"x_stats": "shared"},
+    {"x_stats": "none"},
+    {"train_stats": "renorm"},
     {"train_stats": "renorm", "renorm_rmax": 1.2, "renorm_dmax": 0.1, "x_stats": "shared"},
     {"train_stats": "population", "carry_normalized_c": True},
     {"training": False, "eval_stats": "batch"},
@@ -210,11 +267,21 @@ def test_every_option_combination_once(name):
     gradient of the final state."""
     cell = CELLS[name]
     cases = list(cell.GRADCHECK_CASES)
-    if name == "bnlstm":        # population statistics shorter than the input, and each
-        cases = [dict(c, t_max=3) for c in cases + BNLSTM_STATISTICS]   # kind of statistics
+    if name == "bnlstm":  # population statistics shorter than the input, and each
+        cases = [dict(c, t_max=3) for c in cases + BNLSTM_STATISTICS]  # kind of statistics
     for k, opts in enumerate(cases):
-        run_both(name, opts, batch=4, time=5, input_size=3, hidden=4, seed=k,
-                 with_state=True, with_dstate=True, away_from_edges=must_be_away)
+        run_both(
+            name,
+            opts,
+            batch=4,
+            time=5,
+            input_size=3,
+            hidden=4,
+            seed=k,
+            with_state=True,
+            with_dstate=True,
+            away_from_edges=must_be_away,
+        )
 
 
 def test_every_cell_has_a_twin_with_the_contract():

@@ -1,5 +1,6 @@
 """minirnn.subnormals: inside flush_subnormals(), subnormal float32 results are 0;
 after it, the previous setting is back."""
+
 import platform
 import subprocess
 import sys
@@ -23,23 +24,32 @@ PROBE = textwrap.dedent("""
 """)
 
 
-@pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"),
-                    reason="MXCSR is x86-64's")
+@pytest.mark.skipif(
+    platform.machine().lower() not in ("x86_64", "amd64"), reason="MXCSR is x86-64's"
+)
 def test_flush_subnormals_rounds_subnormal_results_to_zero_and_nothing_else():
     # a fresh interpreter, so that nothing else has touched the setting
-    out = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True,
-                         check=True).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE], capture_output=True, text=True, check=True
+    ).stdout.split()
     flushed, nonzero_before, nonzero_inside, nonzero_after, underflow, normal = out
     assert flushed == "True"
-    assert (nonzero_before, nonzero_inside, nonzero_after) == ("2", "0", "2")   # restored
-    assert float(underflow) == 0.0                    # 1e-40 is below float32's normal range
-    assert float(normal) == pytest.approx(2e-3)      # normal numbers are untouched
+    assert (nonzero_before, nonzero_inside, nonzero_after) == ("2", "0", "2")  # restored
+    assert float(underflow) == 0.0  # 1e-40 is below float32's normal range
+    assert float(normal) == pytest.approx(2e-3)  # normal numbers are untouched
 
 
 def test_flush_subnormals_does_nothing_without_the_jit():
-    out = subprocess.run([sys.executable, "-c",
-                          "from minirnn.subnormals import flush_subnormals\n"
-                          "with flush_subnormals() as flushed: print(flushed)"],
-                         capture_output=True, text=True, check=True,
-                         env={**__import__("os").environ, "NUMBA_DISABLE_JIT": "1"})
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from minirnn.subnormals import flush_subnormals\n"
+            "with flush_subnormals() as flushed: print(flushed)",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**__import__("os").environ, "NUMBA_DISABLE_JIT": "1"},
+    )
     assert out.stdout.strip() == "False"

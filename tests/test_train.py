@@ -1,4 +1,5 @@
 """Training: resume is exact, NaN stops keep the checkpoint, Ctrl-C saves, the CLI runs."""
+
 import json
 import os
 import signal
@@ -34,8 +35,9 @@ def test_resume_ends_with_identical_parameters(tmp_path, cell, options):
     broken = tmp_path / "broken"
     first = train(config, broken, progress=False, stop_after_steps=4, print_fn=lambda *a: None)
     assert first["interrupted"] and first["step"] == 4
-    second = train(config, broken, resume=True, progress=False, stop_after_steps=9,
-                   print_fn=lambda *a: None)          # crosses into the second epoch
+    second = train(
+        config, broken, resume=True, progress=False, stop_after_steps=9, print_fn=lambda *a: None
+    )  # crosses into the second epoch
     assert second["interrupted"] and second["step"] == 13
     train(config, broken, resume=True, progress=False, print_fn=lambda *a: None)
 
@@ -47,14 +49,16 @@ def test_resume_ends_with_identical_parameters(tmp_path, cell, options):
 
 
 def test_lr_end_decays_every_step_and_resumes_on_the_same_rates(tmp_path):
-    config = TrainConfig(lr=0.01, lr_end=1e-3, **dict(QUICK, log_every=1))   # 20 steps
+    config = TrainConfig(lr=0.01, lr_end=1e-3, **dict(QUICK, log_every=1))  # 20 steps
     straight = tmp_path / "straight"
     train(config, straight, progress=False, print_fn=lambda *a: None)
     records = [r for r in train_records(straight) if r["split"] == "train"]
     # the record of step s carries the rate of update s (0-based s - 1)
-    np.testing.assert_allclose([r["lr"] for r in records],
-                               [0.01 * 0.1 ** ((r["step"] - 1) / 19) for r in records],
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        [r["lr"] for r in records],
+        [0.01 * 0.1 ** ((r["step"] - 1) / 19) for r in records],
+        rtol=1e-12,
+    )
     assert records[-1]["step"] == 20 and records[-1]["lr"] == pytest.approx(1e-3)
 
     broken = tmp_path / "broken"
@@ -67,12 +71,11 @@ def test_lr_end_decays_every_step_and_resumes_on_the_same_rates(tmp_path):
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
-    config = TrainConfig(**QUICK)                       # 10 steps per epoch
+    config = TrainConfig(**QUICK)  # 10 steps per epoch
     one_epoch = tmp_path / "one"
-    train(TrainConfig(**dict(QUICK, epochs=1)), one_epoch, progress=False,
-          print_fn=lambda *a: None)
+    train(TrainConfig(**dict(QUICK, epochs=1)), one_epoch, progress=False, print_fn=lambda *a: None)
 
-    real = ShardedStep.__call__         # a training step's loss and gradients
+    real = ShardedStep.__call__  # a training step's loss and gradients
     calls = {"n": 0}
 
     def poisoned(self, x, y):
@@ -100,7 +103,7 @@ def test_ctrl_c_finishes_the_step_and_saves(tmp_path, monkeypatch):
     def interrupting(self, x, y):
         calls["n"] += 1
         if calls["n"] == 3:
-            os.kill(os.getpid(), signal.SIGINT)     # arrives in the middle of step 3
+            os.kill(os.getpid(), signal.SIGINT)  # arrives in the middle of step 3
         return real(self, x, y)
 
     monkeypatch.setattr(ShardedStep, "__call__", interrupting)
@@ -112,7 +115,7 @@ def test_ctrl_c_finishes_the_step_and_saves(tmp_path, monkeypatch):
         restored = signal.getsignal(signal.SIGINT)
     finally:
         signal.signal(signal.SIGINT, before)
-    assert summary["interrupted"] and summary["step"] == 3     # step 3 was completed
+    assert summary["interrupted"] and summary["step"] == 3  # step 3 was completed
     _, _, meta = ckpt.load_checkpoint(tmp_path / CHECKPOINT)
     assert (meta["step"], meta["batch_index"]) == (3, 3)
     assert restored is signal.default_int_handler
@@ -136,7 +139,7 @@ def test_checkpoint_write_is_atomic(tmp_path):
     loaded, loaded_state, meta = ckpt.load_checkpoint(path)
     np.testing.assert_array_equal(loaded["W"], params["W"])
     assert loaded_state == state and meta["step"] == 1
-    assert [p.name for p in tmp_path.iterdir()] == ["c.npz"]     # no temporary left
+    assert [p.name for p in tmp_path.iterdir()] == ["c.npz"]  # no temporary left
 
 
 def test_config_rejects_bad_values():
@@ -148,15 +151,24 @@ def test_config_rejects_bad_values():
         TrainConfig(lr_end=0)
     with pytest.raises(ValueError, match="bn_convention: expected 'tensorflow' or 'pytorch'"):
         TrainConfig(task="mnist", model="cnn", bn_convention="keras")
-    assert TrainConfig(task="mnist", model="cnn", lr_end=1e-4, bn_convention="pytorch").label() \
+    assert (
+        TrainConfig(task="mnist", model="cnn", lr_end=1e-4, bn_convention="pytorch").label()
         == "cnn +BN (pytorch) lr=0.01->0.0001 cost=stable"
-    assert TrainConfig(cell="gru", cell_options={"reset_after": True}, lr=0.001).label() == \
-        "gru reset_after=True lr=0.001"
+    )
+    assert (
+        TrainConfig(cell="gru", cell_options={"reset_after": True}, lr=0.001).label()
+        == "gru reset_after=True lr=0.001"
+    )
 
 
 def run_cli(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "minirnn", *args], capture_output=True,
-                          text=True, cwd=cwd, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "minirnn", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=300,
+    )
 
 
 def run_main(capsys, *args):
@@ -164,9 +176,10 @@ def run_main(capsys, *args):
     interpreter per command costs seconds, and run_cli's first call shows that
     ``python -m minirnn`` starts."""
     from minirnn import cli
+
     try:
         code = cli.main(list(args))
-    except SystemExit as stop:                      # argparse's own usage errors
+    except SystemExit as stop:  # argparse's own usage errors
         code = stop.code
     out, err = capsys.readouterr()
     return SimpleNamespace(returncode=code, stdout=out, stderr=err)
@@ -179,8 +192,9 @@ def test_cli_train_eval_plot_end_to_end(tmp_path, monkeypatch, capsys):
     assert res.returncode == 0, res.stderr
     assert "test accuracy" in res.stdout
     run = tmp_path / "a"
-    assert {"config.json", "metrics.jsonl", "checkpoint.npz", "curves.png"} <= \
-        {p.name for p in run.iterdir()}
+    assert {"config.json", "metrics.jsonl", "checkpoint.npz", "curves.png"} <= {
+        p.name for p in run.iterdir()
+    }
     test_record = json.loads((run / METRICS).read_text().splitlines()[-1])
     assert test_record["split"] == "test"
     assert f"test accuracy {test_record['accuracy']:.4f}" in res.stdout
@@ -191,19 +205,22 @@ def test_cli_train_eval_plot_end_to_end(tmp_path, monkeypatch, capsys):
     expected = f"test: loss {test_record['loss']:.4f}, accuracy {test_record['accuracy']:.4f}"
     assert expected in res.stdout
 
-    res = run_main(capsys, "train", *common, "--cell", "gru", "--cell-option",
-                   "reset_after=true", "--out", "b")
+    res = run_main(
+        capsys, "train", *common, "--cell", "gru", "--cell-option", "reset_after=true", "--out", "b"
+    )
     assert res.returncode == 0, res.stderr
-    assert json.loads((tmp_path / "b" / "config.json").read_text())["cell_options"] == \
-        {"reset_after": True}
+    assert json.loads((tmp_path / "b" / "config.json").read_text())["cell_options"] == {
+        "reset_after": True
+    }
     res = run_main(capsys, "plot", "a", "b", "-o", "both.png")
     assert res.returncode == 0, res.stderr
     assert (tmp_path / "both.png").stat().st_size > 10_000
 
     res = run_main(capsys, "train", "--lr", "-1")
     assert res.returncode == 2 and "lr: expected a positive learning rate" in res.stderr
-    res = run_main(capsys, "train", "--task", "sine", "--limit", "50", "--hidden", "4", "--quiet",
-                   "--out", "s")
+    res = run_main(
+        capsys, "train", "--task", "sine", "--limit", "50", "--hidden", "4", "--quiet", "--out", "s"
+    )
     assert res.returncode == 0, res.stderr
     assert "test mse" in res.stdout
 
@@ -221,19 +238,41 @@ def test_resuming_a_finished_run_keeps_one_test_record(tmp_path):
 @pytest.mark.slow
 def test_cli_trains_the_cnn_on_idx_files_and_on_a_kaggle_csv(tmp_path, monkeypatch, capsys):
     from minirnn.data import load_mnist
+
     (x, y), _ = load_mnist()
     rows = ["label," + ",".join(f"pixel{i}" for i in range(784))]
-    rows += [f"{label}," + ",".join(map(str, image.ravel()))
-             for image, label in zip(x[:300], y[:300])]
+    rows += [
+        f"{label}," + ",".join(map(str, image.ravel())) for image, label in zip(x[:300], y[:300])
+    ]
     (tmp_path / "train.csv").write_text("\n".join(rows) + "\n")
-    common = ["--task", "mnist", "--model", "cnn", "--limit", "200", "--batch-size", "50",
-              "--quiet"]
+    common = [
+        "--task",
+        "mnist",
+        "--model",
+        "cnn",
+        "--limit",
+        "200",
+        "--batch-size",
+        "50",
+        "--quiet",
+    ]
     monkeypatch.chdir(tmp_path)
     res = run_main(capsys, "train", *common, "--out", "idx")
     assert res.returncode == 0, res.stderr
     assert "test accuracy" in res.stdout
-    res = run_main(capsys, "train", *common, "--kaggle-csv", "train.csv", "--no-batchnorm",
-                   "--cost", "clipped", "--raw-pixels", "--out", "csv")
+    res = run_main(
+        capsys,
+        "train",
+        *common,
+        "--kaggle-csv",
+        "train.csv",
+        "--no-batchnorm",
+        "--cost",
+        "clipped",
+        "--raw-pixels",
+        "--out",
+        "csv",
+    )
     assert res.returncode == 0, res.stderr
     config = json.loads((tmp_path / "csv" / "config.json").read_text())
     assert (config["batchnorm"], config["cost"], config["raw_pixels"]) == (False, "clipped", True)

@@ -3,6 +3,7 @@
 The ```python blocks of one tutorial are joined in order and executed as one
 script; the asserts inside them are the tutorial's own checks.
 """
+
 import re
 from pathlib import Path
 

@@ -3,6 +3,7 @@ and on both sides of both threshold edges, the penalty, the hard mask against
 the Qiita variable-computation note's formula, the plain cells at m_t = 1, compiled
 against plain Python, float32, errors, the sparse inference kernel, the MAC count and
 the schedule."""
+
 import math
 
 import numpy as np
@@ -20,7 +21,7 @@ VC = {"vcrnn": vcrnn, "vcgru": vcgru, "vclstm": vclstm}
 PLAIN = {"vcrnn": rnn, "vcgru": gru, "vclstm": lstm}
 NAMES = list(VC)
 MODES = ["soft", "hard"]
-MARGIN = 1e-4     # skip points whose mask is this close to a jump of the threshold
+MARGIN = 1e-4  # skip points whose mask is this close to a jump of the threshold
 
 
 def logit(p):
@@ -35,8 +36,7 @@ def random_params(cell, I, H, rng, dtype=np.float64, **init_opts):
 
 
 def random_state(cell, B, H, rng, dtype=np.float64):
-    parts = tuple((0.5 * rng.standard_normal((B, H))).astype(dtype)
-                  for _ in range(cell.STATE_SIZE))
+    parts = tuple((0.5 * rng.standard_normal((B, H))).astype(dtype) for _ in range(cell.STATE_SIZE))
     return parts if cell.STATE_SIZE > 1 else parts[0]
 
 
@@ -48,8 +48,10 @@ def edge_distance(cache):
     """How far the forward of ``cache`` is from the threshold's jumps (both masks)."""
     o = cache["options"]
     H, I = cache["e"].shape[2], cache["ex"].shape[2]
-    return min(vc.distance_to_edges(cache["m"], H, o["sharpness"], o["eps"]),
-               vc.distance_to_edges(cache["m"], I, o["sharpness"], o["eps"]))
+    return min(
+        vc.distance_to_edges(cache["m"], H, o["sharpness"], o["eps"]),
+        vc.distance_to_edges(cache["m"], I, o["sharpness"], o["eps"]),
+    )
 
 
 def l1_distance(cache):
@@ -59,7 +61,7 @@ def l1_distance(cache):
     return float(np.abs(cache["m"] - o["m_target"]).min())
 
 
-NOISE = 1e-9      # the rounding noise of a central difference: ~ 1e-16 |L| / h, |L| < 10
+NOISE = 1e-9  # the rounding noise of a central difference: ~ 1e-16 |L| / h, |L| < 10
 
 
 def assert_gradients_pass(errors, grads):
@@ -104,8 +106,9 @@ def check_point(cell, params, x, state, options, seed=0):
     """Finite differences of ``L = sum(hs * R) + cache["penalty"]`` (the loss the
     cells' backward differentiates) at the given point, float64. check_cell's loss
     has no penalty term, so the penalty is checked here."""
-    R = np.random.default_rng(seed).standard_normal((x.shape[0], x.shape[1],
-                                                     params["w_h"].shape[0]))
+    R = np.random.default_rng(seed).standard_normal(
+        (x.shape[0], x.shape[1], params["w_h"].shape[0])
+    )
     hs, cache = cell.forward(params, x, state, **options)
     dx, grads = cell.backward(params, R, cache)
 
@@ -119,8 +122,7 @@ def check_point(cell, params, x, state, options, seed=0):
         errors[key] = gradcheck.relative_error(grads[key], gradcheck.numeric_gradient(loss, p))
     if state is not None:
         for key, s in zip(("h0", "c0"), parts(state)):
-            errors[key] = gradcheck.relative_error(grads[key],
-                                                   gradcheck.numeric_gradient(loss, s))
+            errors[key] = gradcheck.relative_error(grads[key], gradcheck.numeric_gradient(loss, s))
     return errors, cache, grads
 
 
@@ -131,34 +133,55 @@ def check_point(cell, params, x, state, options, seed=0):
 # regimes come from sharp masks rather than a saturated scheduler: with m (1 - m)
 # near 1e-5 the scheduler's gradients drown in the finite differences' rounding.
 # (scheduler_bias range, sharpness range)
-REGIMES = {"off": (-6.0, -4.0, 6.0, 12.0), "band": (-1.0, 1.0, 0.3, 1.5),
-           "on": (4.0, 6.0, 6.0, 12.0), "any": (-4.0, 4.0, 0.3, 8.0)}
+REGIMES = {
+    "off": (-6.0, -4.0, 6.0, 12.0),
+    "band": (-1.0, 1.0, 0.3, 1.5),
+    "on": (4.0, 6.0, 6.0, 12.0),
+    "any": (-4.0, 4.0, 0.3, 8.0),
+}
 
 
 @st.composite
 def regime_options(draw, threshold):
     regime = draw(st.sampled_from(sorted(REGIMES)))
     b_lo, b_hi, s_lo, s_hi = REGIMES[regime]
-    return {"threshold": threshold,
-            "scheduler_bias": draw(st.floats(b_lo, b_hi)),
-            "sharpness": draw(st.floats(s_lo, s_hi)),
-            "eps": draw(st.sampled_from([0.05, 0.1, 0.2]))}
+    return {
+        "threshold": threshold,
+        "scheduler_bias": draw(st.floats(b_lo, b_hi)),
+        "sharpness": draw(st.floats(s_lo, s_hi)),
+        "eps": draw(st.sampled_from([0.05, 0.1, 0.2])),
+    }
 
 
 # ---------------------------------------------------------------- gradients
 
+
 @pytest.mark.parametrize("threshold", MODES)
 @pytest.mark.parametrize("name", NAMES)
-@given(data=st.data(), batch=st.integers(1, 3), time=st.integers(1, 4),
-       input_size=st.integers(1, 3), hidden_size=st.integers(1, 4),
-       seed=st.integers(0, 2**31 - 1), with_state=st.booleans())
-def test_gradients_match_finite_differences(name, threshold, data, batch, time, input_size,
-                                            hidden_size, seed, with_state):
+@given(
+    data=st.data(),
+    batch=st.integers(1, 3),
+    time=st.integers(1, 4),
+    input_size=st.integers(1, 3),
+    hidden_size=st.integers(1, 4),
+    seed=st.integers(0, 2**31 - 1),
+    with_state=st.booleans(),
+)
+def test_gradients_match_finite_differences(
+    name, threshold, data, batch, time, input_size, hidden_size, seed, with_state
+):
     options = data.draw(regime_options(threshold))
     cell = Recording(VC[name])
-    errors = gradcheck.check_cell(cell, batch=batch, time=time, input_size=input_size,
-                                  hidden_size=hidden_size, seed=seed, options=options,
-                                  with_state=with_state)
+    errors = gradcheck.check_cell(
+        cell,
+        batch=batch,
+        time=time,
+        input_size=input_size,
+        hidden_size=hidden_size,
+        seed=seed,
+        options=options,
+        with_state=with_state,
+    )
     assume(edge_distance(cell.first) > MARGIN)
     expected = {"x", *VC[name].param_shapes(1, 1)}
     if with_state:
@@ -180,20 +203,32 @@ def test_registered_gradcheck_cases_pass_at_the_default_point(name):
 
 
 @pytest.mark.parametrize("name", NAMES)
-@given(threshold=st.sampled_from(MODES), penalty=st.sampled_from(["l1", "l2"]),
-       alpha=st.floats(0.05, 2.0), m_target=st.floats(0.0, 1.0),
-       regime=st.sampled_from(["band", "any"]), batch=st.integers(1, 3),
-       time=st.integers(1, 3), seed=st.integers(0, 2**31 - 1))
-def test_penalty_gradient_matches_finite_differences(name, threshold, penalty, alpha, m_target,
-                                                     regime, batch, time, seed):
+@given(
+    threshold=st.sampled_from(MODES),
+    penalty=st.sampled_from(["l1", "l2"]),
+    alpha=st.floats(0.05, 2.0),
+    m_target=st.floats(0.0, 1.0),
+    regime=st.sampled_from(["band", "any"]),
+    batch=st.integers(1, 3),
+    time=st.integers(1, 3),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_penalty_gradient_matches_finite_differences(
+    name, threshold, penalty, alpha, m_target, regime, batch, time, seed
+):
     cell = VC[name]
     rng = np.random.default_rng(seed)
     b_lo, b_hi, s_lo, s_hi = REGIMES[regime]
     params = random_params(cell, 2, 3, rng, scheduler_bias=rng.uniform(b_lo, b_hi))
     x = rng.standard_normal((batch, time, 2))
     state = random_state(cell, batch, 3, rng)
-    options = {"threshold": threshold, "alpha": alpha, "m_target": m_target,
-               "penalty": penalty, "sharpness": rng.uniform(s_lo, s_hi)}
+    options = {
+        "threshold": threshold,
+        "alpha": alpha,
+        "m_target": m_target,
+        "penalty": penalty,
+        "sharpness": rng.uniform(s_lo, s_hi),
+    }
     errors, cache, grads = check_point(cell, params, x, state, options, seed)
     assume(edge_distance(cache) > MARGIN and l1_distance(cache) > MARGIN)
     assert cache["penalty"] > 0
@@ -212,17 +247,20 @@ def test_penalty_and_metrics_values():
     x = rng.standard_normal((4, 6, 3))
     for kind, f in (("l1", np.abs), ("l2", np.square)):
         _, cache = vcgru.forward(params, x, alpha=0.3, m_target=0.2, penalty=kind)
-        m = cache["m"]                                        # (T, B)
+        m = cache["m"]  # (T, B)
         assert m.shape == (6, 4)
         assert cache["penalty"] == pytest.approx(0.3 * f(m - 0.2).mean(axis=1).sum(), rel=1e-12)
-    assert cache["metrics"] == {"mean_m": pytest.approx(m.mean(), rel=1e-12),
-                                "update_fraction": pytest.approx(cache["e"].mean(), rel=1e-12)}
+    assert cache["metrics"] == {
+        "mean_m": pytest.approx(m.mean(), rel=1e-12),
+        "update_fraction": pytest.approx(cache["e"].mean(), rel=1e-12),
+    }
     assert all(type(v) is float for v in cache["metrics"].values())
     _, cache = vcgru.forward(params, x)
-    assert cache["penalty"] == 0.0                         # alpha defaults to 0
+    assert cache["penalty"] == 0.0  # alpha defaults to 0
 
 
 # ---------------------------------------------------------------- both sides of each edge
+
 
 def place_unit(cell, threshold, edge, side, delta, unit, seed, time=2, lam=4.0):
     """Parameters and input that put hidden unit ``unit`` of example 0 at step 0 at
@@ -233,7 +271,7 @@ def place_unit(cell, threshold, edge, side, delta, unit, seed, time=2, lam=4.0):
     x = rng.standard_normal((B, time, I))
     state = random_state(cell, B, H, rng)
     s = (eps if edge == "low" else 1 - eps) + side * delta
-    m = (unit + logit(s) / lam) / H                 # lambda (m H - unit) = logit(s)
+    m = (unit + logit(s) / lam) / H  # lambda (m H - unit) = logit(s)
     assert 0 < m < 1
     h0 = parts(state)[0]
     params["b_m"][0] = logit(m) - x[0, 0] @ params["w_x"] - h0[0] @ params["w_h"]
@@ -241,8 +279,7 @@ def place_unit(cell, threshold, edge, side, delta, unit, seed, time=2, lam=4.0):
     return params, x, state, options
 
 
-EDGE_CASES = [("soft", "low", 1), ("soft", "high", 0), ("soft", "high", 2),
-              ("hard", "high", 1)]
+EDGE_CASES = [("soft", "low", 1), ("soft", "high", 0), ("soft", "high", 2), ("hard", "high", 1)]
 
 
 @pytest.mark.parametrize("side", [-1, 1], ids=["below", "above"])
@@ -257,11 +294,11 @@ def test_gradients_on_each_side_of_each_edge(name, threshold, edge, unit, side, 
     if threshold == "hard":
         want = float(side > 0)
     elif edge == "low":
-        want = s if side > 0 else 0.0             # below eps: clamped to 0
+        want = s if side > 0 else 0.0  # below eps: clamped to 0
     else:
-        want = 1.0 if side > 0 else s             # above 1 - eps: clamped to 1
+        want = 1.0 if side > 0 else s  # above 1 - eps: clamped to 1
     assert cache["e"][0, 0, unit] == pytest.approx(want, abs=1e-12)
-    assume(edge_distance(cache) > MARGIN)          # the other units and steps
+    assume(edge_distance(cache) > MARGIN)  # the other units and steps
     assert_gradients_pass(errors, grads)
 
 
@@ -271,8 +308,9 @@ def test_band_side_gives_the_scheduler_a_gradient_and_the_clamped_side_none():
     got = {}
     for side in (-1, 1):
         # lambda = 8: the band is narrower than one unit, so its neighbours are clamped
-        params, x, state, options = place_unit(vcrnn, "soft", "high", side, 0.01, 1, seed=5,
-                                               time=1, lam=8.0)
+        params, x, state, options = place_unit(
+            vcrnn, "soft", "high", side, 0.01, 1, seed=5, time=1, lam=8.0
+        )
         hs, cache = vcrnn.forward(params, x[:1], state[:1], **options)
         e, ex = cache["e"][0, 0], cache["ex"][0, 0]
         in_band = (e > 0) & (e < 1)
@@ -285,6 +323,7 @@ def test_band_side_gives_the_scheduler_a_gradient_and_the_clamped_side_none():
 
 # ---------------------------------------------------------------- the masks
 
+
 def qiita_vc_mask(m, size, lam, eps):
     """The Qiita variable-computation note's code:
     relu(sign(sigmoid(lam * (m * n - range(n))) - (1 - eps)))."""
@@ -293,8 +332,7 @@ def qiita_vc_mask(m, size, lam, eps):
 
 
 @pytest.mark.parametrize("name", NAMES)
-@given(seed=st.integers(0, 2**31 - 1), sharpness=st.floats(0.2, 8.0),
-       eps=st.floats(0.01, 0.4))
+@given(seed=st.integers(0, 2**31 - 1), sharpness=st.floats(0.2, 8.0), eps=st.floats(0.01, 0.4))
 def test_hard_mask_is_the_qiita_notes_formula(name, seed, sharpness, eps):
     cell = VC[name]
     rng = np.random.default_rng(seed)
@@ -351,10 +389,11 @@ def test_m_forced_to_zero_hard_keeps_the_state(name):
     hs, cache = cell.forward(params, x, state, threshold="hard")
     assert np.all(cache["e"] == 0) and np.all(cache["ex"] == 0)
     np.testing.assert_array_equal(hs, np.repeat(parts(state)[0][:, None], 4, axis=1))
-    assert cell.macs(cache)["needed"] == 2 * 4 * (3 + 5)       # the scheduler only
+    assert cell.macs(cache)["needed"] == 2 * 4 * (3 + 5)  # the scheduler only
 
 
 # ---------------------------------------------------------------- the contract
+
 
 @pytest.mark.parametrize("threshold", MODES)
 @pytest.mark.parametrize("name", NAMES)
@@ -372,7 +411,7 @@ def test_step_by_step_equals_whole_sequence(name, threshold):
     dx, grads = cell.backward(params, dhs, cache)
     steps, caches, s = [], [], state
     for t in range(5):
-        h_t, c = cell.forward(params, x[:, t:t + 1], s, **opts)
+        h_t, c = cell.forward(params, x[:, t : t + 1], s, **opts)
         steps.append(h_t)
         caches.append(c)
         s = c["state"]
@@ -381,7 +420,7 @@ def test_step_by_step_equals_whole_sequence(name, threshold):
     dstate, dxs = None, []
     total = {k: np.zeros_like(v) for k, v in params.items()}
     for t in reversed(range(5)):
-        dx_t, g = cell.backward(params, dhs[:, t:t + 1], caches[t], dstate)
+        dx_t, g = cell.backward(params, dhs[:, t : t + 1], caches[t], dstate)
         dxs.insert(0, dx_t)
         for k in total:
             total[k] += g[k]
@@ -412,9 +451,10 @@ def test_float32_in_float32_out_and_inputs_untouched(name, threshold):
         np.testing.assert_array_equal(a, b)
     p64 = {k: v.astype(np.float64) for k, v in params.items()}
     s64 = tuple(s.astype(np.float64) for s in parts(state))
-    hs64, cache64 = cell.forward(p64, x.astype(np.float64),
-                                 s64 if cell.STATE_SIZE == 2 else s64[0], **opts)
-    assert edge_distance(cache64) > MARGIN                # the same masks in both
+    hs64, cache64 = cell.forward(
+        p64, x.astype(np.float64), s64 if cell.STATE_SIZE == 2 else s64[0], **opts
+    )
+    assert edge_distance(cache64) > MARGIN  # the same masks in both
     np.testing.assert_allclose(hs, hs64, atol=1e-5)
 
 
@@ -452,18 +492,22 @@ def test_compiled_loops_equal_the_same_code_without_jit():
 
 # ---------------------------------------------------------------- bad input
 
-@pytest.mark.parametrize("options,error,message", [
-    ({"threshold": "medium"}, ValueError, "threshold must be 'soft'"),
-    ({"sharpness": 0.0}, ValueError, "sharpness (lambda) must be > 0, got 0.0"),
-    ({"sharpness": "5"}, TypeError, "sharpness: expected a number, got str"),
-    ({"eps": 0.5}, ValueError, "eps must satisfy 0 <= eps < 0.5"),
-    ({"eps": float("nan")}, ValueError, "eps: expected a finite number"),
-    ({"alpha": -1}, ValueError, "alpha (the penalty weight) must be >= 0"),
-    ({"m_target": 1.5}, ValueError, "m_target must lie in [0, 1]"),
-    ({"penalty": "l3"}, ValueError, "penalty must be 'l1' or 'l2', got 'l3'"),
-    ({"lambda_": 2.0}, TypeError, "unexpected option(s) ['lambda_']"),
-    ({"reset_after": True}, TypeError, "unexpected option(s) ['reset_after']"),
-])
+
+@pytest.mark.parametrize(
+    "options,error,message",
+    [
+        ({"threshold": "medium"}, ValueError, "threshold must be 'soft'"),
+        ({"sharpness": 0.0}, ValueError, "sharpness (lambda) must be > 0, got 0.0"),
+        ({"sharpness": "5"}, TypeError, "sharpness: expected a number, got str"),
+        ({"eps": 0.5}, ValueError, "eps must satisfy 0 <= eps < 0.5"),
+        ({"eps": float("nan")}, ValueError, "eps: expected a finite number"),
+        ({"alpha": -1}, ValueError, "alpha (the penalty weight) must be >= 0"),
+        ({"m_target": 1.5}, ValueError, "m_target must lie in [0, 1]"),
+        ({"penalty": "l3"}, ValueError, "penalty must be 'l1' or 'l2', got 'l3'"),
+        ({"lambda_": 2.0}, TypeError, "unexpected option(s) ['lambda_']"),
+        ({"reset_after": True}, TypeError, "unexpected option(s) ['reset_after']"),
+    ],
+)
 @pytest.mark.parametrize("name", NAMES)
 def test_bad_options_are_named(name, options, error, message):
     cell = VC[name]
@@ -500,12 +544,20 @@ def test_bad_params_state_and_upstream_are_named():
 
 # ---------------------------------------------------------------- real savings
 
+
 @pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-12), (np.float32, 1e-5)])
 @pytest.mark.parametrize("threshold", MODES)
-@given(seed=st.integers(0, 2**31 - 1), batch=st.integers(1, 5), time=st.integers(1, 6),
-       bias=st.floats(-3, 3), sharpness=st.floats(0.3, 8.0), with_state=st.booleans())
-def test_sparse_inference_equals_the_dense_forward(threshold, dtype, tol, seed, batch, time,
-                                                   bias, sharpness, with_state):
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    batch=st.integers(1, 5),
+    time=st.integers(1, 6),
+    bias=st.floats(-3, 3),
+    sharpness=st.floats(0.3, 8.0),
+    with_state=st.booleans(),
+)
+def test_sparse_inference_equals_the_dense_forward(
+    threshold, dtype, tol, seed, batch, time, bias, sharpness, with_state
+):
     rng = np.random.default_rng(seed)
     params = random_params(vclstm, 6, 9, rng, dtype=dtype, scheduler_bias=bias)
     x = rng.standard_normal((batch, time, 6)).astype(dtype)
@@ -528,8 +580,10 @@ def test_sparse_inference_equals_the_dense_forward(threshold, dtype, tol, seed, 
 
 def forced(cell, m, I, H, rng, dtype=np.float64):
     """Parameters whose scheduler outputs exactly sigma(b_m) = m at every step."""
-    params = {k: (0.1 * rng.standard_normal(shape)).astype(dtype)
-              for k, shape in cell.param_shapes(I, H).items()}
+    params = {
+        k: (0.1 * rng.standard_normal(shape)).astype(dtype)
+        for k, shape in cell.param_shapes(I, H).items()
+    }
     params["w_x"][:] = 0
     params["w_h"][:] = 0
     params["b_m"][:] = logit(m)
@@ -551,10 +605,11 @@ def test_mac_counts_with_forced_m(m, K, Kx):
     assert counts["needed"] == 6 * per_step
     assert counts["dense"] == 6 * (128 * 400 + 128)
     _, info = vclstm_sparse.forward_sparse(params, x, threshold="hard", sharpness=20.0)
-    assert info["macs"] == counts["needed"]             # every example agrees on K
+    assert info["macs"] == counts["needed"]  # every example agrees on K
     for cell, gates in ((vcrnn, 1), (vcgru, 3)):
-        _, c = cell.forward(forced(cell, min(m, 1 - 1e-12), 28, 100, rng), x,
-                            threshold="hard", sharpness=20.0)
+        _, c = cell.forward(
+            forced(cell, min(m, 1 - 1e-12), 28, 100, rng), x, threshold="hard", sharpness=20.0
+        )
         if m < 1:
             assert cell.macs(c)["needed"] == 6 * ((Kx + K) * gates * K + 128)
 
@@ -566,11 +621,12 @@ def test_prefix_length():
 
 # ---------------------------------------------------------------- schedule and layer
 
+
 def test_sharpness_schedule():
     assert sharpness_at(0, 1.0, 10.0, 100) == 1.0
     assert sharpness_at(50, 1.0, 10.0, 100) == pytest.approx(5.5)
     assert sharpness_at(50, 1.0, 100.0, 100, kind="exponential") == pytest.approx(10.0)
-    assert sharpness_at(1000, 1.0, 10.0, 100) == 10.0          # held at the end
+    assert sharpness_at(1000, 1.0, 10.0, 100) == 10.0  # held at the end
     assert sharpness_at(1000, 1.0, 10.0, 100, kind="exponential") == pytest.approx(10.0)
     with pytest.raises(ValueError, match="kind must be 'linear' or 'exponential'"):
         sharpness_at(0, 1.0, 10.0, 100, kind="cosine")
@@ -581,9 +637,11 @@ def test_sharpness_schedule():
 def test_recurrent_layer_reads_penalty_metrics_and_takes_the_schedule(monkeypatch):
     from minirnn.cells import CELLS
     from minirnn.nn.layers import Recurrent
+
     monkeypatch.setitem(CELLS, "vclstm", vclstm)
-    layer = Recurrent("vclstm", 3, 4, rng=np.random.default_rng(0), alpha=0.5,
-                      scheduler_bias=1.0, forget_bias=1.0)
+    layer = Recurrent(
+        "vclstm", 3, 4, rng=np.random.default_rng(0), alpha=0.5, scheduler_bias=1.0, forget_bias=1.0
+    )
     x = np.random.default_rng(1).standard_normal((2, 5, 3)).astype(np.float32)
     layer.forward(x)
     assert layer.penalty() > 0 and set(layer.metrics()) == {"mean_m", "update_fraction"}

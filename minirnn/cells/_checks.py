@@ -7,6 +7,7 @@ the actual shape or dtype. The checks of single arrays are those of the
 functional ops (``minirnn/functional/checks.py``); here are the ones that know
 a cell's parameters, sequences, states and options.
 """
+
 import numpy as np
 
 from ..functional import checks
@@ -21,8 +22,10 @@ def check_params(params, shapes):
     missing = sorted(set(shapes) - set(params))
     extra = sorted(set(params) - set(shapes))
     if missing or extra:
-        raise KeyError(f"params: expected keys {sorted(shapes)}, got {sorted(params)}"
-                       f" (missing {missing}, unexpected {extra})")
+        raise KeyError(
+            f"params: expected keys {sorted(shapes)}, got {sorted(params)}"
+            f" (missing {missing}, unexpected {extra})"
+        )
     dtype = None
     for key, shape in shapes.items():
         p = check_float_array(f"params['{key}']", params[key])
@@ -31,8 +34,9 @@ def check_params(params, shapes):
         if dtype is None:
             dtype = p.dtype
         elif p.dtype != dtype:
-            raise TypeError(f"params['{key}']: expected dtype {dtype} like the other "
-                            f"parameters, got {p.dtype}")
+            raise TypeError(
+                f"params['{key}']: expected dtype {dtype} like the other parameters, got {p.dtype}"
+            )
     return dtype
 
 
@@ -51,16 +55,22 @@ def check_sequence(x, input_size, dtype, name="x"):
     """x: (batch, time, input) of the parameters' dtype, with time >= 1."""
     check_float_array(name, x)
     if x.ndim != 3:
-        raise ValueError(f"{name}: expected shape (batch, time, {input_size}), got {x.shape}"
-                         f" ({x.ndim}-D); add the missing axis, e.g. x[None] or x[..., None]")
+        raise ValueError(
+            f"{name}: expected shape (batch, time, {input_size}), got {x.shape}"
+            f" ({x.ndim}-D); add the missing axis, e.g. x[None] or x[..., None]"
+        )
     if x.shape[2] != input_size:
-        raise ValueError(f"{name}: expected input size {input_size} to match params['W'] "
-                         f"of shape ({input_size}, ...), got x of shape {x.shape}")
+        raise ValueError(
+            f"{name}: expected input size {input_size} to match params['W'] "
+            f"of shape ({input_size}, ...), got x of shape {x.shape}"
+        )
     if x.shape[0] < 1 or x.shape[1] < 1:
         raise ValueError(f"{name}: expected at least one example and one timestep, got {x.shape}")
     if x.dtype != dtype:
-        raise TypeError(f"{name}: expected dtype {dtype} like the parameters, got {x.dtype}; "
-                        f"convert one of them with .astype()")
+        raise TypeError(
+            f"{name}: expected dtype {dtype} like the parameters, got {x.dtype}; "
+            f"convert one of them with .astype()"
+        )
     return x
 
 
@@ -70,8 +80,9 @@ def check_state(name, s, batch, hidden, dtype):
         return np.zeros((batch, hidden), dtype=dtype)
     check_float_array(name, s)
     if s.shape != (batch, hidden):
-        raise ValueError(f"{name}: expected shape ({batch}, {hidden}) = (batch, hidden), "
-                         f"got {s.shape}")
+        raise ValueError(
+            f"{name}: expected shape ({batch}, {hidden}) = (batch, hidden), got {s.shape}"
+        )
     if s.dtype != dtype:
         raise TypeError(f"{name}: expected dtype {dtype} like the parameters, got {s.dtype}")
     return np.ascontiguousarray(s)
@@ -115,8 +126,9 @@ def check_options(name, options, allowed):
     """Reject unknown keyword options instead of ignoring a typo."""
     unknown = sorted(set(options) - set(allowed))
     if unknown:
-        raise TypeError(f"{name}: unexpected option(s) {unknown}; "
-                        f"it accepts {sorted(allowed) or 'none'}")
+        raise TypeError(
+            f"{name}: unexpected option(s) {unknown}; it accepts {sorted(allowed) or 'none'}"
+        )
 
 
 def check_lstm_state(name, state, batch, hidden, dtype, parts=("h0", "c0")):
@@ -125,7 +137,7 @@ def check_lstm_state(name, state, batch, hidden, dtype, parts=("h0", "c0")):
     if state is None:
         state = (None, None)
     elif not (isinstance(state, tuple) and len(state) == 2):
-        raise TypeError(f"{name}: expected a tuple (h, c) for an LSTM, "
-                        f"got {type(state).__name__}")
-    return tuple(check_state(f"{name} {part}", s, batch, hidden, dtype)
-                 for part, s in zip(parts, state))
+        raise TypeError(f"{name}: expected a tuple (h, c) for an LSTM, got {type(state).__name__}")
+    return tuple(
+        check_state(f"{name} {part}", s, batch, hidden, dtype) for part, s in zip(parts, state)
+    )

@@ -46,6 +46,7 @@ is carried to the next step: before the normalization of c where the raw cell is
 carried (bnlstm, lnlstm paper), after it where the normalized cell is (bnlstm
 with ``carry_normalized_c=True``, lnlstm tensorflow); each module's notes say so.
 """
+
 import numpy as np
 from numba import njit, types
 from numba.extending import overload
@@ -63,37 +64,50 @@ def draw_mask(rng, p, time, batch, hidden, *, per="sequence", shared=False, dtyp
     return np.where(keep, np.asarray(1.0 / (1.0 - p), dtype=dtype), np.asarray(0, dtype=dtype))
 
 
-def recurrent_masks(name, placements, *, rate, where, per, shared, training, rng,
-                    time, batch, hidden, dtype):
+def recurrent_masks(
+    name, placements, *, rate, where, per, shared, training, rng, time, batch, hidden, dtype
+):
     """Check the dropout options of cell ``name`` (which accepts ``placements``) and
     draw its mask. Returns ``{}`` when nothing is dropped (p = 0, or evaluation)
     and ``{where: mask}`` otherwise."""
-    if isinstance(rate, bool) or not isinstance(rate, (int, float, np.floating)) \
-            or not 0 <= rate < 1:
-        raise ValueError(f"{name}.forward: recurrent_dropout: expected a rate 0 <= p < 1, "
-                         f"got {rate!r}")
+    if (
+        isinstance(rate, bool)
+        or not isinstance(rate, (int, float, np.floating))
+        or not 0 <= rate < 1
+    ):
+        raise ValueError(
+            f"{name}.forward: recurrent_dropout: expected a rate 0 <= p < 1, got {rate!r}"
+        )
     if where not in placements:
         others = [w for w in PLACEMENTS if w not in placements]
-        hint = (f" ({where!r} has no meaning for this cell)" if where in others else "")
-        raise ValueError(f"{name}.forward: dropout_where: expected one of {list(placements)}, "
-                         f"got {where!r}{hint}")
+        hint = f" ({where!r} has no meaning for this cell)" if where in others else ""
+        raise ValueError(
+            f"{name}.forward: dropout_where: expected one of {list(placements)}, "
+            f"got {where!r}{hint}"
+        )
     if per not in PER:
         raise ValueError(f"{name}.forward: dropout_per: expected one of {list(PER)}, got {per!r}")
     if not isinstance(shared, (bool, np.bool_)):
-        raise TypeError(f"{name}.forward: dropout_shared: expected True or False, "
-                        f"got {shared!r}")
+        raise TypeError(f"{name}.forward: dropout_shared: expected True or False, got {shared!r}")
     if rate == 0 or not training:
         return {}
     if rng is None:
-        raise ValueError(f"{name}.forward: recurrent_dropout={rate} in training draws its "
-                         f"masks from rng, and rng is None; pass "
-                         f"rng=np.random.default_rng(seed), or training=False to evaluate "
-                         f"without dropout")
+        raise ValueError(
+            f"{name}.forward: recurrent_dropout={rate} in training draws its "
+            f"masks from rng, and rng is None; pass "
+            f"rng=np.random.default_rng(seed), or training=False to evaluate "
+            f"without dropout"
+        )
     if not isinstance(rng, np.random.Generator):
-        raise TypeError(f"{name}.forward: rng: expected a numpy.random.Generator "
-                        f"(np.random.default_rng(seed)), got {type(rng).__name__}")
-    return {where: draw_mask(rng, float(rate), time, batch, hidden, per=per,
-                             shared=bool(shared), dtype=dtype)}
+        raise TypeError(
+            f"{name}.forward: rng: expected a numpy.random.Generator "
+            f"(np.random.default_rng(seed)), got {type(rng).__name__}"
+        )
+    return {
+        where: draw_mask(
+            rng, float(rate), time, batch, hidden, per=per, shared=bool(shared), dtype=dtype
+        )
+    }
 
 
 def kernel_mask(masks, where, batch):

@@ -9,6 +9,7 @@ first layer of a model): dx is then not computed and comes back as None. For an
 LSTM at row-MNIST sizes that product and its transpose are 0.4 ms of a 6.5 ms
 training step.
 """
+
 import numpy as np
 
 
@@ -19,7 +20,7 @@ def input_projection(x, W, b=None):
     B, T, I = x.shape
     xw = time_major(x).reshape(T * B, I) @ W
     if b is not None:
-        xw += b      # in place: a second (T*B, G) temporary costs more than the add
+        xw += b  # in place: a second (T*B, G) temporary costs more than the add
     return xw.reshape(T, B, W.shape[1])
 
 

@@ -57,6 +57,7 @@ precomputed in the parameters' dtype (``mask_constants``): in a compiled
 float32 kernel an integer ``i`` or a Python float would promote the arithmetic
 to float64, and the float64 sigmoid is the slow, exact one.
 """
+
 import math
 
 import numpy as np
@@ -68,19 +69,29 @@ from ._checks import check_inputs, check_lstm_state, check_state
 from ._projection import time_major
 
 FORWARD_OPTIONS = ("sharpness", "eps", "threshold", "alpha", "m_target", "penalty")
-DEFAULTS = {"sharpness": 1.0, "eps": 0.1, "threshold": "soft", "alpha": 0.0,
-            "m_target": 0.5, "penalty": "l1"}
+DEFAULTS = {
+    "sharpness": 1.0,
+    "eps": 0.1,
+    "threshold": "soft",
+    "alpha": 0.0,
+    "m_target": 0.5,
+    "penalty": "l1",
+}
 _ZERO = np.float32(0.0)
 _ONE = np.float32(1.0)
 # The option combinations the gradient checker runs for every VC cell: both
 # thresholds, a sharper mask, and the penalty in both norms.
-GRADCHECK_CASES = ({"threshold": "soft"}, {"threshold": "hard"},
-                   {"threshold": "soft", "sharpness": 3.0},
-                   {"threshold": "soft", "alpha": 0.5, "m_target": 0.3},
-                   {"threshold": "hard", "alpha": 0.5, "m_target": 0.3, "penalty": "l2"})
+GRADCHECK_CASES = (
+    {"threshold": "soft"},
+    {"threshold": "hard"},
+    {"threshold": "soft", "sharpness": 3.0},
+    {"threshold": "soft", "alpha": 0.5, "m_target": 0.3},
+    {"threshold": "hard", "alpha": 0.5, "m_target": 0.3, "penalty": "l2"},
+)
 
 
 # ---------------------------------------------------------------- options
+
 
 def _number(name, value):
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
@@ -99,11 +110,14 @@ def check_options(where, sharpness, eps, threshold, alpha, m_target, penalty):
         raise ValueError(f"{where}: sharpness (lambda) must be > 0, got {sharpness}")
     eps = _number(f"{where}: eps", eps)
     if not 0 <= eps < 0.5:
-        raise ValueError(f"{where}: eps must satisfy 0 <= eps < 0.5 (the band is "
-                         f"[eps, 1 - eps]), got {eps}")
+        raise ValueError(
+            f"{where}: eps must satisfy 0 <= eps < 0.5 (the band is [eps, 1 - eps]), got {eps}"
+        )
     if threshold not in ("soft", "hard"):
-        raise ValueError(f"{where}: threshold must be 'soft' (the paper's, with a "
-                         f"gradient to the scheduler) or 'hard' (binary), got {threshold!r}")
+        raise ValueError(
+            f"{where}: threshold must be 'soft' (the paper's, with a "
+            f"gradient to the scheduler) or 'hard' (binary), got {threshold!r}"
+        )
     alpha = _number(f"{where}: alpha", alpha)
     if alpha < 0:
         raise ValueError(f"{where}: alpha (the penalty weight) must be >= 0, got {alpha}")
@@ -112,16 +126,26 @@ def check_options(where, sharpness, eps, threshold, alpha, m_target, penalty):
         raise ValueError(f"{where}: m_target must lie in [0, 1] like m_t, got {m_target}")
     if penalty not in ("l1", "l2"):
         raise ValueError(f"{where}: penalty must be 'l1' or 'l2', got {penalty!r}")
-    return {"sharpness": sharpness, "eps": eps, "soft": threshold == "soft",
-            "threshold": threshold, "alpha": alpha, "m_target": m_target, "penalty": penalty}
+    return {
+        "sharpness": sharpness,
+        "eps": eps,
+        "soft": threshold == "soft",
+        "threshold": threshold,
+        "alpha": alpha,
+        "m_target": m_target,
+        "penalty": penalty,
+    }
 
 
 def init_scheduler(input_size, hidden_size, rng, dtype, scheduler_bias):
     """The scheduler's parameters: w = [w_x; w_h] Glorot-uniform as one (I + H, 1)
     layer, b_m = scheduler_bias."""
     w = glorot_uniform(rng, input_size + hidden_size, 1, dtype)[:, 0]
-    return {"w_x": w[:input_size].copy(), "w_h": w[input_size:].copy(),
-            "b_m": np.full(1, scheduler_bias, dtype=dtype)}
+    return {
+        "w_x": w[:input_size].copy(),
+        "w_h": w[input_size:].copy(),
+        "b_m": np.full(1, scheduler_bias, dtype=dtype),
+    }
 
 
 def mask_constants(sharpness, size, dtype):
@@ -145,8 +169,14 @@ def param_shapes(input_size, hidden_size, gates):
     3 GRU, 4 LSTM): W: (I, gates H), U: (H, gates H), b: (gates H,), and the
     scheduler's w_x: (I,), w_h: (H,), b_m: (1,)."""
     I, G = input_size, gates * hidden_size
-    return {"W": (I, G), "U": (hidden_size, G), "b": (G,), "w_x": (I,), "w_h": (hidden_size,),
-            "b_m": (1,)}
+    return {
+        "W": (I, G),
+        "U": (hidden_size, G),
+        "b": (G,),
+        "w_x": (I,),
+        "w_h": (hidden_size,),
+        "b_m": (1,),
+    }
 
 
 def forward_inputs(where, params, x, state, options, param_shapes, state_size):
@@ -164,18 +194,22 @@ def forward_inputs(where, params, x, state, options, param_shapes, state_size):
     else:
         state = check_lstm_state("state", state, B, H, dtype)
     x_tm = time_major(x)
-    masks = (mask_constants(opts["sharpness"], H, dtype),
-             mask_constants(opts["sharpness"], I, dtype), dtype.type(opts["eps"]))
+    masks = (
+        mask_constants(opts["sharpness"], H, dtype),
+        mask_constants(opts["sharpness"], I, dtype),
+        dtype.type(opts["eps"]),
+    )
     return opts, x_tm, scheduler_input(x_tm, params["w_x"], params["b_m"]), state, masks
 
 
 # ---------------------------------------------------------------- kernels
 
+
 @njit(cache=True, nogil=True, error_model="numpy")
 def scheduler(xm_t, h_prev, w_h, m):
     """m_t = sigma(x_t w_x + b_m + h_{t-1} w_h). xm_t: (B,) = x_t w_x + b_m (hoisted);
     h_prev: (B, H); w_h: (H,). Writes m: (B,)."""
-    np.dot(h_prev, w_h, m)                  # h_{t-1} w_h
+    np.dot(h_prev, w_h, m)  # h_{t-1} w_h
     for n in range(m.shape[0]):
         m[n] = sigmoid(xm_t[n] + m[n])
 
@@ -184,7 +218,7 @@ def scheduler(xm_t, h_prev, w_h, m):
 def threshold(v, eps, soft):
     """Thres_eps(v) (soft) or the binary [v > 1 - eps] (hard)."""
     if v > _ONE - eps:
-        return _ONE + _ZERO * v           # "+ 0 * v": the dtype of v in both branches
+        return _ONE + _ZERO * v  # "+ 0 * v": the dtype of v in both branches
     if soft and v >= eps:
         return v
     return _ZERO * v
@@ -247,8 +281,9 @@ def scheduler_and_masks(x_t, xm_t, h_prev, w_h, mask_h, mask_x, eps, soft, m, e,
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def scheduler_and_masks_backward(dm_pen, de, da, x_t, m, WT, w_h, mask_h, mask_x, eps, soft,
-                                 dxbar, dz, dh_prev, dm, dex):
+def scheduler_and_masks_backward(
+    dm_pen, de, da, x_t, m, WT, w_h, mask_h, mask_x, eps, soft, dxbar, dz, dh_prev, dm, dex
+):
     """The end of every VC step backwards: dm = dpenalty/dm_t (dm_pen: (B,)), plus,
     in the soft mode, what reaches m_t through the band of both masks, from
     de = dL/de_t: (B, H) and dL/de^x_t = dxbar * x_t with dxbar = da W^T (da: (B, G)
@@ -266,6 +301,7 @@ def scheduler_and_masks_backward(dm_pen, de, da, x_t, m, WT, w_h, mask_h, mask_x
 
 # ---------------------------------------------------------------- after the loop
 
+
 def input_side_gradients(x_tm, ex, das, dxbar, dz, W, w_x, input_grad=True):
     """Everything on the input side, once for all t after the loop.
 
@@ -282,13 +318,18 @@ def input_side_gradients(x_tm, ex, das, dxbar, dz, W, w_x, input_grad=True):
     if input_grad:
         if dxbar is None:
             dxbar = (flat_da @ W.T).reshape(T, B, I)
-        dx = dxbar * ex + dz[:, :, None] * w_x         # x reaches xbar and m
+        dx = dxbar * ex + dz[:, :, None] * w_x  # x reaches xbar and m
         dx = np.ascontiguousarray(dx.transpose(1, 0, 2))
     xbar = (ex * x_tm).reshape(T * B, I)
     x_flat = x_tm.reshape(T * B, I)
     dz_flat = dz.reshape(T * B)
-    return (dx, xbar.T @ flat_da, flat_da.sum(axis=0), x_flat.T @ dz_flat,
-            dz_flat.sum(keepdims=True))
+    return (
+        dx,
+        xbar.T @ flat_da,
+        flat_da.sum(axis=0),
+        x_flat.T @ dz_flat,
+        dz_flat.sum(keepdims=True),
+    )
 
 
 def penalty_and_gradient(m, alpha, m_target, kind):
@@ -299,20 +340,27 @@ def penalty_and_gradient(m, alpha, m_target, kind):
     if alpha == 0:
         return 0.0, np.zeros_like(m)
     if kind == "l1":
-        return (float(alpha * np.abs(diff).sum(dtype=np.float64) / B),
-                (np.sign(diff) * (alpha / B)).astype(m.dtype))
-    return (float(alpha * np.square(diff).sum(dtype=np.float64) / B),
-            (diff * (2 * alpha / B)).astype(m.dtype))
+        return (
+            float(alpha * np.abs(diff).sum(dtype=np.float64) / B),
+            (np.sign(diff) * (alpha / B)).astype(m.dtype),
+        )
+    return (
+        float(alpha * np.square(diff).sum(dtype=np.float64) / B),
+        (diff * (2 * alpha / B)).astype(m.dtype),
+    )
 
 
 def metrics(m, e):
     """The numbers a training log wants: mean m_t, and the mean of the hidden mask
     (the fraction of hidden units updated; fractional band values count as such)."""
-    return {"mean_m": float(m.mean(dtype=np.float64)),
-            "update_fraction": float(e.mean(dtype=np.float64))}
+    return {
+        "mean_m": float(m.mean(dtype=np.float64)),
+        "update_fraction": float(e.mean(dtype=np.float64)),
+    }
 
 
 # ---------------------------------------------------------------- real savings
+
 
 def prefix_length(e):
     """K: 1 + the index of the last nonzero unit of each mask (0 when all are 0).

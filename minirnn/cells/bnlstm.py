@@ -102,25 +102,50 @@ depend on h); ``xhat_*``/``inv_std_*``
 are BN's normalized values and ``1/sqrt(var + eps)`` that backward needs; ``cbn``
 = BN(c_t); ``tanh_c`` = tanh(cbn); ``ifog`` the activated gates.
 """
+
 import numpy as np
 from numba import njit
 
 from ..functional.activations import tanh
-from ..functional.batchnorm import (bn_backward_2d_into, bn_eval_backward_2d_into,
-                                    bn_eval_forward_2d_into, bn_renorm_backward_2d_into,
-                                    bn_renorm_train_2d_into, bn_train_2d_into,
-                                    update_running_stats)
+from ..functional.batchnorm import (
+    bn_backward_2d_into,
+    bn_eval_backward_2d_into,
+    bn_eval_forward_2d_into,
+    bn_renorm_backward_2d_into,
+    bn_renorm_train_2d_into,
+    bn_train_2d_into,
+    update_running_stats,
+)
 from ..initializers import gate_blocks, glorot_uniform, orthogonal
-from ._checks import (check_lstm_state, check_matrix, check_options, check_params,
-                      check_sequence, check_upstream)
+from ._checks import (
+    check_lstm_state,
+    check_matrix,
+    check_options,
+    check_params,
+    check_sequence,
+    check_upstream,
+)
 from ._dropout import lstm_kernel_masks, mask_at, recurrent_masks
 from ._projection import batch_major
 from .lstm import gate_gradients, gates_and_cell
 
 INIT_OPTIONS = ("forget_bias", "gamma_init")
-FORWARD_OPTIONS = ("stats", "eps", "x_stats", "train_stats", "eval_stats", "renorm_rmax",
-                   "renorm_dmax", "stats_momentum", "refresh_batches", "carry_normalized_c",
-                   "recurrent_dropout", "dropout_where", "dropout_per", "dropout_shared")
+FORWARD_OPTIONS = (
+    "stats",
+    "eps",
+    "x_stats",
+    "train_stats",
+    "eval_stats",
+    "renorm_rmax",
+    "renorm_dmax",
+    "stats_momentum",
+    "refresh_batches",
+    "carry_normalized_c",
+    "recurrent_dropout",
+    "dropout_where",
+    "dropout_per",
+    "dropout_shared",
+)
 X_STATS = ("step", "shared", "none")
 TRAIN_STATS = ("batch", "renorm", "population")
 EVAL_STATS = ("population", "batch")
@@ -130,13 +155,22 @@ DROPOUT_PLACEMENTS = ("update", "hidden", "cell")
 # The module docstring says why.
 TRAINING_DEFAULTS = {"eps": 1.0, "x_stats": "shared", "refresh_batches": 16}
 _P = {"recurrent_dropout": 0.3}
-GRADCHECK_CASES = ({}, {"carry_normalized_c": True}, {"training": False},
-                   {"training": False, "carry_normalized_c": True},
-                   {**_P, "dropout_where": "update", "dropout_per": "step"},
-                   {**_P, "dropout_where": "hidden", "dropout_per": "sequence"},
-                   {**_P, "dropout_where": "cell", "dropout_per": "step"},
-                   {**_P, "dropout_where": "cell", "dropout_per": "sequence",
-                    "carry_normalized_c": True, "dropout_shared": True})
+GRADCHECK_CASES = (
+    {},
+    {"carry_normalized_c": True},
+    {"training": False},
+    {"training": False, "carry_normalized_c": True},
+    {**_P, "dropout_where": "update", "dropout_per": "step"},
+    {**_P, "dropout_where": "hidden", "dropout_per": "sequence"},
+    {**_P, "dropout_where": "cell", "dropout_per": "step"},
+    {
+        **_P,
+        "dropout_where": "cell",
+        "dropout_per": "sequence",
+        "carry_normalized_c": True,
+        "dropout_shared": True,
+    },
+)
 # With a batch of 2, each normalized value is +-1 whatever the input, and the
 # gradients through the statistics nearly vanish: check with a larger batch.
 GRADCHECK_SIZES = {"batch": 5}
@@ -147,18 +181,27 @@ STAT_KEYS = ("mean_x", "var_x", "mean_h", "var_h", "mean_c", "var_c")
 
 def param_shapes(input_size, hidden_size):
     H, H4 = hidden_size, 4 * hidden_size
-    return {"W": (input_size, H4), "U": (H, H4), "b": (H4,), "gamma_x": (H4,),
-            "gamma_h": (H4,), "gamma_c": (H,), "beta_c": (H,)}
+    return {
+        "W": (input_size, H4),
+        "U": (H, H4),
+        "b": (H4,),
+        "gamma_x": (H4,),
+        "gamma_h": (H4,),
+        "gamma_c": (H,),
+        "beta_c": (H,),
+    }
 
 
 def init(input_size, hidden_size, *, rng, dtype=np.float32, forget_bias=1.0, gamma_init=0.1):
     """Glorot-uniform W, orthogonal U, gamma = ``gamma_init`` (0.1), beta = 0,
     b = 0 except ``forget_bias`` in the f block."""
     H = hidden_size
-    params = {"W": gate_blocks(lambda: glorot_uniform(rng, input_size, H, dtype), 4),
-              "U": gate_blocks(lambda: orthogonal(rng, H, dtype), 4),
-              "b": np.zeros(4 * H, dtype=dtype)}
-    params["b"][H:2 * H] = forget_bias
+    params = {
+        "W": gate_blocks(lambda: glorot_uniform(rng, input_size, H, dtype), 4),
+        "U": gate_blocks(lambda: orthogonal(rng, H, dtype), 4),
+        "b": np.zeros(4 * H, dtype=dtype),
+    }
+    params["b"][H : 2 * H] = forget_bias
     for key in ("gamma_x", "gamma_h", "gamma_c"):
         params[key] = np.full(4 * H if key != "gamma_c" else H, gamma_init, dtype=dtype)
     params["beta_c"] = np.zeros(H, dtype=dtype)
@@ -182,8 +225,11 @@ def evaluation_options(hidden_size, time, rng):
     the last statistics" is exercised too."""
     stats = init_statistics(hidden_size, max(1, time - 1), np.float64)
     for key in STAT_KEYS:
-        stats[key] = (rng.uniform(0.5, 2.0, stats[key].shape) if key.startswith("var")
-                      else 0.3 * rng.standard_normal(stats[key].shape))
+        stats[key] = (
+            rng.uniform(0.5, 2.0, stats[key].shape)
+            if key.startswith("var")
+            else 0.3 * rng.standard_normal(stats[key].shape)
+        )
     return {"stats": stats}
 
 
@@ -201,9 +247,11 @@ def update_statistics(stats, cache, momentum=None):
     divides by M - 1): its statistics are left out and ``stats`` comes back
     unchanged, so a last batch of one in an epoch does not stop training."""
     if not cache.get("training", False):
-        raise ValueError("update_statistics: expected the cache of a training forward "
-                         "(training=True), whose batch statistics training moves the "
-                         "population's towards; got the cache of an evaluation forward")
+        raise ValueError(
+            "update_statistics: expected the cache of a training forward "
+            "(training=True), whose batch statistics training moves the "
+            "population's towards; got the cache of an evaluation forward"
+        )
     if cache["batch_size"] < 2 or "batch_stats" not in cache:
         return {key: stats[key].copy() for key in STAT_KEYS}
     momentum = cache["stats_momentum"] if momentum is None else momentum
@@ -217,11 +265,17 @@ def update_statistics(stats, cache, momentum=None):
         count = cache["batch_size"] * (cache["hs"].shape[0] - 1) // T
         for key in (f"mean_{part}", f"var_{part}"):
             old = new[key]
-            if T > old.shape[0]:   # the new timesteps start from their last known statistics
+            if T > old.shape[0]:  # the new timesteps start from their last known statistics
                 new[key] = np.concatenate([old, np.repeat(old[-1:], T - old.shape[0], axis=0)])
-        m, v = update_running_stats(new[f"mean_{part}"][:T], new[f"var_{part}"][:T],
-                                    batch[f"mean_{part}"], batch[f"var_{part}"],
-                                    momentum=momentum, count=count, convention="pytorch")
+        m, v = update_running_stats(
+            new[f"mean_{part}"][:T],
+            new[f"var_{part}"][:T],
+            batch[f"mean_{part}"],
+            batch[f"var_{part}"],
+            momentum=momentum,
+            count=count,
+            convention="pytorch",
+        )
         new[f"mean_{part}"][:T], new[f"var_{part}"][:T] = m, v
     return new
 
@@ -238,8 +292,7 @@ def population_statistics(params, inputs, stats, **options):
     describes the parameters of several steps ago, which a fast optimizer has
     already moved. ``options``: the forward's (only eps, x_stats and
     carry_normalized_c matter)."""
-    options = {k: v for k, v in options.items()
-               if k in ("eps", "x_stats", "carry_normalized_c")}
+    options = {k: v for k, v in options.items() if k in ("eps", "x_stats", "carry_normalized_c")}
     total, first, second = 0, {}, {}
     for x in inputs:
         _, cache = forward(params, x, **options)
@@ -251,13 +304,14 @@ def population_statistics(params, inputs, stats, **options):
                 second[key] = second.get(key, 0) + B * (var + value.astype(np.float64) ** 2)
         total += B
     if total < 2:
-        raise ValueError(f"inputs: expected at least 2 sequences to estimate a variance, "
-                         f"got {total}")
+        raise ValueError(
+            f"inputs: expected at least 2 sequences to estimate a variance, got {total}"
+        )
     new = {key: stats[key].copy() for key in STAT_KEYS}
     for key in first:
         part = key[5:]
         mean = first[key] / total
-        var = (second[key] / total - mean ** 2) * (total / (total - 1))
+        var = (second[key] / total - mean**2) * (total / (total - 1))
         T = mean.shape[0]
         for name, value in ((key, mean), (f"var_{part}", np.maximum(var, 0))):
             old = new[name]
@@ -291,8 +345,9 @@ def normalize(z, gamma, beta, norm, pop, y, xhat, inv_std, batch):
     elif mode == POPULATION:
         bn_eval_forward_2d_into(z, gamma, beta, pop[0], pop[1], eps, y, xhat, inv_std)
     else:
-        bn_renorm_train_2d_into(z, gamma, beta, eps, pop[0], pop[1], rmax, dmax, y, xhat,
-                                inv_std, mean, var, r, d)
+        bn_renorm_train_2d_into(
+            z, gamma, beta, eps, pop[0], pop[1], rmax, dmax, y, xhat, inv_std, mean, var, r, d
+        )
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -305,13 +360,31 @@ def normalize_backward(dy, xhat, inv_std, gamma, mode, renorm, dz, dgamma, dbeta
     elif mode == POPULATION:
         bn_eval_backward_2d_into(dy, xhat, inv_std, gamma, dz, dgamma, dbeta)
     else:
-        bn_renorm_backward_2d_into(dy, xhat, inv_std, renorm[0], renorm[1], gamma, dz, dgamma,
-                                   dbeta)
+        bn_renorm_backward_2d_into(
+            dy, xhat, inv_std, renorm[0], renorm[1], gamma, dz, dgamma, dbeta
+        )
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def step_forward(bx_t, h_prev, c_prev, U, b, gamma_h, gamma_c, beta_c, norm, pop_h, pop_c,
-                 carry_normalized_c, out, work, mask_h=None, mask_g=None, mask_c=None):
+def step_forward(
+    bx_t,
+    h_prev,
+    c_prev,
+    U,
+    b,
+    gamma_h,
+    gamma_c,
+    beta_c,
+    norm,
+    pop_h,
+    pop_c,
+    carry_normalized_c,
+    out,
+    work,
+    mask_h=None,
+    mask_g=None,
+    mask_c=None,
+):
     """One timestep. bx_t: (B, 4H) = BN(x_t W); h_prev, c_prev: (B, H); b: (4H,).
 
     ``norm`` = (mode, eps, rmax, dmax) says where the statistics come from (see
@@ -328,14 +401,30 @@ def step_forward(bx_t, h_prev, c_prev, U, b, gamma_h, gamma_c, beta_c, norm, pop
     is none.
     Readable twin: ``reference/bnlstm.py``, ``step_forward``.
     """
-    (h, c, tanh_c, xhat_c, ifog, xhat_h, inv_std_h, mean_h, var_h, r_h, d_h,
-     inv_std_c, mean_c, var_c, r_c, d_c) = out
+    (
+        h,
+        c,
+        tanh_c,
+        xhat_c,
+        ifog,
+        xhat_h,
+        inv_std_h,
+        mean_h,
+        var_h,
+        r_h,
+        d_h,
+        inv_std_c,
+        mean_c,
+        var_c,
+        r_c,
+        d_c,
+    ) = out
     hu, u, zero = work
     B, H = h_prev.shape
     if mask_h is None:
         np.dot(h_prev, U, hu)
     else:
-        np.dot(h_prev * mask_h, U, hu)    # (h_{t-1} * m_h) U
+        np.dot(h_prev * mask_h, U, hu)  # (h_{t-1} * m_h) U
     # a_t = BN(h_{t-1} U) + BN(x_t W) + b, built in hu: normalized in place, then added
     normalize(hu, gamma_h, zero, norm, pop_h, hu, xhat_h, inv_std_h, (mean_h, var_h, r_h, d_h))
     for n in range(B):
@@ -347,10 +436,10 @@ def step_forward(bx_t, h_prev, c_prev, U, b, gamma_h, gamma_c, beta_c, norm, pop
     cbn = c if carry_normalized_c else u
     gates_and_cell(hu, c_prev, ifog, raw, mask_g)
     if mask_c is not None and not carry_normalized_c:
-        raw *= mask_c                      # c_t = m_c * u_t, carried and normalized
+        raw *= mask_c  # c_t = m_c * u_t, carried and normalized
     normalize(raw, gamma_c, beta_c, norm, pop_c, cbn, xhat_c, inv_std_c, (mean_c, var_c, r_c, d_c))
     if mask_c is not None and carry_normalized_c:
-        cbn *= mask_c                      # c_t = m_c * BN(u_t), carried and in the tanh
+        cbn *= mask_c  # c_t = m_c * BN(u_t), carried and in the tanh
     for n in range(B):
         for j in range(H):
             tanh_c[n, j] = tanh(cbn[n, j])
@@ -359,9 +448,30 @@ def step_forward(bx_t, h_prev, c_prev, U, b, gamma_h, gamma_c, beta_c, norm, pop
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def step_backward(dh, dc_next, c_prev, ifog, tanh_c, xhat_h, inv_std_h, xhat_c, inv_std_c,
-                  gamma_h, gamma_c, UT, mode, renorm_h, renorm_c, carry_normalized_c, out, grads,
-                  work, mask_h=None, mask_g=None, mask_c=None):
+def step_backward(
+    dh,
+    dc_next,
+    c_prev,
+    ifog,
+    tanh_c,
+    xhat_h,
+    inv_std_h,
+    xhat_c,
+    inv_std_c,
+    gamma_h,
+    gamma_c,
+    UT,
+    mode,
+    renorm_h,
+    renorm_c,
+    carry_normalized_c,
+    out,
+    grads,
+    work,
+    mask_h=None,
+    mask_g=None,
+    mask_c=None,
+):
     """One timestep backwards. dh: (B, H) total dL/dh_t; dc_next: (B, H) dL/d(carried
     c_t) from step t+1. ``mode``: the forward's (``normalize``); renorm_h = (r_h,
     d_h): (4H,) each, renorm_c = (r_c, d_c): (H,) each, read with RENORM only.
@@ -381,22 +491,22 @@ def step_backward(dh, dc_next, c_prev, ifog, tanh_c, xhat_h, inv_std_h, xhat_c, 
         for j in range(H):
             tc = tanh_c[n, j]
             dcbn[n, j] = dh[n, j] * ifog[n, 2 * H + j] * (_ONE - tc * tc)
-        if carry_normalized_c:          # the next step read BN(c_t) as its c_{t-1}
+        if carry_normalized_c:  # the next step read BN(c_t) as its c_{t-1}
             for j in range(H):
                 dcbn[n, j] += dc_next[n, j]
     if mask_c is not None and carry_normalized_c:
-        dcbn *= mask_c              # c_t = mask_c * BN(u_t): dL/dBN(u_t) = dL/dc_t * mask_c
+        dcbn *= mask_c  # c_t = mask_c * BN(u_t): dL/dBN(u_t) = dL/dc_t * mask_c
     normalize_backward(dcbn, xhat_c, inv_std_c, gamma_c, mode, renorm_c, dc, dgamma_c, dbeta_c)
     # the raw c_t reaches the loss through BN(c_t), and also directly through
     # step t+1 unless the normalized one is what is carried
     if not carry_normalized_c:
         dc += dc_next
-        if mask_c is not None:      # c_t = mask_c * u_t: du = dL/dc_t * mask_c
+        if mask_c is not None:  # c_t = mask_c * u_t: du = dL/dc_t * mask_c
             dc *= mask_c
     gate_gradients(dc, dh, c_prev, ifog, tanh_c, da, dc_prev, mask_g)
     normalize_backward(da, xhat_h, inv_std_h, gamma_h, mode, renorm_h, dhu, dgamma_h, dbeta_h)
     np.dot(dhu, UT, dh_prev)
-    if mask_h is not None:          # the product met h_{t-1} * mask_h
+    if mask_h is not None:  # the product met h_{t-1} * mask_h
         dh_prev *= mask_h
 
 
@@ -411,8 +521,17 @@ def normalize_steps(z, gamma, beta, norm, pop_mean, pop_var, y, xhat, inv_std, b
     mean, var, r, d = batch
     for t in range(z.shape[0]):
         s = min(t, T_max - 1)
-        normalize(z[t], gamma, beta, norm, (pop_mean[s], pop_var[s]), y[t], xhat[t], inv_std[t],
-                  (mean[t], var[t], r[t], d[t]))
+        normalize(
+            z[t],
+            gamma,
+            beta,
+            norm,
+            (pop_mean[s], pop_var[s]),
+            y[t],
+            xhat[t],
+            inv_std[t],
+            (mean[t], var[t], r[t], d[t]),
+        )
 
 
 @njit(cache=True, nogil=True)
@@ -421,13 +540,31 @@ def normalize_steps_backward(dy, xhat, inv_std, gamma, mode, r, d, dz, dgamma, d
     -> writes dz: (T, B, F) and adds the gradients of gamma and beta, summed over
     time, to dgamma, dbeta: (F,)."""
     for t in range(dy.shape[0]):
-        normalize_backward(dy[t], xhat[t], inv_std[t], gamma, mode, (r[t], d[t]), dz[t], dgamma,
-                           dbeta)
+        normalize_backward(
+            dy[t], xhat[t], inv_std[t], gamma, mode, (r[t], d[t]), dz[t], dgamma, dbeta
+        )
 
 
 @njit(cache=True, nogil=True)
-def forward_loop(bx, h0, c0, U, b, gamma_h, gamma_c, beta_c, norm, stats_h_mean, stats_h_var,
-                 stats_c_mean, stats_c_var, carry_normalized_c, M_h=None, M_g=None, M_c=None):
+def forward_loop(
+    bx,
+    h0,
+    c0,
+    U,
+    b,
+    gamma_h,
+    gamma_c,
+    beta_c,
+    norm,
+    stats_h_mean,
+    stats_h_var,
+    stats_c_mean,
+    stats_c_var,
+    carry_normalized_c,
+    M_h=None,
+    M_g=None,
+    M_c=None,
+):
     """bx: (T, B, 4H) = BN(x_t W) for every t; ``norm`` = (mode, eps, rmax, dmax);
     population statistics (T_max, size) (read unless mode is BATCH);
     M_h, M_g, M_c: dropout masks (T or 1, B, H) or None.
@@ -443,31 +580,88 @@ def forward_loop(bx, h0, c0, U, b, gamma_h, gamma_c, beta_c, norm, stats_h_mean,
     inv_std_h = np.empty((T, 4 * H), dtype=dt)
     inv_std_c = np.empty((T, H), dtype=dt)
     # mean, var, r, d of each step: (T, 4H) for h U, (T, H) for c
-    stat_h = (np.zeros((T, 4 * H), dtype=dt), np.zeros((T, 4 * H), dtype=dt),
-              np.ones((T, 4 * H), dtype=dt), np.zeros((T, 4 * H), dtype=dt))
-    stat_c = (np.zeros((T, H), dtype=dt), np.zeros((T, H), dtype=dt), np.ones((T, H), dtype=dt),
-              np.zeros((T, H), dtype=dt))
-    work = (np.empty((B, 4 * H), dtype=dt), np.empty((B, H), dtype=dt),
-            np.zeros(4 * H, dtype=dt))
+    stat_h = (
+        np.zeros((T, 4 * H), dtype=dt),
+        np.zeros((T, 4 * H), dtype=dt),
+        np.ones((T, 4 * H), dtype=dt),
+        np.zeros((T, 4 * H), dtype=dt),
+    )
+    stat_c = (
+        np.zeros((T, H), dtype=dt),
+        np.zeros((T, H), dtype=dt),
+        np.ones((T, H), dtype=dt),
+        np.zeros((T, H), dtype=dt),
+    )
+    work = (np.empty((B, 4 * H), dtype=dt), np.empty((B, H), dtype=dt), np.zeros(4 * H, dtype=dt))
     hs[0] = h0
     cs[0] = c0
     T_max = stats_h_mean.shape[0]
     for t in range(T):
-        s = min(t, T_max - 1)       # beyond the statistics' length, the last ones serve
-        step_forward(bx[t], hs[t], cs[t], U, b, gamma_h, gamma_c, beta_c, norm,
-                     (stats_h_mean[s], stats_h_var[s]), (stats_c_mean[s], stats_c_var[s]),
-                     carry_normalized_c,
-                     (hs[t + 1], cs[t + 1], tanh_c[t], xhat_c[t], ifog[t], xhat_h[t],
-                      inv_std_h[t], stat_h[0][t], stat_h[1][t], stat_h[2][t], stat_h[3][t],
-                      inv_std_c[t], stat_c[0][t], stat_c[1][t], stat_c[2][t], stat_c[3][t]),
-                     work, mask_at(M_h, t), mask_at(M_g, t), mask_at(M_c, t))
+        s = min(t, T_max - 1)  # beyond the statistics' length, the last ones serve
+        step_forward(
+            bx[t],
+            hs[t],
+            cs[t],
+            U,
+            b,
+            gamma_h,
+            gamma_c,
+            beta_c,
+            norm,
+            (stats_h_mean[s], stats_h_var[s]),
+            (stats_c_mean[s], stats_c_var[s]),
+            carry_normalized_c,
+            (
+                hs[t + 1],
+                cs[t + 1],
+                tanh_c[t],
+                xhat_c[t],
+                ifog[t],
+                xhat_h[t],
+                inv_std_h[t],
+                stat_h[0][t],
+                stat_h[1][t],
+                stat_h[2][t],
+                stat_h[3][t],
+                inv_std_c[t],
+                stat_c[0][t],
+                stat_c[1][t],
+                stat_c[2][t],
+                stat_c[3][t],
+            ),
+            work,
+            mask_at(M_h, t),
+            mask_at(M_g, t),
+            mask_at(M_c, t),
+        )
     return hs, cs, ifog, tanh_c, xhat_h, inv_std_h, xhat_c, inv_std_c, stat_h, stat_c
 
 
 @njit(cache=True, nogil=True)
-def backward_loop(dhs, dh_T, dc_T, cs, ifog, tanh_c, xhat_h, inv_std_h, xhat_c, inv_std_c,
-                  gamma_h, gamma_c, UT, mode, r_h, d_h, r_c, d_c, carry_normalized_c, M_h=None,
-                  M_g=None, M_c=None):
+def backward_loop(
+    dhs,
+    dh_T,
+    dc_T,
+    cs,
+    ifog,
+    tanh_c,
+    xhat_h,
+    inv_std_h,
+    xhat_c,
+    inv_std_c,
+    gamma_h,
+    gamma_c,
+    UT,
+    mode,
+    r_h,
+    d_h,
+    r_c,
+    d_c,
+    carry_normalized_c,
+    M_h=None,
+    M_g=None,
+    M_c=None,
+):
     """dhs: (T, B, H) time-major; ``mode`` and r_*, d_*: (T, size) the forward's;
     M_*: the forward's masks. Returns das, dhus: (T, B, 4H), dh0, dc0: (B, H) and
     the gradients of gamma_h, gamma_c, beta_c summed over time."""
@@ -478,23 +672,45 @@ def backward_loop(dhs, dh_T, dc_T, cs, ifog, tanh_c, xhat_h, inv_std_h, xhat_c, 
     grads = (np.zeros(4 * H, dtype=dt), np.zeros(H, dtype=dt), np.zeros(H, dtype=dt))
     work = (np.empty((B, H), dtype=dt), np.empty((B, H), dtype=dt), np.zeros(4 * H, dtype=dt))
     dh = np.empty((B, H), dtype=dt)
-    dh_next, dc_next = dh_T.copy(), dc_T.copy()     # carried, and rewritten, by every step
+    dh_next, dc_next = dh_T.copy(), dc_T.copy()  # carried, and rewritten, by every step
     for t in range(T - 1, -1, -1):
         for n in range(B):
             for j in range(H):
                 dh[n, j] = dhs[t, n, j] + dh_next[n, j]
-        step_backward(dh, dc_next, cs[t], ifog[t], tanh_c[t], xhat_h[t], inv_std_h[t],
-                      xhat_c[t], inv_std_c[t], gamma_h, gamma_c, UT, mode, (r_h[t], d_h[t]),
-                      (r_c[t], d_c[t]), carry_normalized_c, (das[t], dhus[t], dh_next, dc_next),
-                      grads, work, mask_at(M_h, t), mask_at(M_g, t), mask_at(M_c, t))
+        step_backward(
+            dh,
+            dc_next,
+            cs[t],
+            ifog[t],
+            tanh_c[t],
+            xhat_h[t],
+            inv_std_h[t],
+            xhat_c[t],
+            inv_std_c[t],
+            gamma_h,
+            gamma_c,
+            UT,
+            mode,
+            (r_h[t], d_h[t]),
+            (r_c[t], d_c[t]),
+            carry_normalized_c,
+            (das[t], dhus[t], dh_next, dc_next),
+            grads,
+            work,
+            mask_at(M_h, t),
+            mask_at(M_g, t),
+            mask_at(M_c, t),
+        )
     return das, dhus, dh_next, dc_next, grads[0], grads[1], grads[2]
 
 
 def _check_stats(stats, H, dtype, x_stats):
     if stats is None:
-        raise ValueError("stats: evaluation (training=False) needs the population statistics "
-                         "from init_statistics/update_statistics, and so does training with "
-                         "train_stats='renorm' or 'population'; got None")
+        raise ValueError(
+            "stats: evaluation (training=False) needs the population statistics "
+            "from init_statistics/update_statistics, and so does training with "
+            "train_stats='renorm' or 'population'; got None"
+        )
     for key in STAT_KEYS:
         if key not in stats:
             raise KeyError(f"stats: expected keys {list(STAT_KEYS)}, got {sorted(stats)}")
@@ -503,14 +719,20 @@ def _check_stats(stats, H, dtype, x_stats):
         if a.ndim != 2 or a.shape[1] != size or a.shape[0] < 1:
             raise ValueError(f"stats['{key}']: expected shape (T_max, {size}), got {a.shape}")
     lengths = {key: stats[key].shape[0] for key in STAT_KEYS}
-    if len({lengths[k] for k in STAT_KEYS if not k.endswith("_x")}) > 1 \
-            or lengths["mean_x"] != lengths["var_x"]:
-        raise ValueError(f"stats: expected one T_max for the statistics of h U and c, and one "
-                         f"for those of x W, got lengths {lengths}")
+    if (
+        len({lengths[k] for k in STAT_KEYS if not k.endswith("_x")}) > 1
+        or lengths["mean_x"] != lengths["var_x"]
+    ):
+        raise ValueError(
+            f"stats: expected one T_max for the statistics of h U and c, and one "
+            f"for those of x W, got lengths {lengths}"
+        )
     if x_stats == "shared" and lengths["mean_x"] != 1:
-        raise ValueError(f"stats['mean_x']: x_stats='shared' uses one set of statistics for "
-                         f"all timesteps, expected shape (1, {4 * H}), got "
-                         f"{stats['mean_x'].shape}")
+        raise ValueError(
+            f"stats['mean_x']: x_stats='shared' uses one set of statistics for "
+            f"all timesteps, expected shape (1, {4 * H}), got "
+            f"{stats['mean_x'].shape}"
+        )
     return {k: np.ascontiguousarray(stats[k], dtype=dtype) for k in STAT_KEYS}
 
 
@@ -524,12 +746,29 @@ def statistics_mode(training, train_stats="batch", eval_stats="population"):
     return {"batch": BATCH, "population": POPULATION, "renorm": RENORM}[name]
 
 
-def forward(params, x, state=None, *, training=True, rng=None, stats=None, eps=1e-5,
-            x_stats="step", train_stats="batch", eval_stats="population", renorm_rmax=3.0,
-            renorm_dmax=5.0, stats_momentum=0.1, refresh_batches=0,
-            carry_normalized_c=False,
-            recurrent_dropout=0.0, dropout_where="update", dropout_per="sequence",
-            dropout_shared=False, **options):
+def forward(
+    params,
+    x,
+    state=None,
+    *,
+    training=True,
+    rng=None,
+    stats=None,
+    eps=1e-5,
+    x_stats="step",
+    train_stats="batch",
+    eval_stats="population",
+    renorm_rmax=3.0,
+    renorm_dmax=5.0,
+    stats_momentum=0.1,
+    refresh_batches=0,
+    carry_normalized_c=False,
+    recurrent_dropout=0.0,
+    dropout_where="update",
+    dropout_per="sequence",
+    dropout_shared=False,
+    **options,
+):
     """x: (batch, time, input) -> hs: (batch, time, hidden), cache.
 
     ``stats``: population statistics, required when they are used: in
@@ -554,25 +793,42 @@ def forward(params, x, state=None, *, training=True, rng=None, stats=None, eps=1
     if not (np.isfinite(eps) and eps > 0):
         raise ValueError(f"eps: expected a finite number > 0, got {eps}")
     if not 0 < stats_momentum <= 1:
-        raise ValueError(f"stats_momentum: expected a number in (0, 1], the weight of a new "
-                         f"batch in the population statistics, got {stats_momentum}")
+        raise ValueError(
+            f"stats_momentum: expected a number in (0, 1], the weight of a new "
+            f"batch in the population statistics, got {stats_momentum}"
+        )
     if refresh_batches != int(refresh_batches) or refresh_batches < 0:
-        raise ValueError(f"refresh_batches: expected a whole number >= 0 of training batches, "
-                         f"got {refresh_batches}")
+        raise ValueError(
+            f"refresh_batches: expected a whole number >= 0 of training batches, "
+            f"got {refresh_batches}"
+        )
     if not (renorm_rmax >= 1 and renorm_dmax >= 0):
-        raise ValueError(f"renorm_rmax, renorm_dmax: expected rmax >= 1 and dmax >= 0, got "
-                         f"{renorm_rmax}, {renorm_dmax}")
+        raise ValueError(
+            f"renorm_rmax, renorm_dmax: expected rmax >= 1 and dmax >= 0, got "
+            f"{renorm_rmax}, {renorm_dmax}"
+        )
     mode = statistics_mode(training, train_stats, eval_stats)
     I, H = check_matrix(params, "W").shape[0], check_matrix(params, "U").shape[0]
     dtype = check_params(params, param_shapes(I, H))
     check_sequence(x, I, dtype)
     B, T = x.shape[:2]
-    masks = recurrent_masks("bnlstm", DROPOUT_PLACEMENTS, rate=recurrent_dropout,
-                            where=dropout_where, per=dropout_per, shared=dropout_shared,
-                            training=training, rng=rng, time=T, batch=B, hidden=H, dtype=dtype)
+    masks = recurrent_masks(
+        "bnlstm",
+        DROPOUT_PLACEMENTS,
+        rate=recurrent_dropout,
+        where=dropout_where,
+        per=dropout_per,
+        shared=dropout_shared,
+        training=training,
+        rng=rng,
+        time=T,
+        batch=B,
+        hidden=H,
+        dtype=dtype,
+    )
     h0, c0 = check_lstm_state("state", state, B, H, dtype)
     norm = (mode, dtype.type(eps), dtype.type(renorm_rmax), dtype.type(renorm_dmax))
-    if mode == BATCH:           # no population statistics are read
+    if mode == BATCH:  # no population statistics are read
         pop = {k: np.zeros((1, 4 * H if not k.endswith("_c") else H), dtype) for k in STAT_KEYS}
     else:
         pop = _check_stats(stats, H, dtype, x_stats)
@@ -586,28 +842,76 @@ def forward(params, x, state=None, *, training=True, rng=None, stats=None, eps=1
         # shared: one (1, T*B, 4H) "timestep" holding every row, so one set of statistics
         Tx = T if x_stats == "step" else 1
         z = xw.reshape(Tx, T * B // Tx, 4 * H)
-        x_cache = {"xhat_x": np.empty_like(z), "inv_std_x": np.empty((Tx, 4 * H), dtype),
-                   "stat_x": (np.zeros((Tx, 4 * H), dtype), np.zeros((Tx, 4 * H), dtype),
-                              np.ones((Tx, 4 * H), dtype), np.zeros((Tx, 4 * H), dtype))}
+        x_cache = {
+            "xhat_x": np.empty_like(z),
+            "inv_std_x": np.empty((Tx, 4 * H), dtype),
+            "stat_x": (
+                np.zeros((Tx, 4 * H), dtype),
+                np.zeros((Tx, 4 * H), dtype),
+                np.ones((Tx, 4 * H), dtype),
+                np.zeros((Tx, 4 * H), dtype),
+            ),
+        }
         bx = np.empty_like(z)
-        normalize_steps(z, params["gamma_x"], np.zeros(4 * H, dtype), norm, pop["mean_x"],
-                        pop["var_x"], bx, x_cache["xhat_x"], x_cache["inv_std_x"],
-                        x_cache["stat_x"])
+        normalize_steps(
+            z,
+            params["gamma_x"],
+            np.zeros(4 * H, dtype),
+            norm,
+            pop["mean_x"],
+            pop["var_x"],
+            bx,
+            x_cache["xhat_x"],
+            x_cache["inv_std_x"],
+            x_cache["stat_x"],
+        )
         bx = bx.reshape(T, B, 4 * H)
     (hs, cs, ifog, tanh_c, xhat_h, inv_std_h, xhat_c, inv_std_c, stat_h, stat_c) = forward_loop(
-        bx, h0, c0, np.ascontiguousarray(params["U"]), params["b"], params["gamma_h"],
-        params["gamma_c"], params["beta_c"], norm, pop["mean_h"], pop["var_h"], pop["mean_c"],
-        pop["var_c"], bool(carry_normalized_c), *lstm_kernel_masks(masks, B))
-    cache = {"x": x, "hs": hs, "cs": cs, "ifog": ifog, "tanh_c": tanh_c, "xhat_h": xhat_h,
-             "inv_std_h": inv_std_h, "xhat_c": xhat_c, "inv_std_c": inv_std_c,
-             "renorm": {"h": stat_h[2:], "c": stat_c[2:]}, **x_cache,
-             "training": bool(training), "mode": mode, "x_stats": x_stats,
-             "stats_momentum": float(stats_momentum),
-             "carry_normalized_c": bool(carry_normalized_c), "batch_size": B, "masks": masks,
-             "has_state": state is not None, "state": (hs[-1], cs[-1])}
+        bx,
+        h0,
+        c0,
+        np.ascontiguousarray(params["U"]),
+        params["b"],
+        params["gamma_h"],
+        params["gamma_c"],
+        params["beta_c"],
+        norm,
+        pop["mean_h"],
+        pop["var_h"],
+        pop["mean_c"],
+        pop["var_c"],
+        bool(carry_normalized_c),
+        *lstm_kernel_masks(masks, B),
+    )
+    cache = {
+        "x": x,
+        "hs": hs,
+        "cs": cs,
+        "ifog": ifog,
+        "tanh_c": tanh_c,
+        "xhat_h": xhat_h,
+        "inv_std_h": inv_std_h,
+        "xhat_c": xhat_c,
+        "inv_std_c": inv_std_c,
+        "renorm": {"h": stat_h[2:], "c": stat_c[2:]},
+        **x_cache,
+        "training": bool(training),
+        "mode": mode,
+        "x_stats": x_stats,
+        "stats_momentum": float(stats_momentum),
+        "carry_normalized_c": bool(carry_normalized_c),
+        "batch_size": B,
+        "masks": masks,
+        "has_state": state is not None,
+        "state": (hs[-1], cs[-1]),
+    }
     if mode != POPULATION:
-        cache["batch_stats"] = {"mean_h": stat_h[0], "var_h": stat_h[1], "mean_c": stat_c[0],
-                                "var_c": stat_c[1]}
+        cache["batch_stats"] = {
+            "mean_h": stat_h[0],
+            "var_h": stat_h[1],
+            "mean_c": stat_c[0],
+            "var_c": stat_c[1],
+        }
         if x_stats != "none":
             cache["batch_stats"].update(mean_x=x_cache["stat_x"][0], var_x=x_cache["stat_x"][1])
     return batch_major(hs), cache
@@ -628,27 +932,60 @@ def backward(params, dhs, cache, dstate=None, *, input_grad=True):
     M_h, M_g, M_c = lstm_kernel_masks(cache["masks"], B)
     (r_h, d_h), (r_c, d_c) = cache["renorm"]["h"], cache["renorm"]["c"]
     das, dhus, dh0, dc0, dgamma_h, dgamma_c, dbeta_c = backward_loop(
-        np.ascontiguousarray(dhs.transpose(1, 0, 2)), dh_T, dc_T, cache["cs"], cache["ifog"],
-        cache["tanh_c"], cache["xhat_h"], cache["inv_std_h"], cache["xhat_c"],
-        cache["inv_std_c"], params["gamma_h"], params["gamma_c"], np.ascontiguousarray(U.T),
-        mode, r_h, d_h, r_c, d_c, carry, M_h, M_g, M_c)
+        np.ascontiguousarray(dhs.transpose(1, 0, 2)),
+        dh_T,
+        dc_T,
+        cache["cs"],
+        cache["ifog"],
+        cache["tanh_c"],
+        cache["xhat_h"],
+        cache["inv_std_h"],
+        cache["xhat_c"],
+        cache["inv_std_c"],
+        params["gamma_h"],
+        params["gamma_c"],
+        np.ascontiguousarray(U.T),
+        mode,
+        r_h,
+        d_h,
+        r_c,
+        d_c,
+        carry,
+        M_h,
+        M_g,
+        M_c,
+    )
     # The x branch's batch norm, after the loop (it has no shift).
     dgamma_x = np.zeros(4 * H, dtype)
     if cache["x_stats"] == "none":
         dxw = das
     else:
-        xhat_x = cache["xhat_x"]            # (T, B, 4H), or (1, T*B, 4H) when shared
+        xhat_x = cache["xhat_x"]  # (T, B, 4H), or (1, T*B, 4H) when shared
         dxw = np.empty_like(xhat_x)
         _, _, r_x, d_x = cache["stat_x"]
-        normalize_steps_backward(das.reshape(xhat_x.shape), xhat_x, cache["inv_std_x"],
-                                 params["gamma_x"], mode, r_x, d_x, dxw, dgamma_x,
-                                 np.zeros(4 * H, dtype))
+        normalize_steps_backward(
+            das.reshape(xhat_x.shape),
+            xhat_x,
+            cache["inv_std_x"],
+            params["gamma_x"],
+            mode,
+            r_x,
+            d_x,
+            dxw,
+            dgamma_x,
+            np.zeros(4 * H, dtype),
+        )
     x_tm = np.ascontiguousarray(x.transpose(1, 0, 2)).reshape(T * B, I)
-    h_prev = hs[:-1] if M_h is None else hs[:-1] * M_h     # what U met
-    grads = {"W": x_tm.T @ dxw.reshape(T * B, 4 * H),
-             "U": h_prev.reshape(T * B, H).T @ dhus.reshape(T * B, 4 * H),
-             "b": das.reshape(T * B, 4 * H).sum(axis=0), "gamma_x": dgamma_x,
-             "gamma_h": dgamma_h, "gamma_c": dgamma_c, "beta_c": dbeta_c}
+    h_prev = hs[:-1] if M_h is None else hs[:-1] * M_h  # what U met
+    grads = {
+        "W": x_tm.T @ dxw.reshape(T * B, 4 * H),
+        "U": h_prev.reshape(T * B, H).T @ dhus.reshape(T * B, 4 * H),
+        "b": das.reshape(T * B, 4 * H).sum(axis=0),
+        "gamma_x": dgamma_x,
+        "gamma_h": dgamma_h,
+        "gamma_c": dgamma_c,
+        "beta_c": dbeta_c,
+    }
     if cache["has_state"]:
         grads["h0"], grads["c0"] = dh0, dc0
     if not input_grad:

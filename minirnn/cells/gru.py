@@ -45,6 +45,7 @@ Code names: ``xw = x_t W + b``; ``zrn`` holds the activated z, r, n;
 ``hu_n = h_{t-1} U_n + bh_n`` (reset_after only); ``U_zr``/``U_n`` are the
 column blocks of U, split so each product in the loop is on contiguous memory.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -59,16 +60,26 @@ from ._dropout import apply_mask, kernel_mask, mask_at, recurrent_masks
 from ._projection import batch_major, input_gradients, input_projection
 
 INIT_OPTIONS = ("reset_after",)
-FORWARD_OPTIONS = ("reset_after", "recurrent_dropout", "dropout_where", "dropout_per",
-                   "dropout_shared")
+FORWARD_OPTIONS = (
+    "reset_after",
+    "recurrent_dropout",
+    "dropout_where",
+    "dropout_per",
+    "dropout_shared",
+)
 DROPOUT_PLACEMENTS = ("update", "hidden")
 _P = {"recurrent_dropout": 0.3}
 GRADCHECK_CASES = (
     {"reset_after": False},
     {"reset_after": True},
     {"reset_after": False, **_P, "dropout_where": "update", "dropout_per": "step"},
-    {"reset_after": True, **_P, "dropout_where": "update", "dropout_per": "sequence",
-     "dropout_shared": True},
+    {
+        "reset_after": True,
+        **_P,
+        "dropout_where": "update",
+        "dropout_per": "sequence",
+        "dropout_shared": True,
+    },
     {"reset_after": False, **_P, "dropout_where": "hidden", "dropout_per": "sequence"},
     {"reset_after": True, **_P, "dropout_where": "hidden", "dropout_per": "step"},
 )
@@ -84,21 +95,30 @@ def param_shapes(input_size: int, hidden_size: int, reset_after: bool = False) -
     return shapes
 
 
-def init(input_size: int, hidden_size: int, *, rng: np.random.Generator,
-         dtype: DTypeLike = np.float32, reset_after: bool = False) -> Params:
+def init(
+    input_size: int,
+    hidden_size: int,
+    *,
+    rng: np.random.Generator,
+    dtype: DTypeLike = np.float32,
+    reset_after: bool = False,
+) -> Params:
     """Glorot-uniform W, orthogonal U (per gate), zero biases."""
     H = hidden_size
-    params = {"W": gate_blocks(lambda: glorot_uniform(rng, input_size, H, dtype), 3),
-              "U": gate_blocks(lambda: orthogonal(rng, H, dtype), 3),
-              "b": np.zeros(3 * H, dtype=dtype)}
+    params = {
+        "W": gate_blocks(lambda: glorot_uniform(rng, input_size, H, dtype), 3),
+        "U": gate_blocks(lambda: orthogonal(rng, H, dtype), 3),
+        "b": np.zeros(3 * H, dtype=dtype),
+    }
     if reset_after:
         params["bh"] = np.zeros(3 * H, dtype=dtype)
     return params
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def step_forward(xw_t, h_prev, U_zr, U_n, bh, reset_after, h, zrn, hu_n, hu_zr, rh, rec, hm,
-                 m_h=None, m_n=None):
+def step_forward(
+    xw_t, h_prev, U_zr, U_n, bh, reset_after, h, zrn, hu_n, hu_zr, rh, rec, hm, m_h=None, m_n=None
+):
     """One timestep. xw_t: (B, 3H) = x_t W + b; h_prev: (B, H); U_zr: (H, 2H);
     U_n: (H, H); bh: (3H,) (zeros when not reset_after).
     Writes h: (B, H) = h_t; zrn: (B, 3H), the activated gates (n before any mask);
@@ -108,10 +128,10 @@ def step_forward(xw_t, h_prev, U_zr, U_n, bh, reset_after, h, zrn, hu_n, hu_zr, 
     or None.
     Readable twin: ``reference/gru.py``, ``step_forward``."""
     B, H = h_prev.shape
-    h_in = apply_mask(h_prev, m_h, hm)             # what the recurrent products see
+    h_in = apply_mask(h_prev, m_h, hm)  # what the recurrent products see
     np.dot(h_in, U_zr, hu_zr)
     for n in range(B):
-        for j in range(2 * H):                      # z, r = sigma(x_t W + b + h_{t-1} U + bh)
+        for j in range(2 * H):  # z, r = sigma(x_t W + b + h_{t-1} U + bh)
             zrn[n, j] = sigmoid(xw_t[n, j] + hu_zr[n, j] + bh[j])
     # The candidate's recurrent term rec: r applied after U_n, or before it.
     if reset_after:
@@ -119,25 +139,43 @@ def step_forward(xw_t, h_prev, U_zr, U_n, bh, reset_after, h, zrn, hu_n, hu_zr, 
         for n in range(B):
             for j in range(H):
                 hu_n[n, j] = hu_n[n, j] + bh[2 * H + j]
-                rec[n, j] = zrn[n, H + j] * hu_n[n, j]      # r * (h_{t-1} U_n + bh_n)
+                rec[n, j] = zrn[n, H + j] * hu_n[n, j]  # r * (h_{t-1} U_n + bh_n)
     else:
         for n in range(B):
             for j in range(H):
                 rh[n, j] = zrn[n, H + j] * h_in[n, j]
-        np.dot(rh, U_n, rec)                                # (r * h_{t-1}) U_n
+        np.dot(rh, U_n, rec)  # (r * h_{t-1}) U_n
     for n in range(B):
         for j in range(H):
             z = zrn[n, j]
             cand = tanh(xw_t[n, 2 * H + j] + rec[n, j])
             zrn[n, 2 * H + j] = cand
             if m_n is not None:
-                cand = cand * m_n[n, j]                 # n * m_n enters the state
+                cand = cand * m_n[n, j]  # n * m_n enters the state
             h[n, j] = z * h_prev[n, j] + (_ONE - z) * cand
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def step_backward(dh_out, dh, h_prev, zrn, hu_n, UT_zr, UT_n, reset_after, da, dh_prev, da_zr,
-                  da_n, d_rh, dhu_n, dh_zr, hm, m_h=None, m_n=None):
+def step_backward(
+    dh_out,
+    dh,
+    h_prev,
+    zrn,
+    hu_n,
+    UT_zr,
+    UT_n,
+    reset_after,
+    da,
+    dh_prev,
+    da_zr,
+    da_n,
+    d_rh,
+    dhu_n,
+    dh_zr,
+    hm,
+    m_h=None,
+    m_n=None,
+):
     """One timestep backwards. dh_out: (B, H) dL/dh_t from the output at t; dh: (B, H)
     dL/dh_t through the recurrent terms, carried from step t+1 (overwritten);
     UT_zr: (2H, H), UT_n: (H, H): the transposed blocks of U.
@@ -148,14 +186,14 @@ def step_backward(dh_out, dh, h_prev, zrn, hu_n, UT_zr, UT_n, reset_after, da, d
     B, H = dh.shape
     for n in range(B):
         for j in range(H):
-            dh[n, j] = dh_out[n, j] + dh[n, j]          # dh <- dL/dh_t
+            dh[n, j] = dh_out[n, j] + dh[n, j]  # dh <- dL/dh_t
         for j in range(H):
             z, cand = zrn[n, j], zrn[n, 2 * H + j]
-            cand_in = cand if m_n is None else cand * m_n[n, j]     # what entered h_t
+            cand_in = cand if m_n is None else cand * m_n[n, j]  # what entered h_t
             dcand = dh[n, j] * (_ONE - z) if m_n is None else dh[n, j] * (_ONE - z) * m_n[n, j]
             da_n[n, j] = dcand * (_ONE - cand * cand)
             da_zr[n, j] = dh[n, j] * (h_prev[n, j] - cand_in) * z * (_ONE - z)
-    h_in = apply_mask(h_prev, m_h, hm)              # what the recurrent products saw
+    h_in = apply_mask(h_prev, m_h, hm)  # what the recurrent products saw
     # dh_prev first collects dL/d(h_in) through the candidate's recurrent term
     if reset_after:
         # n = tanh(... + r * hu_n): dL/dr = da_n * hu_n, dL/dhu_n = da_n * r
@@ -173,12 +211,12 @@ def step_backward(dh_out, dh, h_prev, zrn, hu_n, UT_zr, UT_n, reset_after, da, d
                 r = zrn[n, H + j]
                 da_zr[n, H + j] = d_rh[n, j] * h_in[n, j] * r * (_ONE - r)
                 dh_prev[n, j] = d_rh[n, j] * r
-    np.dot(da_zr, UT_zr, dh_zr)                     # through h_{t-1} U_zr
+    np.dot(da_zr, UT_zr, dh_zr)  # through h_{t-1} U_zr
     for n in range(B):
         for j in range(H):
-            d_in = dh_prev[n, j] + dh_zr[n, j]      # dL/d(h_in): the three recurrent products
+            d_in = dh_prev[n, j] + dh_zr[n, j]  # dL/d(h_in): the three recurrent products
             if m_h is not None:
-                d_in = d_in * m_h[n, j]             # h_in = h_prev * m_h
+                d_in = d_in * m_h[n, j]  # h_in = h_prev * m_h
             # h_prev reaches h_t directly through z * h_prev, and through the products
             dh_prev[n, j] = dh[n, j] * zrn[n, j] + d_in
         for j in range(2 * H):
@@ -198,12 +236,30 @@ def forward_loop(xw, h0, U_zr, U_n, bh, reset_after, M_h=None, M_n=None):
     hu_n = np.zeros((T, B, H), dtype=xw.dtype)
     # scratch for the steps, allocated once
     hu_zr = np.empty((B, 2 * H), dtype=xw.dtype)
-    rh, rec, hm = (np.empty((B, H), dtype=xw.dtype), np.empty((B, H), dtype=xw.dtype),
-                   np.empty((B, H), dtype=xw.dtype))
+    rh, rec, hm = (
+        np.empty((B, H), dtype=xw.dtype),
+        np.empty((B, H), dtype=xw.dtype),
+        np.empty((B, H), dtype=xw.dtype),
+    )
     hs[0] = h0
     for t in range(T):
-        step_forward(xw[t], hs[t], U_zr, U_n, bh, reset_after, hs[t + 1], zrn[t], hu_n[t], hu_zr,
-                     rh, rec, hm, mask_at(M_h, t), mask_at(M_n, t))
+        step_forward(
+            xw[t],
+            hs[t],
+            U_zr,
+            U_n,
+            bh,
+            reset_after,
+            hs[t + 1],
+            zrn[t],
+            hu_n[t],
+            hu_zr,
+            rh,
+            rec,
+            hm,
+            mask_at(M_h, t),
+            mask_at(M_n, t),
+        )
     return hs, zrn, hu_n
 
 
@@ -213,25 +269,55 @@ def backward_loop(dhs, dh_T, hs, zrn, hu_n, UT_zr, UT_n, reset_after, M_h=None, 
     M_h, M_n: the forward's masks -> das: (T, B, 3H), dh0: (B, H)."""
     T, B, H = dhs.shape
     das = np.empty_like(zrn)
-    dh, dh_prev = dh_T.copy(), np.empty_like(dh_T)     # two buffers, in turn
+    dh, dh_prev = dh_T.copy(), np.empty_like(dh_T)  # two buffers, in turn
     # scratch for the steps, allocated once
     da_zr = np.empty((B, 2 * H), dtype=dhs.dtype)
-    da_n, d_rh, dhu_n, dh_zr, hm = (np.empty_like(dh), np.empty_like(dh), np.empty_like(dh),
-                                    np.empty_like(dh), np.empty_like(dh))
+    da_n, d_rh, dhu_n, dh_zr, hm = (
+        np.empty_like(dh),
+        np.empty_like(dh),
+        np.empty_like(dh),
+        np.empty_like(dh),
+        np.empty_like(dh),
+    )
     for t in range(T - 1, -1, -1):
-        step_backward(dhs[t], dh, hs[t], zrn[t], hu_n[t], UT_zr, UT_n, reset_after, das[t],
-                      dh_prev, da_zr, da_n, d_rh, dhu_n, dh_zr, hm, mask_at(M_h, t),
-                      mask_at(M_n, t))
+        step_backward(
+            dhs[t],
+            dh,
+            hs[t],
+            zrn[t],
+            hu_n[t],
+            UT_zr,
+            UT_n,
+            reset_after,
+            das[t],
+            dh_prev,
+            da_zr,
+            da_n,
+            d_rh,
+            dhu_n,
+            dh_zr,
+            hm,
+            mask_at(M_h, t),
+            mask_at(M_n, t),
+        )
         dh, dh_prev = dh_prev, dh
     return das, dh
 
 
-def forward(params: Params, x: np.ndarray, state: State | None = None, *,
-            training: bool = True, rng: np.random.Generator | None = None,
-            reset_after: bool = False,
-            recurrent_dropout: float = 0.0, dropout_where: str = "update",
-            dropout_per: str = "sequence", dropout_shared: bool = False,
-            **options) -> tuple[np.ndarray, Cache]:
+def forward(
+    params: Params,
+    x: np.ndarray,
+    state: State | None = None,
+    *,
+    training: bool = True,
+    rng: np.random.Generator | None = None,
+    reset_after: bool = False,
+    recurrent_dropout: float = 0.0,
+    dropout_where: str = "update",
+    dropout_per: str = "sequence",
+    dropout_shared: bool = False,
+    **options,
+) -> tuple[np.ndarray, Cache]:
     """x: (batch, time, input) -> hs: (batch, time, hidden), cache.
     ``state`` is h0: (batch, hidden).
 
@@ -241,29 +327,64 @@ def forward(params: Params, x: np.ndarray, state: State | None = None, *,
     for the whole batch. Masks come from ``rng`` when ``training`` and are kept
     in ``cache["masks"]``; ``training=False`` drops nothing."""
     if isinstance(params, dict) and ("bh" in params) != bool(reset_after):
-        raise KeyError(f"params: reset_after={reset_after} expects "
-                       f"{'a' if reset_after else 'no'} recurrent bias 'bh', got keys "
-                       f"{sorted(params)}; pass the same reset_after to init and forward")
-    _, H, dtype = check_inputs("gru.forward", params, x, options, FORWARD_OPTIONS,
-                               param_shapes, reset_after=reset_after)
+        raise KeyError(
+            f"params: reset_after={reset_after} expects "
+            f"{'a' if reset_after else 'no'} recurrent bias 'bh', got keys "
+            f"{sorted(params)}; pass the same reset_after to init and forward"
+        )
+    _, H, dtype = check_inputs(
+        "gru.forward", params, x, options, FORWARD_OPTIONS, param_shapes, reset_after=reset_after
+    )
     B, T = x.shape[0], x.shape[1]
-    masks = recurrent_masks("gru", DROPOUT_PLACEMENTS, rate=recurrent_dropout,
-                            where=dropout_where, per=dropout_per, shared=dropout_shared,
-                            training=training, rng=rng, time=T, batch=B, hidden=H, dtype=dtype)
+    masks = recurrent_masks(
+        "gru",
+        DROPOUT_PLACEMENTS,
+        rate=recurrent_dropout,
+        where=dropout_where,
+        per=dropout_per,
+        shared=dropout_shared,
+        training=training,
+        rng=rng,
+        time=T,
+        batch=B,
+        hidden=H,
+        dtype=dtype,
+    )
     h0 = check_state("state h0", state, B, H, dtype)
     U = params["U"]
     bh = params["bh"] if reset_after else np.zeros(3 * H, dtype=dtype)
     xw = input_projection(x, params["W"], params["b"])
-    hs, zrn, hu_n = forward_loop(xw, h0, np.ascontiguousarray(U[:, :2 * H]),
-                                 np.ascontiguousarray(U[:, 2 * H:]), bh, bool(reset_after),
-                                 kernel_mask(masks, "hidden", B), kernel_mask(masks, "update", B))
-    cache = {"x": x, "hs": hs, "zrn": zrn, "hu_n": hu_n, "reset_after": bool(reset_after),
-             "masks": masks, "has_state": state is not None, "state": hs[-1]}
+    hs, zrn, hu_n = forward_loop(
+        xw,
+        h0,
+        np.ascontiguousarray(U[:, : 2 * H]),
+        np.ascontiguousarray(U[:, 2 * H :]),
+        bh,
+        bool(reset_after),
+        kernel_mask(masks, "hidden", B),
+        kernel_mask(masks, "update", B),
+    )
+    cache = {
+        "x": x,
+        "hs": hs,
+        "zrn": zrn,
+        "hu_n": hu_n,
+        "reset_after": bool(reset_after),
+        "masks": masks,
+        "has_state": state is not None,
+        "state": hs[-1],
+    }
     return batch_major(hs), cache
 
 
-def backward(params: Params, dhs: np.ndarray, cache: Cache, dstate: State | None = None, *,
-             input_grad: bool = True) -> tuple[np.ndarray | None, Grads]:
+def backward(
+    params: Params,
+    dhs: np.ndarray,
+    cache: Cache,
+    dstate: State | None = None,
+    *,
+    input_grad: bool = True,
+) -> tuple[np.ndarray | None, Grads]:
     """dhs: (batch, time, hidden) -> (dx: (batch, time, input), grads).
     ``dstate``, optional: dL/dh_T for a caller that used ``cache["state"]``.
     ``grads`` holds ``"h0"`` too when a state was passed to ``forward``.
@@ -273,26 +394,34 @@ def backward(params: Params, dhs: np.ndarray, cache: Cache, dstate: State | None
     T, B, H = dhs.shape
     U = params["U"]
     M_h = kernel_mask(cache["masks"], "hidden", B)
-    das, dh0 = backward_loop(dhs, dh_T, hs, zrn, cache["hu_n"],
-                             np.ascontiguousarray(U[:, :2 * H].T),
-                             np.ascontiguousarray(U[:, 2 * H:].T), reset_after,
-                             M_h, kernel_mask(cache["masks"], "update", B))
+    das, dh0 = backward_loop(
+        dhs,
+        dh_T,
+        hs,
+        zrn,
+        cache["hu_n"],
+        np.ascontiguousarray(U[:, : 2 * H].T),
+        np.ascontiguousarray(U[:, 2 * H :].T),
+        reset_after,
+        M_h,
+        kernel_mask(cache["masks"], "update", B),
+    )
     # U met h_{t-1} * m_h under "hidden" dropout: h_in in step_forward
     h_prev = (hs[:-1] if M_h is None else hs[:-1] * M_h).reshape(T * B, H)
     da = das.reshape(T * B, 3 * H)
-    r = zrn[:, :, H:2 * H].reshape(T * B, H)
+    r = zrn[:, :, H : 2 * H].reshape(T * B, H)
     dU = np.empty_like(U)
-    dU[:, :2 * H] = h_prev.T @ da[:, :2 * H]
+    dU[:, : 2 * H] = h_prev.T @ da[:, : 2 * H]
     dx, dW, db = input_gradients(x, das, params["W"], input_grad)
     grads = {"W": dW, "U": dU, "b": db}
     if reset_after:
         # the recurrent terms saw r * dL/da_n for the candidate block
         dhu = da.copy()
-        dhu[:, 2 * H:] *= r
-        dU[:, 2 * H:] = h_prev.T @ dhu[:, 2 * H:]
+        dhu[:, 2 * H :] *= r
+        dU[:, 2 * H :] = h_prev.T @ dhu[:, 2 * H :]
         grads["bh"] = dhu.sum(axis=0)
     else:
-        dU[:, 2 * H:] = (r * h_prev).T @ da[:, 2 * H:]
+        dU[:, 2 * H :] = (r * h_prev).T @ da[:, 2 * H :]
     if cache["has_state"]:
         grads["h0"] = dh0
     return dx, grads

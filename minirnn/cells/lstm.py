@@ -43,6 +43,7 @@ normalized LSTMs (``bnlstm``, ``lnlstm``) too. ``step_forward`` and
 ``step_backward`` follow the step convention of ``docs/design.md``: inputs,
 parameters, the buffers they write, scratch, masks.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -63,10 +64,14 @@ GRADCHECK_CASES = (
     {},
     {"recurrent_dropout": 0.3, "dropout_where": "update", "dropout_per": "step"},
     {"recurrent_dropout": 0.3, "dropout_where": "hidden", "dropout_per": "sequence"},
-    {"recurrent_dropout": 0.3, "dropout_where": "cell", "dropout_per": "sequence",
-     "dropout_shared": True},
+    {
+        "recurrent_dropout": 0.3,
+        "dropout_where": "cell",
+        "dropout_per": "sequence",
+        "dropout_shared": True,
+    },
 )
-STATE_SIZE = 2          # the state is (h, c)
+STATE_SIZE = 2  # the state is (h, c)
 _ONE = np.float32(1.0)
 
 
@@ -75,20 +80,27 @@ def param_shapes(input_size: int, hidden_size: int) -> Shapes:
     return {"W": (input_size, H4), "U": (hidden_size, H4), "b": (H4,)}
 
 
-def init(input_size: int, hidden_size: int, *, rng: np.random.Generator,
-         dtype: DTypeLike = np.float32, forget_bias: float = 1.0) -> Params:
+def init(
+    input_size: int,
+    hidden_size: int,
+    *,
+    rng: np.random.Generator,
+    dtype: DTypeLike = np.float32,
+    forget_bias: float = 1.0,
+) -> Params:
     """Glorot-uniform W, orthogonal U (per gate), b = 0 except ``forget_bias`` in f."""
     H = hidden_size
     W = gate_blocks(lambda: glorot_uniform(rng, input_size, H, dtype), 4)
     U = gate_blocks(lambda: orthogonal(rng, H, dtype), 4)
     b = np.zeros(4 * H, dtype=dtype)
-    b[H:2 * H] = forget_bias
+    b[H : 2 * H] = forget_bias
     return {"W": W, "U": U, "b": b}
 
 
 # ---------------------------------------------------------------- the gate equations
 # Shared by the LSTM family: bnlstm and lnlstm differ from the plain LSTM only in
 # what they do to the pre-activations and to the cell before its tanh.
+
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def preactivation(a, b, hu, n, j):
@@ -123,7 +135,7 @@ def gates_and_cell(a, c_prev, ifog, c, m_g=None, b=None, hu=None):
         for j in range(H):
             i, f, g = ifog[n, j], ifog[n, H + j], ifog[n, 3 * H + j]
             if m_g is not None:
-                g = g * m_g[n, j]                   # g * m_g enters the cell
+                g = g * m_g[n, j]  # g * m_g enters the cell
             c[n, j] = f * c_prev[n, j] + i * g
 
 
@@ -169,18 +181,18 @@ def gate_gradients(dc, dh, c_prev, ifog, tanh_c, da, dc_prev, m_g=None):
     # Three short loops instead of one: a loop over many arrays is not vectorized
     # (the compiler cannot rule out that they overlap); each of these reads few.
     for n in range(B):
-        for j in range(H):                                   # o = sigma(a_o)
+        for j in range(H):  # o = sigma(a_o)
             o = ifog[n, 2 * H + j]
             da[n, 2 * H + j] = dh[n, j] * tanh_c[n, j] * o * (_ONE - o)
-        for j in range(H):                                   # i = sigma(a_i), g = tanh(a_g)
+        for j in range(H):  # i = sigma(a_i), g = tanh(a_g)
             i, g = ifog[n, j], ifog[n, 3 * H + j]
             if m_g is None:
                 da[n, j] = dc[n, j] * g * i * (_ONE - i)
                 da[n, 3 * H + j] = dc[n, j] * i * (_ONE - g * g)
-            else:                                            # g * m_g entered the cell
+            else:  # g * m_g entered the cell
                 da[n, j] = dc[n, j] * g * m_g[n, j] * i * (_ONE - i)
                 da[n, 3 * H + j] = dc[n, j] * i * m_g[n, j] * (_ONE - g * g)
-        for j in range(H):                                   # f = sigma(a_f)
+        for j in range(H):  # f = sigma(a_f)
             f = ifog[n, H + j]
             da[n, H + j] = dc[n, j] * c_prev[n, j] * f * (_ONE - f)
             dc_prev[n, j] = dc[n, j] * f
@@ -188,25 +200,28 @@ def gate_gradients(dc, dh, c_prev, ifog, tanh_c, da, dc_prev, m_g=None):
 
 # ---------------------------------------------------------------- one timestep
 
+
 @njit(cache=True, nogil=True, error_model="numpy")
-def step_forward(xw_t, h_prev, c_prev, U, b, h, c, ifog, tanh_c, hu, hm, m_h=None, m_g=None,
-                 m_c=None):
+def step_forward(
+    xw_t, h_prev, c_prev, U, b, h, c, ifog, tanh_c, hu, hm, m_h=None, m_g=None, m_c=None
+):
     """One timestep. xw_t: (B, 4H) = x_t W; h_prev, c_prev: (B, H); U: (H, 4H); b: (4H,).
     Writes h, c, tanh_c: (B, H) = h_t, c_t, tanh(c_t) and ifog: (B, 4H), the gates.
     Scratch: hu: (B, 4H), hm: (B, H). m_h, m_g, m_c: (B, H) dropout masks on h_{t-1}
     where it meets U, on g, on c_t; None where there is none.
     Readable twin: ``reference/lstm.py``, ``step_forward``.
     """
-    np.dot(apply_mask(h_prev, m_h, hm), U, hu)      # h_{t-1} U, or (h_{t-1} * m_h) U
-    gates_and_cell(xw_t, c_prev, ifog, c, m_g, b, hu)   # a_t = x_t W + b + h_{t-1} U
+    np.dot(apply_mask(h_prev, m_h, hm), U, hu)  # h_{t-1} U, or (h_{t-1} * m_h) U
+    gates_and_cell(xw_t, c_prev, ifog, c, m_g, b, hu)  # a_t = x_t W + b + h_{t-1} U
     if m_c is not None:
-        c *= m_c                                    # the carried c_t is masked
-    output_gate(c, ifog, tanh_c, h)                 # h_t = o * tanh(c_t)
+        c *= m_c  # the carried c_t is masked
+    output_gate(c, ifog, tanh_c, h)  # h_t = o * tanh(c_t)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def step_backward(dh_out, dh, dc, c_prev, ifog, tanh_c, UT, da, dh_prev, dc_prev, m_h=None,
-                  m_g=None, m_c=None):
+def step_backward(
+    dh_out, dh, dc, c_prev, ifog, tanh_c, UT, da, dh_prev, dc_prev, m_h=None, m_g=None, m_c=None
+):
     """One timestep backwards. dh_out: (B, H) dL/dh_t from the output at t; dh, dc:
     (B, H) dL/dh_t through U and dL/dc_t, carried from step t+1 (both are overwritten);
     UT: (4H, H) = U^T. Writes da: (B, 4H) = dL/da_t, and dh_prev, dc_prev: (B, H) =
@@ -214,16 +229,17 @@ def step_backward(dh_out, dh, dc, c_prev, ifog, tanh_c, UT, da, dh_prev, dc_prev
     multiplies the local derivative where it multiplied the forward value.
     Readable twin: ``reference/lstm.py``, ``step_backward``.
     """
-    state_gradients(dh_out, dh, dc, ifog, tanh_c)   # dh <- dL/dh_t, dc <- dL/dc_t
+    state_gradients(dh_out, dh, dc, ifog, tanh_c)  # dh <- dL/dh_t, dc <- dL/dc_t
     if m_c is not None:
-        dc *= m_c               # c_t = m_c * u with u = f c_{t-1} + i g: du = dc_t * m_c
+        dc *= m_c  # c_t = m_c * u with u = f c_{t-1} + i g: du = dc_t * m_c
     gate_gradients(dc, dh, c_prev, ifog, tanh_c, da, dc_prev, m_g)
-    np.dot(da, UT, dh_prev)     # dh_{t-1} = da U^T
+    np.dot(da, UT, dh_prev)  # dh_{t-1} = da U^T
     if m_h is not None:
-        dh_prev *= m_h          # forward used h_{t-1} * m_h
+        dh_prev *= m_h  # forward used h_{t-1} * m_h
 
 
 # ---------------------------------------------------------------- the loops over time
+
 
 @njit(cache=True, nogil=True)
 def forward_loop(xw, h0, c0, U, b, M_h=None, M_g=None, M_c=None):
@@ -240,8 +256,22 @@ def forward_loop(xw, h0, c0, U, b, M_h=None, M_g=None, M_c=None):
     hs[0] = h0
     cs[0] = c0
     for t in range(T):
-        step_forward(xw[t], hs[t], cs[t], U, b, hs[t + 1], cs[t + 1], ifog[t], tanh_c[t], hu,
-                     hm, mask_at(M_h, t), mask_at(M_g, t), mask_at(M_c, t))
+        step_forward(
+            xw[t],
+            hs[t],
+            cs[t],
+            U,
+            b,
+            hs[t + 1],
+            cs[t + 1],
+            ifog[t],
+            tanh_c[t],
+            hu,
+            hm,
+            mask_at(M_h, t),
+            mask_at(M_g, t),
+            mask_at(M_c, t),
+        )
     return hs, cs, ifog, tanh_c
 
 
@@ -255,8 +285,21 @@ def backward_loop(dhs, dh_T, dc_T, cs, ifog, tanh_c, UT, M_h=None, M_g=None, M_c
     dh, dc = dh_T.copy(), dc_T.copy()
     dh_prev, dc_prev = np.empty_like(dh), np.empty_like(dc)
     for t in range(dhs.shape[0] - 1, -1, -1):
-        step_backward(dhs[t], dh, dc, cs[t], ifog[t], tanh_c[t], UT, das[t], dh_prev, dc_prev,
-                      mask_at(M_h, t), mask_at(M_g, t), mask_at(M_c, t))
+        step_backward(
+            dhs[t],
+            dh,
+            dc,
+            cs[t],
+            ifog[t],
+            tanh_c[t],
+            UT,
+            das[t],
+            dh_prev,
+            dc_prev,
+            mask_at(M_h, t),
+            mask_at(M_g, t),
+            mask_at(M_c, t),
+        )
         dh, dh_prev = dh_prev, dh
         dc, dc_prev = dc_prev, dc
     return das, dh, dc
@@ -264,11 +307,20 @@ def backward_loop(dhs, dh_T, dc_T, cs, ifog, tanh_c, UT, M_h=None, M_g=None, M_c
 
 # ---------------------------------------------------------------- the sequence
 
-def forward(params: Params, x: np.ndarray, state: State | None = None, *,
-            training: bool = True, rng: np.random.Generator | None = None,
-            recurrent_dropout: float = 0.0, dropout_where: str = "update",
-            dropout_per: str = "sequence", dropout_shared: bool = False,
-            **options) -> tuple[np.ndarray, Cache]:
+
+def forward(
+    params: Params,
+    x: np.ndarray,
+    state: State | None = None,
+    *,
+    training: bool = True,
+    rng: np.random.Generator | None = None,
+    recurrent_dropout: float = 0.0,
+    dropout_where: str = "update",
+    dropout_per: str = "sequence",
+    dropout_shared: bool = False,
+    **options,
+) -> tuple[np.ndarray, Cache]:
     """x: (batch, time, input) -> hs: (batch, time, hidden), cache.
 
     Recurrent dropout (off by default): ``recurrent_dropout`` is the rate p,
@@ -277,23 +329,48 @@ def forward(params: Params, x: np.ndarray, state: State | None = None, *,
     the whole batch. Masks are drawn from ``rng`` when ``training`` (an error if it
     is None) and kept in ``cache["masks"]``; ``training=False`` drops nothing.
     """
-    _, H, dtype = check_inputs("lstm.forward", params, x, options, FORWARD_OPTIONS,
-                               param_shapes)
+    _, H, dtype = check_inputs("lstm.forward", params, x, options, FORWARD_OPTIONS, param_shapes)
     B, T = x.shape[0], x.shape[1]
-    masks = recurrent_masks("lstm", DROPOUT_PLACEMENTS, rate=recurrent_dropout,
-                            where=dropout_where, per=dropout_per, shared=dropout_shared,
-                            training=training, rng=rng, time=T, batch=B, hidden=H, dtype=dtype)
+    masks = recurrent_masks(
+        "lstm",
+        DROPOUT_PLACEMENTS,
+        rate=recurrent_dropout,
+        where=dropout_where,
+        per=dropout_per,
+        shared=dropout_shared,
+        training=training,
+        rng=rng,
+        time=T,
+        batch=B,
+        hidden=H,
+        dtype=dtype,
+    )
     h0, c0 = check_lstm_state("state", state, B, H, dtype)
-    xw = input_projection(x, params["W"])           # b is added inside the loop
-    hs, cs, ifog, tanh_c = forward_loop(xw, h0, c0, np.ascontiguousarray(params["U"]),
-                                        params["b"], *lstm_kernel_masks(masks, B))
-    cache = {"x": x, "hs": hs, "cs": cs, "ifog": ifog, "tanh_c": tanh_c, "masks": masks,
-             "has_state": state is not None, "state": (hs[-1], cs[-1])}
+    xw = input_projection(x, params["W"])  # b is added inside the loop
+    hs, cs, ifog, tanh_c = forward_loop(
+        xw, h0, c0, np.ascontiguousarray(params["U"]), params["b"], *lstm_kernel_masks(masks, B)
+    )
+    cache = {
+        "x": x,
+        "hs": hs,
+        "cs": cs,
+        "ifog": ifog,
+        "tanh_c": tanh_c,
+        "masks": masks,
+        "has_state": state is not None,
+        "state": (hs[-1], cs[-1]),
+    }
     return batch_major(hs), cache
 
 
-def backward(params: Params, dhs: np.ndarray, cache: Cache, dstate: State | None = None, *,
-             input_grad: bool = True) -> tuple[np.ndarray | None, Grads]:
+def backward(
+    params: Params,
+    dhs: np.ndarray,
+    cache: Cache,
+    dstate: State | None = None,
+    *,
+    input_grad: bool = True,
+) -> tuple[np.ndarray | None, Grads]:
     """dhs: (batch, time, hidden) = dL/dhs -> (dx: (batch, time, input), grads).
 
     ``dstate``, optional, is the gradient of the final state ``(dh_T, dc_T)``
@@ -306,10 +383,20 @@ def backward(params: Params, dhs: np.ndarray, cache: Cache, dstate: State | None
     dhs, (dh_T, dc_T) = check_gradients(dhs, dstate, hs, x.dtype, STATE_SIZE)
     T, B, H = dhs.shape
     M_h, M_g, M_c = lstm_kernel_masks(cache["masks"], B)
-    das, dh0, dc0 = backward_loop(dhs, dh_T, dc_T, cache["cs"], cache["ifog"], cache["tanh_c"],
-                                  np.ascontiguousarray(params["U"].T), M_h, M_g, M_c)
+    das, dh0, dc0 = backward_loop(
+        dhs,
+        dh_T,
+        dc_T,
+        cache["cs"],
+        cache["ifog"],
+        cache["tanh_c"],
+        np.ascontiguousarray(params["U"].T),
+        M_h,
+        M_g,
+        M_c,
+    )
     # The weight gradients do not depend on the loop order: one product each.
-    h_prev = hs[:-1] if M_h is None else hs[:-1] * M_h      # what U met
+    h_prev = hs[:-1] if M_h is None else hs[:-1] * M_h  # what U met
     dx, dW, db = input_gradients(x, das, params["W"], input_grad)
     grads = {"W": dW, "U": h_prev.reshape(T * B, H).T @ das.reshape(T * B, 4 * H), "b": db}
     if cache["has_state"]:

@@ -34,6 +34,7 @@ Backward, one step (``dh`` = total dL/dh_t)::
     de = dh (h~ - h_{t-1}) + dhbar h_{t-1}
     (then dm, dz, dx_t as in ``vcrnn``)
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -62,20 +63,52 @@ def param_shapes(input_size: int, hidden_size: int, **options) -> Shapes:
     return vc.param_shapes(input_size, hidden_size, GATES)
 
 
-def init(input_size: int, hidden_size: int, *, rng: np.random.Generator,
-         dtype: DTypeLike = np.float32, scheduler_bias: float = 0.0) -> Params:
+def init(
+    input_size: int,
+    hidden_size: int,
+    *,
+    rng: np.random.Generator,
+    dtype: DTypeLike = np.float32,
+    scheduler_bias: float = 0.0,
+) -> Params:
     """As ``gru.init`` (Glorot W, orthogonal U per gate, zero b), and the scheduler."""
     H = hidden_size
-    params = {"W": gate_blocks(lambda: glorot_uniform(rng, input_size, H, dtype), 3),
-              "U": gate_blocks(lambda: orthogonal(rng, H, dtype), 3),
-              "b": np.zeros(3 * H, dtype=dtype)}
+    params = {
+        "W": gate_blocks(lambda: glorot_uniform(rng, input_size, H, dtype), 3),
+        "U": gate_blocks(lambda: orthogonal(rng, H, dtype), 3),
+        "b": np.zeros(3 * H, dtype=dtype),
+    }
     params.update(init_scheduler(input_size, hidden_size, rng, dtype, scheduler_bias))
     return params
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def step_forward(x_t, xm_t, h_prev, W, U_zr, U_n, b, w_h, mask_h, mask_x, eps, soft, h, m, e,
-                 ex, zrn, h_tilde, xbar, hbar, xw, hu_zr, rh, rec):
+def step_forward(
+    x_t,
+    xm_t,
+    h_prev,
+    W,
+    U_zr,
+    U_n,
+    b,
+    w_h,
+    mask_h,
+    mask_x,
+    eps,
+    soft,
+    h,
+    m,
+    e,
+    ex,
+    zrn,
+    h_tilde,
+    xbar,
+    hbar,
+    xw,
+    hu_zr,
+    rh,
+    rec,
+):
     """One timestep. x_t: (B, I); xm_t: (B,) = x_t w_x + b_m; h_prev: (B, H);
     W: (I, 3H); U_zr: (H, 2H), U_n: (H, H) the column blocks of U; b: (3H,); w_h: (H,);
     mask_h, mask_x, eps, soft as in ``vcrnn.step_forward``.
@@ -85,15 +118,15 @@ def step_forward(x_t, xm_t, h_prev, W, U_zr, U_n, b, w_h, mask_h, mask_x, eps, s
     Readable twin: ``reference/vcgru.py``, ``step_forward``."""
     B, H = h_prev.shape
     scheduler_and_masks(x_t, xm_t, h_prev, w_h, mask_h, mask_x, eps, soft, m, e, ex, xbar)
-    np.multiply(e, h_prev, hbar)                    # hbar = e_t * h_{t-1}
+    np.multiply(e, h_prev, hbar)  # hbar = e_t * h_{t-1}
     np.dot(xbar, W, xw)
     np.dot(hbar, U_zr, hu_zr)
     for n in range(B):
-        for j in range(2 * H):                      # z, r = sigma(xbar W + hbar U + b)
+        for j in range(2 * H):  # z, r = sigma(xbar W + hbar U + b)
             zrn[n, j] = sigmoid(xw[n, j] + hu_zr[n, j] + b[j])
         for j in range(H):
             rh[n, j] = zrn[n, H + j] * hbar[n, j]
-    np.dot(rh, U_n, rec)                            # (r * hbar) U_n
+    np.dot(rh, U_n, rec)  # (r * hbar) U_n
     for n in range(B):
         for j in range(H):
             z = zrn[n, j]
@@ -104,9 +137,37 @@ def step_forward(x_t, xm_t, h_prev, W, U_zr, U_n, b, w_h, mask_h, mask_x, eps, s
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def step_backward(dh_out, dh, dm_pen, x_t, h_prev, h_tilde, m, e, zrn, WT, UT_zr, UT_n, w_h,
-                  mask_h, mask_x, eps, soft, da, dxbar, dz, dh_prev, hbar, da_zr, da_n, d_rh,
-                  dhbar, de, dm, dex):
+def step_backward(
+    dh_out,
+    dh,
+    dm_pen,
+    x_t,
+    h_prev,
+    h_tilde,
+    m,
+    e,
+    zrn,
+    WT,
+    UT_zr,
+    UT_n,
+    w_h,
+    mask_h,
+    mask_x,
+    eps,
+    soft,
+    da,
+    dxbar,
+    dz,
+    dh_prev,
+    hbar,
+    da_zr,
+    da_n,
+    d_rh,
+    dhbar,
+    de,
+    dm,
+    dex,
+):
     """One timestep backwards. dh_out: (B, H) dL/dh_t from the output at t; dh: (B, H)
     dL/dh_t through step t+1 (overwritten); dm_pen: (B,); WT: (3H, I), UT_zr: (2H, H),
     UT_n: (H, H) transposed. Writes da: (B, 3H) = dL/d(pre-activations of z, r, n),
@@ -117,12 +178,12 @@ def step_backward(dh_out, dh, dm_pen, x_t, h_prev, h_tilde, m, e, zrn, WT, UT_zr
     np.multiply(e, h_prev, hbar)
     for n in range(B):
         for j in range(H):
-            dh[n, j] = dh_out[n, j] + dh[n, j]          # dh <- dL/dh_t
+            dh[n, j] = dh_out[n, j] + dh[n, j]  # dh <- dL/dh_t
             z, cand = zrn[n, j], zrn[n, 2 * H + j]
-            dht = dh[n, j] * e[n, j]                                  # dL/dh~
+            dht = dh[n, j] * e[n, j]  # dL/dh~
             da_n[n, j] = dht * (_ONE - z) * (_ONE - cand * cand)
             da_zr[n, j] = dht * (hbar[n, j] - cand) * z * (_ONE - z)
-    np.dot(da_n, UT_n, d_rh)                                          # dL/d(r * hbar)
+    np.dot(da_n, UT_n, d_rh)  # dL/d(r * hbar)
     for n in range(B):
         for j in range(H):
             r = zrn[n, H + j]
@@ -140,8 +201,9 @@ def step_backward(dh_out, dh, dm_pen, x_t, h_prev, h_tilde, m, e, zrn, WT, UT_zr
         for n in range(B):
             for j in range(H):
                 de[n, j] = dh[n, j] * (h_tilde[n, j] - h_prev[n, j]) + dhbar[n, j] * h_prev[n, j]
-    scheduler_and_masks_backward(dm_pen, de, da, x_t, m, WT, w_h, mask_h, mask_x, eps, soft,
-                                 dxbar, dz, dh_prev, dm, dex)
+    scheduler_and_masks_backward(
+        dm_pen, de, da, x_t, m, WT, w_h, mask_h, mask_x, eps, soft, dxbar, dz, dh_prev, dm, dex
+    )
 
 
 @njit(cache=True, nogil=True)
@@ -157,21 +219,51 @@ def forward_loop(x, xm, h0, W, U_zr, U_n, b, w_h, mask_h, mask_x, eps, soft):
     zrn = np.empty((T, B, 3 * H), dtype=dt)
     h_tilde = np.empty((T, B, H), dtype=dt)
     # scratch for the steps, allocated once
-    xbar, xw, hu_zr = (np.empty((B, x.shape[2]), dtype=dt), np.empty((B, 3 * H), dtype=dt),
-                       np.empty((B, 2 * H), dtype=dt))
-    hbar, rh, rec = (np.empty((B, H), dtype=dt), np.empty((B, H), dtype=dt),
-                     np.empty((B, H), dtype=dt))
+    xbar, xw, hu_zr = (
+        np.empty((B, x.shape[2]), dtype=dt),
+        np.empty((B, 3 * H), dtype=dt),
+        np.empty((B, 2 * H), dtype=dt),
+    )
+    hbar, rh, rec = (
+        np.empty((B, H), dtype=dt),
+        np.empty((B, H), dtype=dt),
+        np.empty((B, H), dtype=dt),
+    )
     hs[0] = h0
     for t in range(T):
-        step_forward(x[t], xm[t], hs[t], W, U_zr, U_n, b, w_h, mask_h, mask_x, eps, soft,
-                     hs[t + 1], m[t], e[t], ex[t], zrn[t], h_tilde[t], xbar, hbar, xw, hu_zr,
-                     rh, rec)
+        step_forward(
+            x[t],
+            xm[t],
+            hs[t],
+            W,
+            U_zr,
+            U_n,
+            b,
+            w_h,
+            mask_h,
+            mask_x,
+            eps,
+            soft,
+            hs[t + 1],
+            m[t],
+            e[t],
+            ex[t],
+            zrn[t],
+            h_tilde[t],
+            xbar,
+            hbar,
+            xw,
+            hu_zr,
+            rh,
+            rec,
+        )
     return hs, m, e, ex, zrn, h_tilde
 
 
 @njit(cache=True, nogil=True)
-def backward_loop(dhs, dh_T, dm_pen, x, hs, h_tilde, m, e, zrn, WT, UT_zr, UT_n, w_h,
-                  mask_h, mask_x, eps, soft):
+def backward_loop(
+    dhs, dh_T, dm_pen, x, hs, h_tilde, m, e, zrn, WT, UT_zr, UT_n, w_h, mask_h, mask_x, eps, soft
+):
     """dhs: (T, B, H) time-major; dh_T: (B, H) -> das: (T, B, 3H), dxbars: (T, B, I)
     (soft; one unused step in the hard mode), dzs: (T, B), dh0: (B, H)."""
     T, B, I = x.shape
@@ -180,46 +272,114 @@ def backward_loop(dhs, dh_T, dm_pen, x, hs, h_tilde, m, e, zrn, WT, UT_zr, UT_n,
     das = np.empty_like(zrn)
     dxbars = np.empty((T if soft else 1, B, I), dtype=dt)
     dzs = np.empty((T, B), dtype=dt)
-    dh, dh_prev = dh_T.copy(), np.empty_like(dh_T)     # two buffers, in turn
+    dh, dh_prev = dh_T.copy(), np.empty_like(dh_T)  # two buffers, in turn
     # scratch for the steps, allocated once
     da_zr = np.empty((B, 2 * H), dtype=dt)
-    hbar, da_n, d_rh, dhbar, de = (np.empty((B, H), dtype=dt), np.empty((B, H), dtype=dt),
-                                   np.empty((B, H), dtype=dt), np.empty((B, H), dtype=dt),
-                                   np.empty((B, H), dtype=dt))
+    hbar, da_n, d_rh, dhbar, de = (
+        np.empty((B, H), dtype=dt),
+        np.empty((B, H), dtype=dt),
+        np.empty((B, H), dtype=dt),
+        np.empty((B, H), dtype=dt),
+        np.empty((B, H), dtype=dt),
+    )
     dm, dex = np.empty(B, dtype=dt), np.empty((B, I), dtype=dt)
     for t in range(T - 1, -1, -1):
         t_dxbar = t if soft else 0
-        step_backward(dhs[t], dh, dm_pen[t], x[t], hs[t], h_tilde[t], m[t], e[t], zrn[t], WT,
-                      UT_zr, UT_n, w_h, mask_h, mask_x, eps, soft, das[t],
-                      dxbars[t_dxbar], dzs[t], dh_prev, hbar, da_zr, da_n, d_rh, dhbar,
-                      de, dm, dex)
+        step_backward(
+            dhs[t],
+            dh,
+            dm_pen[t],
+            x[t],
+            hs[t],
+            h_tilde[t],
+            m[t],
+            e[t],
+            zrn[t],
+            WT,
+            UT_zr,
+            UT_n,
+            w_h,
+            mask_h,
+            mask_x,
+            eps,
+            soft,
+            das[t],
+            dxbars[t_dxbar],
+            dzs[t],
+            dh_prev,
+            hbar,
+            da_zr,
+            da_n,
+            d_rh,
+            dhbar,
+            de,
+            dm,
+            dex,
+        )
         dh, dh_prev = dh_prev, dh
     return das, dxbars, dzs, dh
 
 
-def forward(params: Params, x: np.ndarray, state: State | None = None, *,
-            training: bool = True, rng: np.random.Generator | None = None,
-            **options) -> tuple[np.ndarray, Cache]:
+def forward(
+    params: Params,
+    x: np.ndarray,
+    state: State | None = None,
+    *,
+    training: bool = True,
+    rng: np.random.Generator | None = None,
+    **options,
+) -> tuple[np.ndarray, Cache]:
     """x: (batch, time, input) -> hs: (batch, time, hidden), cache.
     ``state`` is h0: (batch, hidden). ``training`` and ``rng``: the common contract."""
     opts, x_tm, xm, (h0,), (mask_h, mask_x, eps) = vc.forward_inputs(
-        "vcgru.forward", params, x, state, options, param_shapes, STATE_SIZE)
+        "vcgru.forward", params, x, state, options, param_shapes, STATE_SIZE
+    )
     U, H = params["U"], params["U"].shape[0]
     hs, m, e, ex, zrn, h_tilde = forward_loop(
-        x_tm, xm, h0, np.ascontiguousarray(params["W"]), np.ascontiguousarray(U[:, :2 * H]),
-        np.ascontiguousarray(U[:, 2 * H:]), params["b"], np.ascontiguousarray(params["w_h"]),
-        mask_h, mask_x, eps, opts["soft"])
-    penalty, dm_pen = vc.penalty_and_gradient(m, opts["alpha"], opts["m_target"],
-                                              opts["penalty"])
-    cache = {"x": x, "x_tm": x_tm, "hs": hs, "m": m, "e": e, "ex": ex, "zrn": zrn,
-             "h_tilde": h_tilde, "mask_h": mask_h, "mask_x": mask_x, "eps": eps,
-             "options": opts, "dm_penalty": dm_pen, "penalty": penalty,
-             "metrics": vc.metrics(m, e), "has_state": state is not None, "state": hs[-1]}
+        x_tm,
+        xm,
+        h0,
+        np.ascontiguousarray(params["W"]),
+        np.ascontiguousarray(U[:, : 2 * H]),
+        np.ascontiguousarray(U[:, 2 * H :]),
+        params["b"],
+        np.ascontiguousarray(params["w_h"]),
+        mask_h,
+        mask_x,
+        eps,
+        opts["soft"],
+    )
+    penalty, dm_pen = vc.penalty_and_gradient(m, opts["alpha"], opts["m_target"], opts["penalty"])
+    cache = {
+        "x": x,
+        "x_tm": x_tm,
+        "hs": hs,
+        "m": m,
+        "e": e,
+        "ex": ex,
+        "zrn": zrn,
+        "h_tilde": h_tilde,
+        "mask_h": mask_h,
+        "mask_x": mask_x,
+        "eps": eps,
+        "options": opts,
+        "dm_penalty": dm_pen,
+        "penalty": penalty,
+        "metrics": vc.metrics(m, e),
+        "has_state": state is not None,
+        "state": hs[-1],
+    }
     return batch_major(hs), cache
 
 
-def backward(params: Params, dhs: np.ndarray, cache: Cache, dstate: State | None = None, *,
-             input_grad: bool = True) -> tuple[np.ndarray | None, Grads]:
+def backward(
+    params: Params,
+    dhs: np.ndarray,
+    cache: Cache,
+    dstate: State | None = None,
+    *,
+    input_grad: bool = True,
+) -> tuple[np.ndarray | None, Grads]:
     """dhs: (batch, time, hidden) -> (dx, grads), the gradient of ``L + cache["penalty"]``.
     ``dstate``, optional: dL/dh_T. ``grads`` holds ``"h0"`` when a state was passed.
     ``input_grad=False`` skips dx (returned as None) when the input is data."""
@@ -229,22 +389,42 @@ def backward(params: Params, dhs: np.ndarray, cache: Cache, dstate: State | None
     soft = cache["options"]["soft"]
     U = params["U"]
     das, dxbar, dz, dh0 = backward_loop(
-        dhs, dh_T, cache["dm_penalty"], x_tm, hs, cache["h_tilde"], cache["m"], e, zrn,
-        np.ascontiguousarray(params["W"].T), np.ascontiguousarray(U[:, :2 * H].T),
-        np.ascontiguousarray(U[:, 2 * H:].T), np.ascontiguousarray(params["w_h"]),
-        cache["mask_h"], cache["mask_x"], cache["eps"], soft)
+        dhs,
+        dh_T,
+        cache["dm_penalty"],
+        x_tm,
+        hs,
+        cache["h_tilde"],
+        cache["m"],
+        e,
+        zrn,
+        np.ascontiguousarray(params["W"].T),
+        np.ascontiguousarray(U[:, : 2 * H].T),
+        np.ascontiguousarray(U[:, 2 * H :].T),
+        np.ascontiguousarray(params["w_h"]),
+        cache["mask_h"],
+        cache["mask_x"],
+        cache["eps"],
+        soft,
+    )
     dx, dW, db, dw_x, db_m = vc.input_side_gradients(
-        x_tm, cache["ex"], das, dxbar if soft else None, dz, params["W"], params["w_x"],
-        input_grad)
+        x_tm, cache["ex"], das, dxbar if soft else None, dz, params["W"], params["w_x"], input_grad
+    )
     h_prev = hs[:-1].reshape(T * B, H)
     hbar = (e * hs[:-1]).reshape(T * B, H)
     da = das.reshape(T * B, 3 * H)
-    r = zrn[:, :, H:2 * H].reshape(T * B, H)
+    r = zrn[:, :, H : 2 * H].reshape(T * B, H)
     dU = np.empty_like(U)
-    dU[:, :2 * H] = hbar.T @ da[:, :2 * H]
-    dU[:, 2 * H:] = (r * hbar).T @ da[:, 2 * H:]
-    grads = {"W": dW, "U": dU, "b": db, "w_x": dw_x, "w_h": h_prev.T @ dz.reshape(T * B),
-             "b_m": db_m}
+    dU[:, : 2 * H] = hbar.T @ da[:, : 2 * H]
+    dU[:, 2 * H :] = (r * hbar).T @ da[:, 2 * H :]
+    grads = {
+        "W": dW,
+        "U": dU,
+        "b": db,
+        "w_x": dw_x,
+        "w_h": h_prev.T @ dz.reshape(T * B),
+        "b_m": db_m,
+    }
     if cache["has_state"]:
         grads["h0"] = dh0
     return dx, grads

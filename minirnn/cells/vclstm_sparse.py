@@ -17,6 +17,7 @@ agree (or at batch 1); a batch mixing long and short prefixes pays for the longe
 Inference only: no cache, no backward. ``tutorials/06_variable_computation.md``
 uses it; ``benchmarks/bench_vc_sparse.py`` times it against ``vclstm.forward``.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -69,15 +70,15 @@ def step_sparse(xbar, h_prev, c_prev, e, K, Kx, Wu, Uu, bu, h, c):
     The blocks change size from step to step, so this inference kernel allocates
     them as it goes."""
     B, H = h_prev.shape
-    h[:] = h_prev                       # units K..H-1 keep their state
+    h[:] = h_prev  # units K..H-1 keep their state
     c[:] = c_prev
     if K == 0:
         return
     # The leading blocks, copied to contiguous memory (K x 4K floats, small next to
     # the product) so that BLAS gets them as it likes them.
-    a = (e[:, :K] * h_prev[:, :K]) @ np.ascontiguousarray(Uu[:K, :4 * K])
+    a = (e[:, :K] * h_prev[:, :K]) @ np.ascontiguousarray(Uu[:K, : 4 * K])
     if Kx > 0:
-        a += np.ascontiguousarray(xbar[:, :Kx]) @ np.ascontiguousarray(Wu[:Kx, :4 * K])
+        a += np.ascontiguousarray(xbar[:, :Kx]) @ np.ascontiguousarray(Wu[:Kx, : 4 * K])
     for n in range(B):
         for j in range(K):
             e_j = e[n, j]
@@ -100,14 +101,16 @@ def sparse_loop(x, xm, h0, c0, Wu, Uu, bu, w_h, mask_h, mask_x, eps, soft):
     hs = np.empty((T + 1, B, H), dtype=x.dtype)
     m = np.empty((T, B), dtype=x.dtype)
     # scratch for the steps, allocated once; two cell buffers, in turn
-    e, ex, xbar = (np.empty((B, H), dtype=x.dtype), np.empty((B, I), dtype=x.dtype),
-                   np.empty((B, I), dtype=x.dtype))
+    e, ex, xbar = (
+        np.empty((B, H), dtype=x.dtype),
+        np.empty((B, I), dtype=x.dtype),
+        np.empty((B, I), dtype=x.dtype),
+    )
     c, c_next = c0.copy(), np.empty_like(c0)
     hs[0] = h0
     done = 0
     for t in range(T):
-        scheduler_and_masks(x[t], xm[t], hs[t], w_h, mask_h, mask_x, eps, soft, m[t], e, ex,
-                            xbar)
+        scheduler_and_masks(x[t], xm[t], hs[t], w_h, mask_h, mask_x, eps, soft, m[t], e, ex, xbar)
         K, Kx = longest_prefix(e), longest_prefix(ex)
         step_sparse(xbar, hs[t], c, e, K, Kx, Wu, Uu, bu, hs[t + 1], c_next)
         c, c_next = c_next, c
@@ -115,8 +118,9 @@ def sparse_loop(x, xm, h0, c0, Wu, Uu, bu, w_h, mask_h, mask_x, eps, soft):
     return hs, c, m, done
 
 
-def forward_sparse(params: Params, x: np.ndarray, state: State | None = None,
-                   **options) -> tuple[np.ndarray, dict[str, Any]]:
+def forward_sparse(
+    params: Params, x: np.ndarray, state: State | None = None, **options
+) -> tuple[np.ndarray, dict[str, Any]]:
     """Inference only: the outputs of ``vclstm.forward`` (to float rounding: the
     products sum fewer zero terms, in another order), no cache for ``backward``.
     Takes the parameters, state and forward options of ``vclstm``.
@@ -127,15 +131,32 @@ def forward_sparse(params: Params, x: np.ndarray, state: State | None = None,
     has ``mean_m`` only: no masks are kept).
     """
     opts, x_tm, xm, (h0, c0), (mask_h, mask_x, eps) = vc.forward_inputs(
-        "vclstm_sparse.forward_sparse", params, x, state, options, param_shapes, 2)
+        "vclstm_sparse.forward_sparse", params, x, state, options, param_shapes, 2
+    )
     T, B, I = x_tm.shape
     H = h0.shape[1]
     Wu, Uu, bu = (unit_major(params[k], H) for k in ("W", "U", "b"))
-    hs, c_T, m, done = sparse_loop(x_tm, xm, h0, c0, Wu, Uu, bu,
-                                   np.ascontiguousarray(params["w_h"]), mask_h, mask_x, eps,
-                                   opts["soft"])
+    hs, c_T, m, done = sparse_loop(
+        x_tm,
+        xm,
+        h0,
+        c0,
+        Wu,
+        Uu,
+        bu,
+        np.ascontiguousarray(params["w_h"]),
+        mask_h,
+        mask_x,
+        eps,
+        opts["soft"],
+    )
     penalty, _ = vc.penalty_and_gradient(m, opts["alpha"], opts["m_target"], opts["penalty"])
-    info = {"state": (hs[-1], c_T), "m": np.ascontiguousarray(m.T), "macs": int(done),
-            "dense_macs": T * B * ((I + H) * GATES * H + I + H), "penalty": penalty,
-            "metrics": {"mean_m": float(m.mean(dtype=np.float64))}}
+    info = {
+        "state": (hs[-1], c_T),
+        "m": np.ascontiguousarray(m.T),
+        "macs": int(done),
+        "dense_macs": T * B * ((I + H) * GATES * H + I + H),
+        "penalty": penalty,
+        "metrics": {"mean_m": float(m.mean(dtype=np.float64))},
+    }
     return batch_major(hs), info

@@ -44,6 +44,7 @@ Backward, one step (``dh`` = total dL/dh_t)::
     dm = dpenalty/dm                                                 (hard)
     dz = dm * m (1 - m)           dx_t = dxbar * e^x + dz w_x
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -72,19 +73,28 @@ def param_shapes(input_size: int, hidden_size: int, **options) -> Shapes:
     return vc.param_shapes(input_size, hidden_size, GATES)
 
 
-def init(input_size: int, hidden_size: int, *, rng: np.random.Generator,
-         dtype: DTypeLike = np.float32, scheduler_bias: float = 0.0) -> Params:
+def init(
+    input_size: int,
+    hidden_size: int,
+    *,
+    rng: np.random.Generator,
+    dtype: DTypeLike = np.float32,
+    scheduler_bias: float = 0.0,
+) -> Params:
     """Glorot-uniform W, orthogonal U, b = 0 (as ``rnn``), and the scheduler."""
-    params = {"W": glorot_uniform(rng, input_size, hidden_size, dtype),
-              "U": orthogonal(rng, hidden_size, dtype),
-              "b": np.zeros(hidden_size, dtype=dtype)}
+    params = {
+        "W": glorot_uniform(rng, input_size, hidden_size, dtype),
+        "U": orthogonal(rng, hidden_size, dtype),
+        "b": np.zeros(hidden_size, dtype=dtype),
+    }
     params.update(init_scheduler(input_size, hidden_size, rng, dtype, scheduler_bias))
     return params
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def step_forward(x_t, xm_t, h_prev, W, U, b, w_h, mask_h, mask_x, eps, soft, h, m, e, ex,
-                 h_tilde, xbar, hbar, hu):
+def step_forward(
+    x_t, xm_t, h_prev, W, U, b, w_h, mask_h, mask_x, eps, soft, h, m, e, ex, h_tilde, xbar, hbar, hu
+):
     """One timestep. x_t: (B, I); xm_t: (B,) = x_t w_x + b_m; h_prev: (B, H);
     W: (I, H); U: (H, H); b: (H,); w_h: (H,); mask_h = (lambda H, lambda [0..H-1])
     and mask_x = (lambda I, lambda [0..I-1]) (``_vc_mask.mask_constants``).
@@ -92,19 +102,42 @@ def step_forward(x_t, xm_t, h_prev, W, U, b, w_h, mask_h, mask_x, eps, soft, h, 
     Scratch: xbar: (B, I); hbar, hu: (B, H).
     Readable twin: ``reference/vcrnn.py``, ``step_forward``."""
     scheduler_and_masks(x_t, xm_t, h_prev, w_h, mask_h, mask_x, eps, soft, m, e, ex, xbar)
-    np.multiply(e, h_prev, hbar)                    # hbar = e_t * h_{t-1}
+    np.multiply(e, h_prev, hbar)  # hbar = e_t * h_{t-1}
     np.dot(xbar, W, h_tilde)
     np.dot(hbar, U, hu)
     B, H = h.shape
     for n in range(B):
         for j in range(H):
-            h_tilde[n, j] = tanh(h_tilde[n, j] + hu[n, j] + b[j])     # tanh(xbar W + hbar U + b)
+            h_tilde[n, j] = tanh(h_tilde[n, j] + hu[n, j] + b[j])  # tanh(xbar W + hbar U + b)
             h[n, j] = e[n, j] * h_tilde[n, j] + (_ONE - e[n, j]) * h_prev[n, j]
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def step_backward(dh_out, dh, dm_pen, x_t, h_prev, h_tilde, m, e, WT, UT, w_h, mask_h, mask_x,
-                  eps, soft, da, dxbar, dz, dh_prev, dhbar, de, dm, dex):
+def step_backward(
+    dh_out,
+    dh,
+    dm_pen,
+    x_t,
+    h_prev,
+    h_tilde,
+    m,
+    e,
+    WT,
+    UT,
+    w_h,
+    mask_h,
+    mask_x,
+    eps,
+    soft,
+    da,
+    dxbar,
+    dz,
+    dh_prev,
+    dhbar,
+    de,
+    dm,
+    dex,
+):
     """One timestep backwards. dh_out: (B, H) dL/dh_t from the output at t; dh: (B, H)
     dL/dh_t through step t+1 (overwritten); dm_pen: (B,) dpenalty/dm_t; WT: (H, I),
     UT: (H, H) transposed. Writes da: (B, H) = dL/d(pre-activation), dxbar: (B, I) =
@@ -115,7 +148,7 @@ def step_backward(dh_out, dh, dm_pen, x_t, h_prev, h_tilde, m, e, WT, UT, w_h, m
     B, H = dh.shape
     for n in range(B):
         for j in range(H):
-            dh[n, j] = dh_out[n, j] + dh[n, j]      # dh <- dL/dh_t
+            dh[n, j] = dh_out[n, j] + dh[n, j]  # dh <- dL/dh_t
             da[n, j] = dh[n, j] * e[n, j] * (_ONE - h_tilde[n, j] * h_tilde[n, j])
     np.dot(da, UT, dhbar)
     for n in range(B):
@@ -125,8 +158,9 @@ def step_backward(dh_out, dh, dm_pen, x_t, h_prev, h_tilde, m, e, WT, UT, w_h, m
         for n in range(B):
             for j in range(H):
                 de[n, j] = dh[n, j] * (h_tilde[n, j] - h_prev[n, j]) + dhbar[n, j] * h_prev[n, j]
-    scheduler_and_masks_backward(dm_pen, de, da, x_t, m, WT, w_h, mask_h, mask_x, eps, soft,
-                                 dxbar, dz, dh_prev, dm, dex)
+    scheduler_and_masks_backward(
+        dm_pen, de, da, x_t, m, WT, w_h, mask_h, mask_x, eps, soft, dxbar, dz, dh_prev, dm, dex
+    )
 
 
 @njit(cache=True, nogil=True)
@@ -140,18 +174,39 @@ def forward_loop(x, xm, h0, W, U, b, w_h, mask_h, mask_x, eps, soft):
     ex = np.empty(x.shape, dtype=x.dtype)
     h_tilde = np.empty((T, B, H), dtype=x.dtype)
     # scratch for the steps, allocated once
-    xbar, hbar, hu = (np.empty(x.shape[1:], dtype=x.dtype), np.empty((B, H), dtype=x.dtype),
-                      np.empty((B, H), dtype=x.dtype))
+    xbar, hbar, hu = (
+        np.empty(x.shape[1:], dtype=x.dtype),
+        np.empty((B, H), dtype=x.dtype),
+        np.empty((B, H), dtype=x.dtype),
+    )
     hs[0] = h0
     for t in range(T):
-        step_forward(x[t], xm[t], hs[t], W, U, b, w_h, mask_h, mask_x, eps, soft, hs[t + 1],
-                     m[t], e[t], ex[t], h_tilde[t], xbar, hbar, hu)
+        step_forward(
+            x[t],
+            xm[t],
+            hs[t],
+            W,
+            U,
+            b,
+            w_h,
+            mask_h,
+            mask_x,
+            eps,
+            soft,
+            hs[t + 1],
+            m[t],
+            e[t],
+            ex[t],
+            h_tilde[t],
+            xbar,
+            hbar,
+            hu,
+        )
     return hs, m, e, ex, h_tilde
 
 
 @njit(cache=True, nogil=True)
-def backward_loop(dhs, dh_T, dm_pen, x, hs, h_tilde, m, e, WT, UT, w_h, mask_h, mask_x,
-                  eps, soft):
+def backward_loop(dhs, dh_T, dm_pen, x, hs, h_tilde, m, e, WT, UT, w_h, mask_h, mask_x, eps, soft):
     """dhs: (T, B, H) time-major; dh_T: (B, H) gradient of the final state;
     dm_pen: (T, B). Returns das: (T, B, H), dxbars: (T, B, I) (soft; one unused
     step in the hard mode), dzs: (T, B), dh0: (B, H)."""
@@ -159,42 +214,99 @@ def backward_loop(dhs, dh_T, dm_pen, x, hs, h_tilde, m, e, WT, UT, w_h, mask_h, 
     das = np.empty_like(dhs)
     dxbars = np.empty((T if soft else 1, B, I), dtype=dhs.dtype)
     dzs = np.empty((T, B), dtype=dhs.dtype)
-    dh, dh_prev = dh_T.copy(), np.empty_like(dh_T)     # two buffers, in turn
+    dh, dh_prev = dh_T.copy(), np.empty_like(dh_T)  # two buffers, in turn
     # scratch for the steps, allocated once
     dhbar, de = np.empty_like(dh), np.empty_like(dh)
     dm, dex = np.empty(B, dtype=dhs.dtype), np.empty((B, I), dtype=dhs.dtype)
     for t in range(T - 1, -1, -1):
         t_dxbar = t if soft else 0
-        step_backward(dhs[t], dh, dm_pen[t], x[t], hs[t], h_tilde[t], m[t], e[t], WT, UT, w_h,
-                      mask_h, mask_x, eps, soft, das[t], dxbars[t_dxbar], dzs[t],
-                      dh_prev, dhbar, de, dm, dex)
+        step_backward(
+            dhs[t],
+            dh,
+            dm_pen[t],
+            x[t],
+            hs[t],
+            h_tilde[t],
+            m[t],
+            e[t],
+            WT,
+            UT,
+            w_h,
+            mask_h,
+            mask_x,
+            eps,
+            soft,
+            das[t],
+            dxbars[t_dxbar],
+            dzs[t],
+            dh_prev,
+            dhbar,
+            de,
+            dm,
+            dex,
+        )
         dh, dh_prev = dh_prev, dh
     return das, dxbars, dzs, dh
 
 
-def forward(params: Params, x: np.ndarray, state: State | None = None, *,
-            training: bool = True, rng: np.random.Generator | None = None,
-            **options) -> tuple[np.ndarray, Cache]:
+def forward(
+    params: Params,
+    x: np.ndarray,
+    state: State | None = None,
+    *,
+    training: bool = True,
+    rng: np.random.Generator | None = None,
+    **options,
+) -> tuple[np.ndarray, Cache]:
     """x: (batch, time, input) -> hs: (batch, time, hidden), cache.
     ``state`` is h0: (batch, hidden). ``training`` and ``rng`` are accepted for the
     common contract; nothing here is random or differs in evaluation."""
     opts, x_tm, xm, (h0,), (mask_h, mask_x, eps) = vc.forward_inputs(
-        "vcrnn.forward", params, x, state, options, param_shapes, STATE_SIZE)
-    hs, m, e, ex, h_tilde = forward_loop(x_tm, xm, h0, np.ascontiguousarray(params["W"]),
-                                         np.ascontiguousarray(params["U"]), params["b"],
-                                         np.ascontiguousarray(params["w_h"]), mask_h, mask_x,
-                                         eps, opts["soft"])
-    penalty, dm_pen = vc.penalty_and_gradient(m, opts["alpha"], opts["m_target"],
-                                              opts["penalty"])
-    cache = {"x": x, "x_tm": x_tm, "hs": hs, "m": m, "e": e, "ex": ex, "h_tilde": h_tilde,
-             "mask_h": mask_h, "mask_x": mask_x, "eps": eps, "options": opts,
-             "dm_penalty": dm_pen, "penalty": penalty, "metrics": vc.metrics(m, e),
-             "has_state": state is not None, "state": hs[-1]}
+        "vcrnn.forward", params, x, state, options, param_shapes, STATE_SIZE
+    )
+    hs, m, e, ex, h_tilde = forward_loop(
+        x_tm,
+        xm,
+        h0,
+        np.ascontiguousarray(params["W"]),
+        np.ascontiguousarray(params["U"]),
+        params["b"],
+        np.ascontiguousarray(params["w_h"]),
+        mask_h,
+        mask_x,
+        eps,
+        opts["soft"],
+    )
+    penalty, dm_pen = vc.penalty_and_gradient(m, opts["alpha"], opts["m_target"], opts["penalty"])
+    cache = {
+        "x": x,
+        "x_tm": x_tm,
+        "hs": hs,
+        "m": m,
+        "e": e,
+        "ex": ex,
+        "h_tilde": h_tilde,
+        "mask_h": mask_h,
+        "mask_x": mask_x,
+        "eps": eps,
+        "options": opts,
+        "dm_penalty": dm_pen,
+        "penalty": penalty,
+        "metrics": vc.metrics(m, e),
+        "has_state": state is not None,
+        "state": hs[-1],
+    }
     return batch_major(hs), cache
 
 
-def backward(params: Params, dhs: np.ndarray, cache: Cache, dstate: State | None = None, *,
-             input_grad: bool = True) -> tuple[np.ndarray | None, Grads]:
+def backward(
+    params: Params,
+    dhs: np.ndarray,
+    cache: Cache,
+    dstate: State | None = None,
+    *,
+    input_grad: bool = True,
+) -> tuple[np.ndarray | None, Grads]:
     """dhs: (batch, time, hidden) -> (dx: (batch, time, input), grads), the gradient
     of ``L + cache["penalty"]``. ``dstate``, optional: dL/dh_T for a caller that
     used ``cache["state"]``. ``grads`` holds ``"h0"`` too when a state was passed.
@@ -204,17 +316,35 @@ def backward(params: Params, dhs: np.ndarray, cache: Cache, dstate: State | None
     T, B, H = dhs.shape
     soft = cache["options"]["soft"]
     das, dxbar, dz, dh0 = backward_loop(
-        dhs, dh_T, cache["dm_penalty"], x_tm, hs, cache["h_tilde"], cache["m"], e,
-        np.ascontiguousarray(params["W"].T), np.ascontiguousarray(params["U"].T),
-        np.ascontiguousarray(params["w_h"]), cache["mask_h"], cache["mask_x"], cache["eps"],
-        soft)
+        dhs,
+        dh_T,
+        cache["dm_penalty"],
+        x_tm,
+        hs,
+        cache["h_tilde"],
+        cache["m"],
+        e,
+        np.ascontiguousarray(params["W"].T),
+        np.ascontiguousarray(params["U"].T),
+        np.ascontiguousarray(params["w_h"]),
+        cache["mask_h"],
+        cache["mask_x"],
+        cache["eps"],
+        soft,
+    )
     dx, dW, db, dw_x, db_m = vc.input_side_gradients(
-        x_tm, cache["ex"], das, dxbar if soft else None, dz, params["W"], params["w_x"],
-        input_grad)
+        x_tm, cache["ex"], das, dxbar if soft else None, dz, params["W"], params["w_x"], input_grad
+    )
     h_prev = hs[:-1].reshape(T * B, H)
     hbar = (e * hs[:-1]).reshape(T * B, H)
-    grads = {"W": dW, "U": hbar.T @ das.reshape(T * B, H), "b": db, "w_x": dw_x,
-             "w_h": h_prev.T @ dz.reshape(T * B), "b_m": db_m}
+    grads = {
+        "W": dW,
+        "U": hbar.T @ das.reshape(T * B, H),
+        "b": db,
+        "w_x": dw_x,
+        "w_h": h_prev.T @ dz.reshape(T * B),
+        "b_m": db_m,
+    }
     if cache["has_state"]:
         grads["h0"] = dh0
     return dx, grads

@@ -32,8 +32,10 @@ _TEST_HEADER = KAGGLE_PIXEL_COLUMNS
 
 def _short(columns, keep=4):
     """'a,b,c,...,z (785 columns)' -- headers are too long to print whole."""
-    shown = ",".join(columns) if len(columns) <= 2 * keep else (
-        ",".join(columns[:keep]) + ",...," + ",".join(columns[-2:])
+    shown = (
+        ",".join(columns)
+        if len(columns) <= 2 * keep
+        else (",".join(columns[:keep]) + ",...," + ",".join(columns[-2:]))
     )
     return f"{shown!r} ({len(columns)} columns)"
 
@@ -68,10 +70,12 @@ def _read_rows(f, path, header):
             table = np.loadtxt(f, delimiter=",", dtype=np.int64, ndmin=2)
     except UnicodeDecodeError:
         raise
-    except ValueError as exc:      # a row np.loadtxt cannot read: find out which
+    except ValueError as exc:  # a row np.loadtxt cannot read: find out which
         where = _first_bad_row(path, header) or str(exc).splitlines()[0]
-        raise FileFormatError(f"{path}: expected {len(header)} integer columns in every "
-                              f"row, as in the header; {where}") from None
+        raise FileFormatError(
+            f"{path}: expected {len(header)} integer columns in every "
+            f"row, as in the header; {where}"
+        ) from None
     return table.reshape(0, len(header)) if table.size == 0 else table
 
 
@@ -107,8 +111,10 @@ def load_kaggle_csv(path):
     outside 0..255, labels outside 0..9); the message names the file and the line.
     """
     if not Path(path).is_file():
-        raise MissingFileError(f"{path}: expected Kaggle's Digit Recognizer train.csv or "
-                               f"test.csv, but there is no such file")
+        raise MissingFileError(
+            f"{path}: expected Kaggle's Digit Recognizer train.csv or "
+            f"test.csv, but there is no such file"
+        )
     try:
         # utf-8-sig drops the byte-order mark that spreadsheet programs like to add.
         with open(path, encoding="utf-8-sig", newline=None) as f:
@@ -116,8 +122,9 @@ def load_kaggle_csv(path):
             has_labels = _check_header(header, path)
             table = _read_rows(f, path, header)
     except UnicodeDecodeError:
-        raise FileFormatError(f"{path}: expected a CSV text file, got bytes that are not "
-                              f"UTF-8 text") from None
+        raise FileFormatError(
+            f"{path}: expected a CSV text file, got bytes that are not UTF-8 text"
+        ) from None
     n_columns = len(header)
     if table.shape[1] != n_columns:
         raise FileFormatError(
@@ -127,8 +134,7 @@ def load_kaggle_csv(path):
     labels, pixels = (table[:, 0], table[:, 1:]) if has_labels else (None, table)
     if pixels.size and (pixels.min() < 0 or pixels.max() > 255):
         raise FileFormatError(
-            f"{path}: expected pixels in 0..255, got values from {pixels.min()} "
-            f"to {pixels.max()}"
+            f"{path}: expected pixels in 0..255, got values from {pixels.min()} to {pixels.max()}"
         )
     if labels is not None and labels.size and (labels.min() < 0 or labels.max() > 9):
         raise FileFormatError(

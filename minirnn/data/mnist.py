@@ -112,10 +112,7 @@ class ChecksumError(FileFormatError):
 
     def __init__(self, path, expected, actual, detail=""):
         self.path, self.expected, self.actual = Path(path), expected, actual
-        message = (
-            f"{path}: SHA-256 of the decompressed bytes is {actual}, "
-            f"expected {expected}"
-        )
+        message = f"{path}: SHA-256 of the decompressed bytes is {actual}, expected {expected}"
         if detail:
             message += f" ({detail})"
         message += ". The file is truncated or altered; delete it and fetch it again."
@@ -146,7 +143,7 @@ def _read_decompressed(path, max_bytes=None):
         is_gzip = raw.read(2) == _GZIP_MAGIC
     data = bytearray()  # mutable, so the arrays built on it are writable
     try:
-        with (gzip.open(path, "rb") if is_gzip else open(path, "rb")) as f:
+        with gzip.open(path, "rb") if is_gzip else open(path, "rb") as f:
             while max_bytes is None or len(data) <= max_bytes:
                 chunk = f.read1(_CHUNK)  # read1 keeps what came before a break
                 if not chunk:
@@ -260,8 +257,10 @@ def _search_dirs(root, cache_dir):
         (Path(root).expanduser() if root is not None else None, "root argument"),
         (Path(env).expanduser() if env else None, "MINIRNN_DATA environment variable"),
         (bundled_mnist_dir(), "bundled with the repository"),
-        (Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir(),
-         "user cache, where downloads go"),
+        (
+            Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir(),
+            "user cache, where downloads go",
+        ),
     ]
 
 

@@ -22,6 +22,7 @@ into SIMD code; its error is within 3e-7 of the exact value, the size of
 float32 rounding. float64, the precision of the gradient checks, uses the exact
 ``math.tanh``. Under ``NUMBA_DISABLE_JIT=1`` both dtypes use ``math.tanh``.
 """
+
 import math
 
 import numpy as np
@@ -33,14 +34,22 @@ _HALF = _f32(0.5)
 _ONE = _f32(1.0)
 
 # Eigen's float32 tanh: odd numerator of degree 13, even denominator of degree 6.
-_P1, _P3, _P5, _P7, _P9, _P11, _P13 = map(_f32, (
-    4.89352455891786e-03, 6.37261928875436e-04, 1.48572235717979e-05,
-    5.12229709037114e-08, -8.60467152213735e-11, 2.00018790482477e-13,
-    -2.76076847742355e-16))
-_Q0, _Q2, _Q4, _Q6 = map(_f32, (
-    4.89352518554385e-03, 2.26843463243900e-03, 1.18534705686654e-04,
-    1.19825839466702e-06))
-_CLAMP = _f32(7.90531110763549805)   # beyond it tanh rounds to +-1 in float32
+_P1, _P3, _P5, _P7, _P9, _P11, _P13 = map(
+    _f32,
+    (
+        4.89352455891786e-03,
+        6.37261928875436e-04,
+        1.48572235717979e-05,
+        5.12229709037114e-08,
+        -8.60467152213735e-11,
+        2.00018790482477e-13,
+        -2.76076847742355e-16,
+    ),
+)
+_Q0, _Q2, _Q4, _Q6 = map(
+    _f32, (4.89352518554385e-03, 2.26843463243900e-03, 1.18534705686654e-04, 1.19825839466702e-06)
+)
+_CLAMP = _f32(7.90531110763549805)  # beyond it tanh rounds to +-1 in float32
 
 
 @register_jitable(error_model="numpy")

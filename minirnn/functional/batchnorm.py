@@ -83,6 +83,7 @@ Edge cases, the rules:
 * Bad arguments raise at once with the argument's name, the expected and the actual
   shape or dtype; NumPy would otherwise broadcast a ``(1, F)`` gamma silently.
 """
+
 import numpy as np
 from numba import njit, types
 from numba.extending import overload
@@ -97,6 +98,7 @@ _LAYOUTS = {2: "(N, F)", 3: "(B, T, F)", 4: "(N, C, H, W)"}
 
 
 # ------------------------------------------------------------ the compiled core
+
 
 def as_dtype_of(value, a):
     """``value`` as a scalar of ``a``'s dtype.
@@ -154,8 +156,11 @@ def bn_train_2d(x, gamma, beta, eps):
     """
     M, F = x.shape
     y, xhat = np.empty_like(x), np.empty_like(x)
-    inv_std, mean, var = (np.empty(F, dtype=x.dtype), np.empty(F, dtype=x.dtype),
-                          np.empty(F, dtype=x.dtype))
+    inv_std, mean, var = (
+        np.empty(F, dtype=x.dtype),
+        np.empty(F, dtype=x.dtype),
+        np.empty(F, dtype=x.dtype),
+    )
     bn_train_2d_into(x, gamma, beta, eps, y, xhat, inv_std, mean, var)
     return y, xhat, inv_std, mean, var
 
@@ -224,8 +229,11 @@ def bn_eval_backward_2d(dy, xhat, inv_std, gamma):
     dgamma, dbeta: (F,).
     """
     F = dy.shape[1]
-    dx, dgamma, dbeta = (np.empty_like(dy), np.zeros(F, dtype=dy.dtype),
-                         np.zeros(F, dtype=dy.dtype))
+    dx, dgamma, dbeta = (
+        np.empty_like(dy),
+        np.zeros(F, dtype=dy.dtype),
+        np.zeros(F, dtype=dy.dtype),
+    )
     bn_eval_backward_2d_into(dy, xhat, inv_std, gamma, dx, dgamma, dbeta)
     return dx, dgamma, dbeta
 
@@ -237,7 +245,7 @@ def bn_backward_2d_into(dy, xhat, inv_std, gamma, dx, dgamma, dbeta):
     ``dy`` itself."""
     M, F = dy.shape
     m = as_dtype_of(M, dy)
-    sum_dy = np.zeros(F, dtype=dy.dtype)             # this batch's dbeta and dgamma
+    sum_dy = np.zeros(F, dtype=dy.dtype)  # this batch's dbeta and dgamma
     sum_dy_xhat = np.zeros(F, dtype=dy.dtype)
     for n in range(M):
         for j in range(F):
@@ -263,19 +271,24 @@ def bn_backward_2d(dy, xhat, inv_std, gamma):
     the sums over the M rows.
     """
     F = dy.shape[1]
-    dx, dgamma, dbeta = (np.empty_like(dy), np.zeros(F, dtype=dy.dtype),
-                         np.zeros(F, dtype=dy.dtype))
+    dx, dgamma, dbeta = (
+        np.empty_like(dy),
+        np.zeros(F, dtype=dy.dtype),
+        np.zeros(F, dtype=dy.dtype),
+    )
     bn_backward_2d_into(dy, xhat, inv_std, gamma, dx, dgamma, dbeta)
     return dx, dgamma, dbeta
 
 
 # ------------------------------------------------------------ checks and layouts
 
+
 def _check_bn_input(x):
     check_float_array("x", x)
     if x.ndim not in _LAYOUTS:
-        raise ValueError(f"x: expected shape {', '.join(_LAYOUTS.values())}, got {x.shape} "
-                         f"({x.ndim}-D)")
+        raise ValueError(
+            f"x: expected shape {', '.join(_LAYOUTS.values())}, got {x.shape} ({x.ndim}-D)"
+        )
     if x.size == 0:
         raise ValueError(f"x: expected at least one example and one feature, got {x.shape}")
     return x.shape[1] if x.ndim == 4 else x.shape[-1]
@@ -300,11 +313,13 @@ def from_2d(a, shape):
 
 # ------------------------------------------------------------ the public pair
 
+
 def batchnorm_defaults(convention="pytorch", momentum=None, eps=None):
     """(momentum, eps): the given values, or the convention's defaults."""
     if convention not in BN_CONVENTIONS:
-        raise ValueError(f"convention: expected one of {sorted(BN_CONVENTIONS)}, "
-                         f"got {convention!r}")
+        raise ValueError(
+            f"convention: expected one of {sorted(BN_CONVENTIONS)}, got {convention!r}"
+        )
     defaults = BN_CONVENTIONS[convention]
     momentum = defaults["momentum"] if momentum is None else momentum
     eps = defaults["eps"] if eps is None else eps
@@ -313,8 +328,7 @@ def batchnorm_defaults(convention="pytorch", momentum=None, eps=None):
     return float(momentum), check_eps(eps)
 
 
-def update_running_stats(running_mean, running_var, mean, var, count, *, momentum,
-                         convention):
+def update_running_stats(running_mean, running_var, mean, var, count, *, momentum, convention):
     """One step of the exponential moving averages; returns new arrays
     (new_running_mean, new_running_var). ``mean`` and ``var`` are the batch's, var
     biased; ``count`` is M, the number of values each statistic was taken over.
@@ -329,7 +343,8 @@ def update_running_stats(running_mean, running_var, mean, var, count, *, momentu
                 f"running_var: the pytorch convention updates it with the unbiased "
                 f"batch variance M/(M-1) * var, undefined for a batch of one value per "
                 f"feature (M = {count}); use a batch with M >= 2, "
-                f"convention='tensorflow', or pass no running statistics")
+                f"convention='tensorflow', or pass no running statistics"
+            )
         unbiased = var * dtype(count / (count - 1))
         new_mean = dtype(1 - momentum) * running_mean + dtype(momentum) * mean
         new_var = dtype(1 - momentum) * running_var + dtype(momentum) * unbiased
@@ -337,13 +352,24 @@ def update_running_stats(running_mean, running_var, mean, var, count, *, momentu
         new_mean = dtype(momentum) * running_mean + dtype(1 - momentum) * mean
         new_var = dtype(momentum) * running_var + dtype(1 - momentum) * var
     else:
-        raise ValueError(f"convention: expected one of {sorted(BN_CONVENTIONS)}, "
-                         f"got {convention!r}")
+        raise ValueError(
+            f"convention: expected one of {sorted(BN_CONVENTIONS)}, got {convention!r}"
+        )
     return new_mean, new_var
 
 
-def batchnorm_forward(x, gamma, beta, *, training=True, running_mean=None,
-                      running_var=None, momentum=None, eps=None, convention="pytorch"):
+def batchnorm_forward(
+    x,
+    gamma,
+    beta,
+    *,
+    training=True,
+    running_mean=None,
+    running_var=None,
+    momentum=None,
+    eps=None,
+    convention="pytorch",
+):
     """Batch normalization of x: (N, F), (B, T, F) or (N, C, H, W) -> (y, cache).
 
     gamma, beta: (F,) (C for images), the dtype of x. Training mode normalizes with
@@ -362,8 +388,7 @@ def batchnorm_forward(x, gamma, beta, *, training=True, running_mean=None,
     beta = check_vector("beta", beta, F, x.dtype, context)
     if (running_mean is None) != (running_var is None):
         given = "running_mean" if running_var is None else "running_var"
-        raise ValueError(f"running_mean, running_var: expected both or neither, got only "
-                         f"{given}")
+        raise ValueError(f"running_mean, running_var: expected both or neither, got only {given}")
     if running_mean is not None:
         running_mean = check_vector("running_mean", running_mean, F, x.dtype, context)
         running_var = check_vector("running_var", running_var, F, x.dtype, context)
@@ -373,21 +398,40 @@ def batchnorm_forward(x, gamma, beta, *, training=True, running_mean=None,
         y2, xhat, inv_std, mean, var = bn_train_2d(x2, gamma, beta, eps)
         new_mean = new_var = None
         if running_mean is not None:
-            new_mean, new_var = update_running_stats(running_mean, running_var, mean, var,
-                                                     M, momentum=momentum,
-                                                     convention=convention)
-        cache = {"training": True, "shape": x.shape, "xhat": xhat, "inv_std": inv_std,
-                 "gamma": gamma, "mean": mean, "var": var, "eps": eps,
-                 "running_mean": new_mean, "running_var": new_var}
+            new_mean, new_var = update_running_stats(
+                running_mean, running_var, mean, var, M, momentum=momentum, convention=convention
+            )
+        cache = {
+            "training": True,
+            "shape": x.shape,
+            "xhat": xhat,
+            "inv_std": inv_std,
+            "gamma": gamma,
+            "mean": mean,
+            "var": var,
+            "eps": eps,
+            "running_mean": new_mean,
+            "running_var": new_var,
+        }
     else:
         if running_mean is None:
-            raise ValueError("running_mean, running_var: evaluation mode (training=False) "
-                             "normalizes with the running statistics; pass both")
-        y2, xhat, inv_std = bn_eval_forward_2d(x2, gamma, beta, running_mean, running_var,
-                                               eps)
-        cache = {"training": False, "shape": x.shape, "xhat": xhat, "inv_std": inv_std,
-                 "gamma": gamma, "mean": running_mean.copy(), "var": running_var.copy(),
-                 "eps": eps, "running_mean": running_mean, "running_var": running_var}
+            raise ValueError(
+                "running_mean, running_var: evaluation mode (training=False) "
+                "normalizes with the running statistics; pass both"
+            )
+        y2, xhat, inv_std = bn_eval_forward_2d(x2, gamma, beta, running_mean, running_var, eps)
+        cache = {
+            "training": False,
+            "shape": x.shape,
+            "xhat": xhat,
+            "inv_std": inv_std,
+            "gamma": gamma,
+            "mean": running_mean.copy(),
+            "var": running_var.copy(),
+            "eps": eps,
+            "running_mean": running_mean,
+            "running_var": running_var,
+        }
     return from_2d(y2, x.shape), cache
 
 
@@ -419,13 +463,15 @@ def bn_backward_staged(dy, cache):
     equal.
     """
     if not cache["training"]:
-        raise ValueError("bn_backward_staged: this is the training-mode graph; in "
-                         "evaluation mode mean and var are constants and "
-                         "dx = dy * gamma * inv_std (batchnorm_backward)")
+        raise ValueError(
+            "bn_backward_staged: this is the training-mode graph; in "
+            "evaluation mode mean and var are constants and "
+            "dx = dy * gamma * inv_std (batchnorm_backward)"
+        )
     dy = to_2d(check_upstream(dy, cache["shape"], cache["gamma"].dtype))
     xhat, inv_std, gamma = cache["xhat"], cache["inv_std"], cache["gamma"]
     M = dy.shape[0]
-    xc = xhat / inv_std                           # the centred values x - mu
+    xc = xhat / inv_std  # the centred values x - mu
     # y = gamma * xhat + beta
     dbeta = dy.sum(axis=0)
     dgamma = (dy * xhat).sum(axis=0)
@@ -434,7 +480,7 @@ def bn_backward_staged(dy, cache):
     dxc = dxhat * inv_std
     dinv_std = (dxhat * xc).sum(axis=0)
     # inv_std = (var + eps) ** -0.5
-    dvar = -0.5 * inv_std ** 3 * dinv_std
+    dvar = -0.5 * inv_std**3 * dinv_std
     # var = sum(xc ** 2) / M: the second path into xc
     dxc = dxc + dvar * 2 * xc / M
     # xc = x - mu
@@ -447,9 +493,11 @@ def bn_backward_staged(dy, cache):
 
 # ------------------------------------------------------------ batch renormalization
 
+
 @njit(cache=True, error_model="numpy")
-def bn_renorm_train_2d_into(x, gamma, beta, eps, pop_mean, pop_var, rmax, dmax, y, xhat_b,
-                            inv_std, mean, var, r, d):
+def bn_renorm_train_2d_into(
+    x, gamma, beta, eps, pop_mean, pop_var, rmax, dmax, y, xhat_b, inv_std, mean, var, r, d
+):
     """Batch renormalization (Ioffe 2017), training forward, writing into given arrays.
 
     x: (M, F); gamma, beta, pop_mean, pop_var: (F,). With the batch's mean and

@@ -6,6 +6,7 @@ entry, so that a bad argument fails at once with its name, the expected and the
 actual shape or dtype. Each check returns the argument (converted where it says
 so), so that a call reads ``gamma = check_vector("gamma", gamma, ...)``.
 """
+
 import numpy as np
 
 
@@ -22,19 +23,23 @@ def check_vector(name, a, size, dtype, context):
     """A per-feature vector: shape (size,) and the dtype of x; contiguous."""
     check_float_array(name, a)
     if a.shape != (size,):
-        raise ValueError(f"{name}: expected shape ({size},), one value per feature of "
-                         f"{context}, got {a.shape}")
+        raise ValueError(
+            f"{name}: expected shape ({size},), one value per feature of {context}, got {a.shape}"
+        )
     if a.dtype != dtype:
-        raise TypeError(f"{name}: expected dtype {dtype} like x, got {a.dtype}; "
-                        f"convert one of them with .astype()")
+        raise TypeError(
+            f"{name}: expected dtype {dtype} like x, got {a.dtype}; "
+            f"convert one of them with .astype()"
+        )
     return np.ascontiguousarray(a)
 
 
 def check_eps(eps):
     """A normalization's eps as a float: finite and > 0."""
     if not (np.isfinite(eps) and eps > 0):
-        raise ValueError(f"eps: expected a finite number > 0 (it keeps "
-                         f"1/sqrt(var + eps) finite), got {eps}")
+        raise ValueError(
+            f"eps: expected a finite number > 0 (it keeps 1/sqrt(var + eps) finite), got {eps}"
+        )
     return float(eps)
 
 
@@ -43,8 +48,7 @@ def check_upstream(dy, shape, dtype, name="dy", output="the output y"):
     returned in ``dtype``."""
     check_float_array(name, dy)
     if dy.shape != tuple(shape):
-        raise ValueError(f"{name}: expected shape {tuple(shape)} like {output}, "
-                         f"got {dy.shape}")
+        raise ValueError(f"{name}: expected shape {tuple(shape)} like {output}, got {dy.shape}")
     return dy.astype(dtype, copy=False)
 
 
@@ -52,8 +56,10 @@ def check_image(name, x):
     """A batch of images (N, C, H, W), float32 or float64."""
     check_float_array(name, x)
     if x.ndim != 4:
-        raise ValueError(f"{name}: expected shape (N, C, H, W), got {x.shape} ({x.ndim}-D); "
-                         f"a batch of single-channel images (N, H, W) needs x[:, None]")
+        raise ValueError(
+            f"{name}: expected shape (N, C, H, W), got {x.shape} ({x.ndim}-D); "
+            f"a batch of single-channel images (N, H, W) needs x[:, None]"
+        )
     return x
 
 

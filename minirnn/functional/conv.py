@@ -40,6 +40,7 @@ is cut off (its gradient is discarded: padded zeros are constants).
 ``conv2d_naive`` is the definition above as four nested loops; the tests compare
 the two.
 """
+
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
@@ -50,14 +51,19 @@ def _check_conv_args(x, W, b, stride, padding):
     check_image("x", x)
     check_image("W", W)
     if W.shape[1] != x.shape[1]:
-        raise ValueError(f"W: expected shape (F, {x.shape[1]}, KH, KW) to match x's "
-                         f"{x.shape[1]} channels (x of shape {x.shape}), got {W.shape}")
+        raise ValueError(
+            f"W: expected shape (F, {x.shape[1]}, KH, KW) to match x's "
+            f"{x.shape[1]} channels (x of shape {x.shape}), got {W.shape}"
+        )
     if W.dtype != x.dtype:
-        raise TypeError(f"x: expected dtype {W.dtype} like W, got {x.dtype}; convert one of "
-                        f"them with .astype()")
+        raise TypeError(
+            f"x: expected dtype {W.dtype} like W, got {x.dtype}; convert one of them with .astype()"
+        )
     if not isinstance(b, np.ndarray) or b.shape != (W.shape[0],):
-        raise ValueError(f"b: expected shape ({W.shape[0]},) = (F,) for W of shape {W.shape}, "
-                         f"got {getattr(b, 'shape', type(b).__name__)}")
+        raise ValueError(
+            f"b: expected shape ({W.shape[0]},) = (F,) for W of shape {W.shape}, "
+            f"got {getattr(b, 'shape', type(b).__name__)}"
+        )
     if b.dtype != W.dtype:
         raise TypeError(f"b: expected dtype {W.dtype} like W, got {b.dtype}")
     sh, sw = check_pair("stride", stride, 1)
@@ -69,9 +75,11 @@ def _check_conv_args(x, W, b, stride, padding):
     OH = (H + 2 * ph - KH) // sh + 1
     OW = (Wd + 2 * pw - KW) // sw + 1
     if H + 2 * ph < KH or Wd + 2 * pw < KW:
-        raise ValueError(f"x: the {KH}x{KW} kernel does not fit in the padded input: x of "
-                         f"shape {x.shape} with padding {(ph, pw)} is "
-                         f"{H + 2 * ph}x{Wd + 2 * pw}")
+        raise ValueError(
+            f"x: the {KH}x{KW} kernel does not fit in the padded input: x of "
+            f"shape {x.shape} with padding {(ph, pw)} is "
+            f"{H + 2 * ph}x{Wd + 2 * pw}"
+        )
     return (sh, sw), (ph, pw), (OH, OW)
 
 
@@ -88,7 +96,9 @@ def im2col(xp, KH, KW, stride, OH, OW):
     N, C = xp.shape[:2]
     # (N, C, Hp-KH+1, Wp-KW+1, KH, KW): every window position, as a view
     windows = sliding_window_view(xp, (KH, KW), axis=(2, 3))
-    windows = windows[:, :, :sh * (OH - 1) + 1:sh, :sw * (OW - 1) + 1:sw]   # (N, C, OH, OW, KH, KW)
+    windows = windows[
+        :, :, : sh * (OH - 1) + 1 : sh, : sw * (OW - 1) + 1 : sw
+    ]  # (N, C, OH, OW, KH, KW)
     return windows.transpose(1, 4, 5, 0, 2, 3).reshape(C * KH * KW, N * OH * OW)
 
 
@@ -98,10 +108,10 @@ def col2im(dcols, padded_shape, KH, KW, stride, OH, OW):
     sh, sw = stride
     N, C, Hp, Wp = padded_shape
     d6 = dcols.reshape(C, KH, KW, N, OH, OW)
-    dxp = np.zeros((C, N, Hp, Wp), dtype=dcols.dtype)          # channel-first, like d6
+    dxp = np.zeros((C, N, Hp, Wp), dtype=dcols.dtype)  # channel-first, like d6
     for u in range(KH):
         for v in range(KW):
-            dxp[:, :, u:u + sh * (OH - 1) + 1:sh, v:v + sw * (OW - 1) + 1:sw] += d6[:, u, v]
+            dxp[:, :, u : u + sh * (OH - 1) + 1 : sh, v : v + sw * (OW - 1) + 1 : sw] += d6[:, u, v]
     return dxp.transpose(1, 0, 2, 3)
 
 
@@ -115,8 +125,8 @@ def conv2d_forward(x, W, b, stride=1, padding=0):
     N = x.shape[0]
     F, C, KH, KW = W.shape
     xp = _pad(x, ph, pw)
-    cols = im2col(xp, KH, KW, stride, OH, OW)                  # (C*KH*KW, N*OH*OW)
-    out = W.reshape(F, -1) @ cols                               # (F, N*OH*OW)
+    cols = im2col(xp, KH, KW, stride, OH, OW)  # (C*KH*KW, N*OH*OW)
+    out = W.reshape(F, -1) @ cols  # (F, N*OH*OW)
     out += b[:, None]
     out = np.ascontiguousarray(out.reshape(F, N, OH, OW).transpose(1, 0, 2, 3))
     return out, (cols, W, xp.shape, (ph, pw), stride, out.shape)
@@ -126,17 +136,19 @@ def conv2d_backward(dout, cache):
     """dout: (N, F, OH, OW) -> (dx: (N, C, H, W), dW: (F, C, KH, KW), db: (F,))."""
     cols, W, padded_shape, (ph, pw), stride, out_shape = cache
     if np.shape(dout) != out_shape:
-        raise ValueError(f"dout: expected the shape of the forward output (N, F, OH, OW) = "
-                         f"{out_shape}, got {np.shape(dout)}")
+        raise ValueError(
+            f"dout: expected the shape of the forward output (N, F, OH, OW) = "
+            f"{out_shape}, got {np.shape(dout)}"
+        )
     N, F, OH, OW = out_shape
     C, KH, KW = W.shape[1:]
     Hp, Wp = padded_shape[2:]
     delta = dout.transpose(1, 0, 2, 3).reshape(F, N * OH * OW)  # laid out like W2 @ cols
     dW = (delta @ cols.T).reshape(W.shape)
     db = delta.sum(axis=1)
-    dcols = W.reshape(F, -1).T @ delta                          # (C*KH*KW, N*OH*OW)
+    dcols = W.reshape(F, -1).T @ delta  # (C*KH*KW, N*OH*OW)
     dxp = col2im(dcols, padded_shape, KH, KW, stride, OH, OW)
-    dx = dxp[:, :, ph:Hp - ph, pw:Wp - pw]
+    dx = dxp[:, :, ph : Hp - ph, pw : Wp - pw]
     return dx, dW, db
 
 
@@ -151,6 +163,6 @@ def conv2d_naive(x, W, b, stride=1, padding=0):
         for f in range(F):
             for i in range(OH):
                 for j in range(OW):
-                    window = xp[n, :, i * sh:i * sh + KH, j * sw:j * sw + KW]
+                    window = xp[n, :, i * sh : i * sh + KH, j * sw : j * sw + KW]
                     out[n, f, i, j] = np.sum(window * W[f]) + b[f]
     return out

@@ -42,6 +42,7 @@ TensorFlow 1.x's ``contrib/layers/python/layers/layers.py`` and
 ``contrib/rnn/python/ops/rnn_cell.py``); pass ``eps=1e-12`` to match it. Its
 ``norm_gain=1.0`` and ``norm_shift=0.0`` are our ``gain`` and ``shift``.
 """
+
 import numpy as np
 from numba import njit
 
@@ -99,16 +100,16 @@ def ln_backward_2d_into(dy, xhat, inv_std, gain, dx, dgain, dshift):
     M, F = dy.shape
     f, zero = as_dtype_of(F, dy), as_dtype_of(0, dy)
     for n in range(M):
-        for j in range(F):            # y = gain * xhat + shift
+        for j in range(F):  # y = gain * xhat + shift
             dshift[j] += dy[n, j]
             dgain[j] += dy[n, j] * xhat[n, j]
-        s1, s2 = zero, zero           # sum(dxhat) and sum(dxhat * xhat) along the row
+        s1, s2 = zero, zero  # sum(dxhat) and sum(dxhat * xhat) along the row
         for j in range(F):
             dxhat = dy[n, j] * gain[j]
             s1 += dxhat
             s2 += dxhat * xhat[n, j]
         k = inv_std[n] / f
-        for j in range(F):            # reads dy[n, j] before writing dx[n, j]
+        for j in range(F):  # reads dy[n, j] before writing dx[n, j]
             dx[n, j] = k * (f * (dy[n, j] * gain[j]) - s1 - xhat[n, j] * s2)
 
 
@@ -116,8 +117,11 @@ def ln_backward_2d_into(dy, xhat, inv_std, gain, dx, dgain, dshift):
 def ln_backward_2d(dy, xhat, inv_std, gain):
     """dy, xhat: (M, F); inv_std: (M,); gain: (F,) -> dx: (M, F), dgain, dshift: (F,)."""
     F = dy.shape[1]
-    dx, dgain, dshift = (np.empty_like(dy), np.zeros(F, dtype=dy.dtype),
-                         np.zeros(F, dtype=dy.dtype))
+    dx, dgain, dshift = (
+        np.empty_like(dy),
+        np.zeros(F, dtype=dy.dtype),
+        np.zeros(F, dtype=dy.dtype),
+    )
     ln_backward_2d_into(dy, xhat, inv_std, gain, dx, dgain, dshift)
     return dx, dgain, dshift
 
@@ -126,8 +130,9 @@ def layernorm_forward(x, gain, shift, eps=1e-5):
     """x: (..., F); gain, shift: (F,) of x's dtype -> (y: like x, cache)."""
     check_float_array("x", x)
     if x.ndim < 1 or x.size == 0:
-        raise ValueError(f"x: expected shape (..., F) with at least one row and one "
-                         f"feature, got {x.shape}")
+        raise ValueError(
+            f"x: expected shape (..., F) with at least one row and one feature, got {x.shape}"
+        )
     F = x.shape[-1]
     context = f"x of shape {x.shape} (..., F)"
     gain = check_vector("gain", gain, F, x.dtype, context)
@@ -143,6 +148,7 @@ def layernorm_backward(dy, cache):
     """dy: like y -> (dx: like x, dgain: (F,), dshift: (F,))."""
     shape = cache["shape"]
     dy2 = np.ascontiguousarray(check_upstream(dy, shape, cache["gain"].dtype))
-    dx2, dgain, dshift = ln_backward_2d(dy2.reshape(-1, shape[-1]), cache["xhat"],
-                                        cache["inv_std"], cache["gain"])
+    dx2, dgain, dshift = ln_backward_2d(
+        dy2.reshape(-1, shape[-1]), cache["xhat"], cache["inv_std"], cache["gain"]
+    )
     return dx2.reshape(shape), dgain, dshift

@@ -11,6 +11,7 @@ $$L = \\frac{1}{N} \\sum_n \\Big( \\log \\sum_k e^{z_{nk}} - z_{n y_n} \\Big),
 The log-sum-exp is computed after subtracting each row's maximum, so that no
 ``exp`` overflows whatever the logits are.
 """
+
 import numpy as np
 
 
@@ -27,13 +28,17 @@ def softmax_cross_entropy_forward(logits, labels):
     if logits.ndim != 2:
         raise ValueError(f"logits: expected shape (N, K), got {logits.shape}")
     if labels.shape != (logits.shape[0],):
-        raise ValueError(f"labels: expected shape ({logits.shape[0]},) to match logits "
-                         f"{logits.shape}, got {labels.shape}")
+        raise ValueError(
+            f"labels: expected shape ({logits.shape[0]},) to match logits "
+            f"{logits.shape}, got {labels.shape}"
+        )
     if not np.issubdtype(labels.dtype, np.integer):
         raise TypeError(f"labels: expected an integer dtype, got {labels.dtype}")
     if labels.size and (labels.min() < 0 or labels.max() >= logits.shape[1]):
-        raise ValueError(f"labels: expected values in [0, {logits.shape[1]}), "
-                         f"got min {labels.min()} and max {labels.max()}")
+        raise ValueError(
+            f"labels: expected values in [0, {logits.shape[1]}), "
+            f"got min {labels.min()} and max {labels.max()}"
+        )
     logp = log_softmax(logits)
     n = logits.shape[0]
     loss = -logp[np.arange(n), labels].mean()

@@ -31,6 +31,7 @@ disagree with every choice, which is why the gradient tests keep ties out.
 backward reshapes back. (TensorFlow's NHWC layout flattens (row, column, channel):
 the same numbers in another order, which only permutes the next layer's weights.)
 """
+
 import numpy as np
 
 from .checks import check_image, check_pair
@@ -44,12 +45,14 @@ def maxpool2d_forward(x, size=2, stride=None):
     sh, sw = check_pair("stride", (kh, kw) if stride is None else stride, 1)
     N, C, H, W = x.shape
     if H < kh or W < kw:
-        raise ValueError(f"x: expected height >= {kh} and width >= {kw} for a {kh}x{kw} "
-                         f"pool, got x of shape {x.shape}")
+        raise ValueError(
+            f"x: expected height >= {kh} and width >= {kw} for a {kh}x{kw} "
+            f"pool, got x of shape {x.shape}"
+        )
     OH, OW = (H - kh) // sh + 1, (W - kw) // sw + 1
 
-    def at(u, v):       # entry (u, v) of every window at once: a strided view (N, C, OH, OW)
-        return x[:, :, u:u + sh * (OH - 1) + 1:sh, v:v + sw * (OW - 1) + 1:sw]
+    def at(u, v):  # entry (u, v) of every window at once: a strided view (N, C, OH, OW)
+        return x[:, :, u : u + sh * (OH - 1) + 1 : sh, v : v + sw * (OW - 1) + 1 : sw]
 
     # A running max over the kh*kw window offsets in row-major order. Only a strictly
     # larger entry takes over, so each window's winner is its first maximum.
@@ -59,7 +62,7 @@ def maxpool2d_forward(x, size=2, stride=None):
         candidate = at(k // kw, k % kw)
         larger = candidate > out
         np.maximum(out, candidate, out=out)
-        winner += larger * (k - winner)     # winner[larger] = k, without the slow masked write
+        winner += larger * (k - winner)  # winner[larger] = k, without the slow masked write
     return out, (winner, x.shape, (kh, kw), (sh, sw))
 
 
@@ -67,14 +70,16 @@ def maxpool2d_backward(dout, cache):
     """dout: (N, C, OH, OW) -> dx: (N, C, H, W), dout routed to each window's winner."""
     winner, x_shape, (kh, kw), (sh, sw) = cache
     if np.shape(dout) != winner.shape:
-        raise ValueError(f"dout: expected the shape of the forward output (N, C, OH, OW) = "
-                         f"{winner.shape}, got {np.shape(dout)}")
+        raise ValueError(
+            f"dout: expected the shape of the forward output (N, C, OH, OW) = "
+            f"{winner.shape}, got {np.shape(dout)}"
+        )
     OH, OW = winner.shape[2:]
     dx = np.zeros(x_shape, dtype=dout.dtype)
     for u in range(kh):
         for v in range(kw):
-            routed = dout * (winner == u * kw + v)          # zero where (u, v) did not win
-            dx[:, :, u:u + sh * (OH - 1) + 1:sh, v:v + sw * (OW - 1) + 1:sw] += routed
+            routed = dout * (winner == u * kw + v)  # zero where (u, v) did not win
+            dx[:, :, u : u + sh * (OH - 1) + 1 : sh, v : v + sw * (OW - 1) + 1 : sw] += routed
     return dx
 
 
@@ -90,6 +95,7 @@ def flatten_backward(dout, cache):
     """dout: (N, prod(rest)) -> dx with x's shape."""
     shape = cache
     if np.shape(dout) != (shape[0], int(np.prod(shape[1:], dtype=np.int64))):
-        raise ValueError(f"dout: expected shape {(shape[0], int(np.prod(shape[1:])))}, "
-                         f"got {np.shape(dout)}")
+        raise ValueError(
+            f"dout: expected shape {(shape[0], int(np.prod(shape[1:])))}, got {np.shape(dout)}"
+        )
     return dout.reshape(shape)

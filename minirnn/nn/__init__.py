@@ -1,9 +1,18 @@
 """Layers and models with parameters, gradients and a train/eval mode."""
+
 from .layers import Dense, Dropout, Layer, Recurrent, Sequential, TimeDistributedDense
 from .models import SequenceClassifier, SequenceRegressor
 
-__all__ = ["Layer", "Dense", "TimeDistributedDense", "Dropout", "Recurrent", "Sequential",
-           "SequenceClassifier", "SequenceRegressor"]
+__all__ = [
+    "Layer",
+    "Dense",
+    "TimeDistributedDense",
+    "Dropout",
+    "Recurrent",
+    "Sequential",
+    "SequenceClassifier",
+    "SequenceRegressor",
+]
 
 from .cnn import CNNClassifier
 from .conv import Conv2D, Flatten, MaxPool2D, ReLU

@@ -34,6 +34,7 @@ Two costs (``cost=``):
 The boundaries follow ``tf.clip_by_value``'s gradient: it passes where
 ``low <= p <= high`` and is zero where ``p < low`` or ``p > high``.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -64,8 +65,9 @@ def softmax_backward(dp: np.ndarray, cache: np.ndarray) -> np.ndarray:
     return p * (dp - (dp * p).sum(axis=1, keepdims=True))
 
 
-def clipped_cross_entropy_forward(p: ArrayLike, labels: ArrayLike, low: float = CLIP_LOW,
-                                  high: float = CLIP_HIGH) -> tuple[np.floating, tuple]:
+def clipped_cross_entropy_forward(
+    p: ArrayLike, labels: ArrayLike, low: float = CLIP_LOW, high: float = CLIP_HIGH
+) -> tuple[np.floating, tuple]:
     """p: (N, K) probabilities, labels: (N,) ints -> (-mean log clip(p[n, y_n]), cache).
 
     The mean of ``-sum_k t_nk log clip(p_nk)`` with one-hot ``t``: only the
@@ -74,13 +76,16 @@ def clipped_cross_entropy_forward(p: ArrayLike, labels: ArrayLike, low: float = 
     if p.ndim != 2:
         raise ValueError(f"p: expected shape (N, K), got {p.shape}")
     if labels.shape != (p.shape[0],):
-        raise ValueError(f"labels: expected shape ({p.shape[0]},) to match p {p.shape}, "
-                         f"got {labels.shape}")
+        raise ValueError(
+            f"labels: expected shape ({p.shape[0]},) to match p {p.shape}, got {labels.shape}"
+        )
     if not np.issubdtype(labels.dtype, np.integer):
         raise TypeError(f"labels: expected an integer dtype, got {labels.dtype}")
     if labels.size and (labels.min() < 0 or labels.max() >= p.shape[1]):
-        raise ValueError(f"labels: expected values in [0, {p.shape[1]}), "
-                         f"got min {labels.min()} and max {labels.max()}")
+        raise ValueError(
+            f"labels: expected values in [0, {p.shape[1]}), "
+            f"got min {labels.min()} and max {labels.max()}"
+        )
     n = p.shape[0]
     p_true = p[np.arange(n), labels]
     loss = -np.log(np.clip(p_true, low, high)).mean()
@@ -94,7 +99,7 @@ def clipped_cross_entropy_backward(dloss: float, cache: tuple) -> np.ndarray:
     n = shape[0]
     dp = np.zeros(shape, dtype=p_true.dtype)
     inside = (p_true >= low) & (p_true <= high)
-    safe = np.where(inside, p_true, 1)                      # no division by a clipped 0
+    safe = np.where(inside, p_true, 1)  # no division by a clipped 0
     dp[np.arange(n), labels] = np.where(inside, -dloss / (n * safe), 0)
     return dp
 
@@ -123,11 +128,21 @@ class CNNClassifier(Sequential):
     5.running_var), which a checkpoint must keep for ``eval()`` mode.
     """
 
-    def __init__(self, *, batchnorm: bool = True, rng: np.random.Generator,
-                 dtype: DTypeLike = np.float32, cost: str = "stable",
-                 bn_convention: str = "tensorflow", in_channels: int = 1, image_size: int = 28,
-                 filters: tuple[int, ...] = (32, 64), kernel_size: int = 3, pool: int = 2,
-                 n_classes: int = 10) -> None:
+    def __init__(
+        self,
+        *,
+        batchnorm: bool = True,
+        rng: np.random.Generator,
+        dtype: DTypeLike = np.float32,
+        cost: str = "stable",
+        bn_convention: str = "tensorflow",
+        in_channels: int = 1,
+        image_size: int = 28,
+        filters: tuple[int, ...] = (32, 64),
+        kernel_size: int = 3,
+        pool: int = 2,
+        n_classes: int = 10,
+    ) -> None:
         if cost not in COSTS:
             raise ValueError(f"cost: expected one of {COSTS}, got {cost!r}")
         layers, channels, size = [], in_channels, image_size
@@ -135,13 +150,16 @@ class CNNClassifier(Sequential):
             layers.append(Conv2D(channels, n_filters, kernel_size, rng=rng, dtype=dtype))
             if batchnorm:
                 from .normalization import BatchNorm
+
                 layers.append(BatchNorm(n_filters, convention=bn_convention, dtype=dtype))
             layers += [ReLU(), MaxPool2D(pool)]
             channels, size = n_filters, (size - kernel_size + 1) // pool
             if size < 1:
-                raise ValueError(f"image_size: {image_size} is too small for "
-                                 f"{len(filters)} blocks of {kernel_size}x{kernel_size} "
-                                 f"convolution and {pool}x{pool} pooling")
+                raise ValueError(
+                    f"image_size: {image_size} is too small for "
+                    f"{len(filters)} blocks of {kernel_size}x{kernel_size} "
+                    f"convolution and {pool}x{pool} pooling"
+                )
         layers += [Flatten(), Dense(channels * size * size, n_classes, rng=rng, dtype=dtype)]
         super().__init__(*layers)
         self.dtype = np.dtype(dtype)
@@ -153,10 +171,15 @@ class CNNClassifier(Sequential):
     def forward(self, x: ArrayLike) -> np.ndarray:
         x = np.asarray(x)
         if x.ndim != 4 or x.shape[1:] != self.input_shape:
-            raise ValueError(f"x: expected shape (N, {', '.join(map(str, self.input_shape))})"
-                             f" = (batch, channels, height, width), got {x.shape}"
-                             + ("; add the channel axis with x[:, None]"
-                                if x.shape[1:] == self.input_shape[1:] else ""))
+            raise ValueError(
+                f"x: expected shape (N, {', '.join(map(str, self.input_shape))})"
+                f" = (batch, channels, height, width), got {x.shape}"
+                + (
+                    "; add the channel axis with x[:, None]"
+                    if x.shape[1:] == self.input_shape[1:]
+                    else ""
+                )
+            )
         return super().forward(x.astype(self.dtype, copy=False))
 
     def predict(self, x: ArrayLike) -> np.ndarray:
@@ -178,8 +201,7 @@ class CNNClassifier(Sequential):
         softmax_cache, ce_cache = cache
         return softmax_backward(clipped_cross_entropy_backward(dloss, ce_cache), softmax_cache)
 
-    def loss_and_backward(self, x: ArrayLike, labels: np.ndarray
-                          ) -> tuple[np.floating, np.ndarray]:
+    def loss_and_backward(self, x: ArrayLike, labels: np.ndarray) -> tuple[np.floating, np.ndarray]:
         """Returns (mean cost, logits: (N, n_classes)); gradients land in self.grads."""
         logits = self.forward(x)
         loss, cache = self.cost_forward(logits, labels)

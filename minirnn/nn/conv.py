@@ -5,6 +5,7 @@ Each wraps a forward/backward pair of ``minirnn.functional`` (``conv.py``,
 ``forward(x)`` keeps its cache, ``backward(dout)`` writes the parameter gradients
 into ``self.grads`` in place and returns dL/dx.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -15,8 +16,9 @@ from ..functional.checks import check_pair
 from .layers import Layer
 
 
-def glorot_uniform_conv(rng: np.random.Generator, shape: tuple[int, int, int, int],
-                        dtype: DTypeLike = np.float32) -> np.ndarray:
+def glorot_uniform_conv(
+    rng: np.random.Generator, shape: tuple[int, int, int, int], dtype: DTypeLike = np.float32
+) -> np.ndarray:
     """A conv kernel (F, C, KH, KW) from U(-a, a), a = sqrt(6 / (fan_in + fan_out)),
     with fan_in = C*KH*KW (the inputs of one output pixel) and fan_out = F*KH*KW
     (what TensorFlow/Keras's default ``glorot_uniform`` uses for a conv kernel).
@@ -35,19 +37,30 @@ class Conv2D(Layer):
     padding adds zeros on both sides ("valid" is 0).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int, int],
-                 *, stride: int | tuple[int, int] = 1, padding: int | tuple[int, int] = 0,
-                 rng: np.random.Generator, dtype: DTypeLike = np.float32) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int, int],
+        *,
+        stride: int | tuple[int, int] = 1,
+        padding: int | tuple[int, int] = 0,
+        rng: np.random.Generator,
+        dtype: DTypeLike = np.float32,
+    ) -> None:
         super().__init__()
         kh, kw = check_pair("kernel_size", kernel_size, 1)
         self.stride, self.padding = stride, padding
-        self.params = {"W": glorot_uniform_conv(rng, (out_channels, in_channels, kh, kw), dtype),
-                       "b": np.zeros(out_channels, dtype=dtype)}
+        self.params = {
+            "W": glorot_uniform_conv(rng, (out_channels, in_channels, kh, kw), dtype),
+            "b": np.zeros(out_channels, dtype=dtype),
+        }
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        out, self.cache = F.conv2d_forward(x, self.params["W"], self.params["b"],
-                                           self.stride, self.padding)
+        out, self.cache = F.conv2d_forward(
+            x, self.params["W"], self.params["b"], self.stride, self.padding
+        )
         return out
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
@@ -57,8 +70,7 @@ class Conv2D(Layer):
 
     def __repr__(self):
         f, c, kh, kw = self.params["W"].shape
-        return (f"Conv2D({c} -> {f}, kernel {kh}x{kw}, stride {self.stride}, "
-                f"padding {self.padding})")
+        return f"Conv2D({c} -> {f}, kernel {kh}x{kw}, stride {self.stride}, padding {self.padding})"
 
 
 class MaxPool2D(Layer):
@@ -66,8 +78,9 @@ class MaxPool2D(Layer):
     padding. Ties: the first maximum of a window in row-major order gets the whole
     gradient (see ``functional/pooling.py``)."""
 
-    def __init__(self, size: int | tuple[int, int] = 2,
-                 stride: int | tuple[int, int] | None = None) -> None:
+    def __init__(
+        self, size: int | tuple[int, int] = 2, stride: int | tuple[int, int] | None = None
+    ) -> None:
         super().__init__()
         self.size, self.stride = size, stride
 

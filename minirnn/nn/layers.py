@@ -6,6 +6,7 @@ writes the parameter gradients *into* ``self.grads`` (the arrays stay the same
 objects, so an optimizer holding them sees the new values) and returns dL/dx.
 ``train()`` / ``eval()`` switch the mode that dropout (and batch norm) look at.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -73,11 +74,19 @@ class Dense(Layer):
     """y = x W + b. x: (..., in) -> y: (..., out); on sequences (B, T, in) it is the
     time-distributed dense layer: the same W and b at every step."""
 
-    def __init__(self, in_features: int, out_features: int, *, rng: np.random.Generator,
-                 dtype: DTypeLike = np.float32) -> None:
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        *,
+        rng: np.random.Generator,
+        dtype: DTypeLike = np.float32,
+    ) -> None:
         super().__init__()
-        self.params = {"W": glorot_uniform(rng, in_features, out_features, dtype),
-                       "b": np.zeros(out_features, dtype=dtype)}
+        self.params = {
+            "W": glorot_uniform(rng, in_features, out_features, dtype),
+            "b": np.zeros(out_features, dtype=dtype),
+        }
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
 
     def forward(self, x: np.ndarray) -> np.ndarray:
@@ -132,10 +141,19 @@ class Recurrent(Layer):
     does not compute the gradient of x and returns None.
     """
 
-    def __init__(self, cell: str, input_size: int, hidden_size: int,
-                 return_sequences: bool = True, *, rng: np.random.Generator,
-                 dtype: DTypeLike = np.float32, stats_momentum: float | None = None,
-                 input_grad: bool = True, **cell_options) -> None:
+    def __init__(
+        self,
+        cell: str,
+        input_size: int,
+        hidden_size: int,
+        return_sequences: bool = True,
+        *,
+        rng: np.random.Generator,
+        dtype: DTypeLike = np.float32,
+        stats_momentum: float | None = None,
+        input_grad: bool = True,
+        **cell_options,
+    ) -> None:
         super().__init__()
         self.cell_name = cell
         self.cell = get_cell(cell)
@@ -144,26 +162,32 @@ class Recurrent(Layer):
         cell_options = {**getattr(self.cell, "TRAINING_DEFAULTS", {}), **cell_options}
         self.init_options, self.forward_options = split_options(self.cell, cell_options)
         self.rng = rng
-        self.params = self.cell.init(input_size, hidden_size, rng=rng, dtype=dtype,
-                                     **self.init_options)
+        self.params = self.cell.init(
+            input_size, hidden_size, rng=rng, dtype=dtype, **self.init_options
+        )
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
         # Cells with batch norm keep population statistics for evaluation; the
         # layer holds them and moves them after every training forward.
-        self.stats = (self.cell.init_statistics(hidden_size, 1, dtype)
-                      if hasattr(self.cell, "init_statistics") else None)
+        self.stats = (
+            self.cell.init_statistics(hidden_size, 1, dtype)
+            if hasattr(self.cell, "init_statistics")
+            else None
+        )
         self.stats_momentum = stats_momentum
-        self._recent = []          # last training inputs, for refreshing the statistics
+        self._recent = []  # last training inputs, for refreshing the statistics
         self.input_grad = input_grad
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         extra = {} if self.stats is None else {"stats": self.stats}
-        hs, self.cache = self.cell.forward(self.params, x, training=self.training,
-                                           rng=self.rng, **self.forward_options, **extra)
+        hs, self.cache = self.cell.forward(
+            self.params, x, training=self.training, rng=self.rng, **self.forward_options, **extra
+        )
         if self.stats is not None and self.training:
-            self.stats = self.cell.update_statistics(self.stats, self.cache,
-                                                     momentum=self.stats_momentum)
+            self.stats = self.cell.update_statistics(
+                self.stats, self.cache, momentum=self.stats_momentum
+            )
             keep = self.forward_options.get("refresh_batches", 0)
-            if keep:            # the last `keep` training batches, for eval()
+            if keep:  # the last `keep` training batches, for eval()
                 self._recent = (self._recent + [x])[-keep:]
         self._T = hs.shape[1]
         return hs if self.return_sequences else hs[:, -1]
@@ -174,8 +198,9 @@ class Recurrent(Layer):
         parameters as they are now (``cell.population_statistics``)."""
         recent = self._recent
         if recent and self.forward_options.get("train_stats", "batch") != "population":
-            self.stats = self.cell.population_statistics(self.params, recent, self.stats,
-                                                         **self.forward_options)
+            self.stats = self.cell.population_statistics(
+                self.params, recent, self.stats, **self.forward_options
+            )
         self._recent = []
         return super().eval()
 
@@ -186,8 +211,9 @@ class Recurrent(Layer):
         if self.stats is None:
             return super().load_buffers(buffers)
         if set(buffers) != set(self.stats):
-            raise KeyError(f"{self.cell_name} statistics: expected {sorted(self.stats)}, "
-                           f"got {sorted(buffers)}")
+            raise KeyError(
+                f"{self.cell_name} statistics: expected {sorted(self.stats)}, got {sorted(buffers)}"
+            )
         self.stats = {k: np.array(v, dtype=self.stats[k].dtype) for k, v in buffers.items()}
 
     def penalty(self) -> float:
@@ -199,8 +225,10 @@ class Recurrent(Layer):
     def set_option(self, name: str, value: object) -> None:
         """Change a forward option between steps (e.g. a sharpness schedule)."""
         if name not in self.cell.FORWARD_OPTIONS:
-            raise KeyError(f"{self.cell_name} has no forward option {name!r}; it has "
-                           f"{list(self.cell.FORWARD_OPTIONS)}")
+            raise KeyError(
+                f"{self.cell_name} has no forward option {name!r}; it has "
+                f"{list(self.cell.FORWARD_OPTIONS)}"
+            )
         self.forward_options[name] = value
 
     def backward(self, dout: np.ndarray) -> np.ndarray | None:
@@ -245,19 +273,22 @@ class Sequential(Layer):
         return sum(layer.penalty() for layer in self.layers)
 
     def buffers(self) -> dict[str, np.ndarray]:
-        return {f"{i}.{k}": v for i, layer in enumerate(self.layers)
-                for k, v in layer.buffers().items()}
+        return {
+            f"{i}.{k}": v for i, layer in enumerate(self.layers) for k, v in layer.buffers().items()
+        }
 
     def load_buffers(self, buffers: dict[str, np.ndarray]) -> None:
         for i, layer in enumerate(self.layers):
             prefix = f"{i}."
-            layer.load_buffers({k[len(prefix):]: v for k, v in buffers.items()
-                                if k.startswith(prefix)})
+            layer.load_buffers(
+                {k[len(prefix) :]: v for k, v in buffers.items() if k.startswith(prefix)}
+            )
 
     def metrics(self) -> dict[str, float]:
         """The layers' metrics, keyed "<index>.<name>"."""
-        return {f"{i}.{k}": v for i, layer in enumerate(self.layers)
-                for k, v in layer.metrics().items()}
+        return {
+            f"{i}.{k}": v for i, layer in enumerate(self.layers) for k, v in layer.metrics().items()
+        }
 
     def backward(self, dout: np.ndarray) -> np.ndarray | None:
         for layer in reversed(self.layers):

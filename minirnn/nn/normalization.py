@@ -5,6 +5,7 @@ Both wrap the functional pairs of ``minirnn/functional/batchnorm.py`` and
 documented) in the ``Layer`` interface: ``params``, ``grads``, ``forward``,
 ``backward``, ``train()`` / ``eval()``.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -51,24 +52,39 @@ class BatchNorm(Layer):
     always updates them in train mode.
     """
 
-    def __init__(self, num_features: int, *, momentum: float | None = None,
-                 eps: float | None = None, convention: str = "pytorch",
-                 dtype: DTypeLike = np.float32) -> None:
+    def __init__(
+        self,
+        num_features: int,
+        *,
+        momentum: float | None = None,
+        eps: float | None = None,
+        convention: str = "pytorch",
+        dtype: DTypeLike = np.float32,
+    ) -> None:
         super().__init__()
         self.momentum, self.eps = F.batchnorm_defaults(convention, momentum, eps)
         self.convention = convention
         self.num_features = num_features
-        self.params = {"gamma": np.ones(num_features, dtype=dtype),
-                       "beta": np.zeros(num_features, dtype=dtype)}
+        self.params = {
+            "gamma": np.ones(num_features, dtype=dtype),
+            "beta": np.zeros(num_features, dtype=dtype),
+        }
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
         self.running_mean = np.zeros(num_features, dtype=dtype)
         self.running_var = np.ones(num_features, dtype=dtype)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         y, self.cache = F.batchnorm_forward(
-            x, self.params["gamma"], self.params["beta"], training=self.training,
-            running_mean=self.running_mean, running_var=self.running_var,
-            momentum=self.momentum, eps=self.eps, convention=self.convention)
+            x,
+            self.params["gamma"],
+            self.params["beta"],
+            training=self.training,
+            running_mean=self.running_mean,
+            running_var=self.running_var,
+            momentum=self.momentum,
+            eps=self.eps,
+            convention=self.convention,
+        )
         if self.training:
             self.running_mean[...] = self.cache["running_mean"]
             self.running_var[...] = self.cache["running_var"]
@@ -86,18 +102,24 @@ class BatchNorm(Layer):
     def load_buffers(self, buffers: dict[str, np.ndarray]) -> None:
         """Restore what ``buffers()`` returned, into the existing arrays."""
         if set(buffers) != {"running_mean", "running_var"}:
-            raise KeyError(f"BatchNorm buffers: expected ['running_mean', 'running_var'], "
-                           f"got {sorted(buffers)}")
+            raise KeyError(
+                f"BatchNorm buffers: expected ['running_mean', 'running_var'], "
+                f"got {sorted(buffers)}"
+            )
         for name, value in buffers.items():
             own = getattr(self, name)
             if np.shape(value) != own.shape:
-                raise ValueError(f"BatchNorm buffers['{name}']: expected shape {own.shape}, "
-                                 f"got {np.shape(value)}")
+                raise ValueError(
+                    f"BatchNorm buffers['{name}']: expected shape {own.shape}, "
+                    f"got {np.shape(value)}"
+                )
             own[...] = value
 
     def __repr__(self):
-        return (f"BatchNorm({self.num_features}, momentum={self.momentum}, eps={self.eps}, "
-                f"convention={self.convention!r})")
+        return (
+            f"BatchNorm({self.num_features}, momentum={self.momentum}, eps={self.eps}, "
+            f"convention={self.convention!r})"
+        )
 
 
 class LayerNorm(Layer):
@@ -107,18 +129,20 @@ class LayerNorm(Layer):
     normalized with its own statistics, so train and eval modes are the same.
     """
 
-    def __init__(self, num_features: int, *, eps: float = 1e-5,
-                 dtype: DTypeLike = np.float32) -> None:
+    def __init__(
+        self, num_features: int, *, eps: float = 1e-5, dtype: DTypeLike = np.float32
+    ) -> None:
         super().__init__()
         self.num_features = num_features
         self.eps = eps
-        self.params = {"gain": np.ones(num_features, dtype=dtype),
-                       "shift": np.zeros(num_features, dtype=dtype)}
+        self.params = {
+            "gain": np.ones(num_features, dtype=dtype),
+            "shift": np.zeros(num_features, dtype=dtype),
+        }
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        y, self.cache = F.layernorm_forward(x, self.params["gain"], self.params["shift"],
-                                            self.eps)
+        y, self.cache = F.layernorm_forward(x, self.params["gain"], self.params["shift"], self.eps)
         return y
 
     def backward(self, dy: np.ndarray) -> np.ndarray:

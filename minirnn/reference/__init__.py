@@ -33,7 +33,17 @@ activations, never copies of the weights, and no function modifies its arguments
 
 (recurrent dropout in each: tutorials/08_recurrent_dropout.md).
 """
+
 from . import bnlstm, gru, lngru, lnlstm, lstm, rnn, vcgru, vclstm, vcrnn
 
-TWINS = {"rnn": rnn, "lstm": lstm, "gru": gru, "bnlstm": bnlstm, "lnlstm": lnlstm,
-         "lngru": lngru, "vcrnn": vcrnn, "vcgru": vcgru, "vclstm": vclstm}
+TWINS = {
+    "rnn": rnn,
+    "lstm": lstm,
+    "gru": gru,
+    "bnlstm": bnlstm,
+    "lnlstm": lnlstm,
+    "lngru": lngru,
+    "vcrnn": vcrnn,
+    "vcgru": vcgru,
+    "vclstm": vclstm,
+}

@@ -37,6 +37,7 @@ wherever the forward has a BN: with batch statistics ``BN^T(dy) = gamma /
 
 and after the loop d(x W) = BN_x^T(d bx), dW = sum_t x_t^T d(x_t W).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -60,15 +61,24 @@ def normalize(z, gamma, beta, eps, how="batch", population=None, rmax=3.0, dmax=
         return batchnorm_forward(z, gamma, beta, eps=eps)
     mean, var = population
     if how == "population":
-        return batchnorm_forward(z, gamma, beta, training=False, running_mean=mean,
-                                 running_var=var, eps=eps)
+        return batchnorm_forward(
+            z, gamma, beta, training=False, running_mean=mean, running_var=var, eps=eps
+        )
     mean_b, var_b = z.mean(axis=0), z.var(axis=0)
     sigma_b, sigma = np.sqrt(var_b + eps), np.sqrt(var + eps)
     r = np.clip(sigma_b / sigma, 1 / rmax, rmax)
     d = np.clip((mean_b - mean) / sigma, -dmax, dmax)
     xhat = (z - mean_b) / sigma_b
-    cache = {"renorm": True, "xhat": xhat, "sigma_b": sigma_b, "r": r, "d": d,
-             "gamma": gamma, "mean": mean_b, "var": var_b}
+    cache = {
+        "renorm": True,
+        "xhat": xhat,
+        "sigma_b": sigma_b,
+        "r": r,
+        "d": d,
+        "gamma": gamma,
+        "mean": mean_b,
+        "var": var_b,
+    }
     return gamma * (xhat * r + d) + beta, cache
 
 
@@ -77,32 +87,34 @@ def normalize_backward(dy, cache):
     if not cache.get("renorm"):
         return batchnorm_backward(dy, cache)
     xhat, r, d = cache["xhat"], cache["r"], cache["d"]
-    dxhat = dy * cache["gamma"] * r                 # batch norm's backward, gain gamma * r
+    dxhat = dy * cache["gamma"] * r  # batch norm's backward, gain gamma * r
     M = len(dy)
-    dz = ((M * dxhat - dxhat.sum(axis=0) - xhat * (dxhat * xhat).sum(axis=0))
-          / (M * cache["sigma_b"]))
+    dz = (M * dxhat - dxhat.sum(axis=0) - xhat * (dxhat * xhat).sum(axis=0)) / (
+        M * cache["sigma_b"]
+    )
     return dz, (dy * (xhat * r + d)).sum(axis=0), dy.sum(axis=0)
 
 
-def step_forward(params, bx_t, h_prev, c_prev, bn, carry_normalized_c=False, m_h=1.0, m_g=1.0,
-                 m_c=1.0):
+def step_forward(
+    params, bx_t, h_prev, c_prev, bn, carry_normalized_c=False, m_h=1.0, m_g=1.0, m_c=1.0
+):
     """bx_t: (B, 4H) = BN(x_t W; gamma_x); h_prev, c_prev: (B, H); ``bn(z, gamma,
     beta, part)``: ``normalize`` with this step's statistics of ``part``, "h" (of
     h~ U) or "c" (of the cell) -> h, c: (B, H), cache."""
     H = h_prev.shape[1]
-    no_shift = np.zeros(4 * H, bx_t.dtype)          # b serves as the shift
+    no_shift = np.zeros(4 * H, bx_t.dtype)  # b serves as the shift
     bh, bn_h = bn((h_prev * m_h) @ params["U"], params["gamma_h"], no_shift, "h")
     a = bh + bx_t + params["b"]
     i = sigmoid(a[:, :H])
-    f = sigmoid(a[:, H:2 * H])
-    o = sigmoid(a[:, 2 * H:3 * H])
-    g = np.tanh(a[:, 3 * H:])
+    f = sigmoid(a[:, H : 2 * H])
+    o = sigmoid(a[:, 2 * H : 3 * H])
+    g = np.tanh(a[:, 3 * H :])
     u = f * c_prev + i * (g * m_g)
-    if carry_normalized_c:                          # BN(u_t) is carried, and read by h_t
+    if carry_normalized_c:  # BN(u_t) is carried, and read by h_t
         u_bn, bn_c = bn(u, params["gamma_c"], params["beta_c"], "c")
         c = m_c * u_bn
         tanh_c = np.tanh(c)
-    else:                                           # u_t is carried; BN only in the tanh
+    else:  # u_t is carried; BN only in the tanh
         c = m_c * u
         c_bn, bn_c = bn(c, params["gamma_c"], params["beta_c"], "c")
         tanh_c = np.tanh(c_bn)
@@ -116,30 +128,47 @@ def step_backward(params, dh, dc_next, cache):
     -> dbx_t: (B, 4H) = dL/d(bx_t), dh_prev, dc_prev: (B, H), this step's grads."""
     h_prev, c_prev, i, f, o, g, tanh_c, carry_normalized_c, m_h, m_g, m_c, bn_h, bn_c = cache
     do = dh * tanh_c
-    dtanh = dh * o * (1 - tanh_c ** 2)
-    if carry_normalized_c:                          # c_t = m_c * BN(u_t) feeds both
+    dtanh = dh * o * (1 - tanh_c**2)
+    if carry_normalized_c:  # c_t = m_c * BN(u_t) feeds both
         du, dgamma_c, dbeta_c = normalize_backward((dtanh + dc_next) * m_c, bn_c)
-    else:                                           # c_t = m_c * u_t feeds BN and step t+1
+    else:  # c_t = m_c * u_t feeds BN and step t+1
         dc, dgamma_c, dbeta_c = normalize_backward(dtanh, bn_c)
         du = (dc + dc_next) * m_c
     di, df, dg = du * (g * m_g), du * c_prev, du * i * m_g
     dc_prev = du * f
-    da = np.concatenate([di * i * (1 - i), df * f * (1 - f),
-                         do * o * (1 - o), dg * (1 - g ** 2)], axis=1)
-    dhu, dgamma_h, _ = normalize_backward(da, bn_h)     # a = BN(h~ U) + bx_t + b
+    da = np.concatenate(
+        [di * i * (1 - i), df * f * (1 - f), do * o * (1 - o), dg * (1 - g**2)], axis=1
+    )
+    dhu, dgamma_h, _ = normalize_backward(da, bn_h)  # a = BN(h~ U) + bx_t + b
     dh_prev = (dhu @ params["U"].T) * m_h
-    grads = {"U": (h_prev * m_h).T @ dhu, "b": da.sum(axis=0), "gamma_h": dgamma_h,
-             "gamma_c": dgamma_c, "beta_c": dbeta_c}
+    grads = {
+        "U": (h_prev * m_h).T @ dhu,
+        "b": da.sum(axis=0),
+        "gamma_h": dgamma_h,
+        "gamma_c": dgamma_c,
+        "beta_c": dbeta_c,
+    }
     return da, dh_prev, dc_prev, grads
 
 
-def forward(params: Params, x: np.ndarray, state: State | None = None, *,
-            training: bool = True, stats: dict[str, np.ndarray] | None = None,
-            eps: float = 1e-5, x_stats: str = "step", train_stats: str = "batch",
-            eval_stats: str = "population", renorm_rmax: float = 3.0,
-            renorm_dmax: float = 5.0, carry_normalized_c: bool = False,
-            stats_momentum: float = 0.1, refresh_batches: int = 0,
-            masks: dict[str, np.ndarray] | None = None) -> tuple[np.ndarray, Cache]:
+def forward(
+    params: Params,
+    x: np.ndarray,
+    state: State | None = None,
+    *,
+    training: bool = True,
+    stats: dict[str, np.ndarray] | None = None,
+    eps: float = 1e-5,
+    x_stats: str = "step",
+    train_stats: str = "batch",
+    eval_stats: str = "population",
+    renorm_rmax: float = 3.0,
+    renorm_dmax: float = 5.0,
+    carry_normalized_c: bool = False,
+    stats_momentum: float = 0.1,
+    refresh_batches: int = 0,
+    masks: dict[str, np.ndarray] | None = None,
+) -> tuple[np.ndarray, Cache]:
     """x: (B, T, I) -> hs: (B, T, H), cache. ``state`` is (h0, c0), zeros when None.
     ``stats``: population statistics (``mean_x``, ``var_x``, ``mean_h``, ...,
     each (T_max, size); those of x W have one row with ``x_stats="shared"``), read
@@ -153,23 +182,23 @@ def forward(params: Params, x: np.ndarray, state: State | None = None, *,
     H = params["U"].shape[0]
     how = train_stats if training else eval_stats
 
-    def population(part, t):        # row t of the population's statistics, or the last row
+    def population(part, t):  # row t of the population's statistics, or the last row
         if how == "batch":
             return None
         s = min(t, len(stats[f"mean_{part}"]) - 1)
         return stats[f"mean_{part}"][s], stats[f"var_{part}"][s]
 
-    def bn_at(t):                   # batch norm with the statistics of step t
-        return lambda z, gamma, beta, part: normalize(z, gamma, beta, eps, how,
-                                                      population(part, t), renorm_rmax,
-                                                      renorm_dmax)
+    def bn_at(t):  # batch norm with the statistics of step t
+        return lambda z, gamma, beta, part: normalize(
+            z, gamma, beta, eps, how, population(part, t), renorm_rmax, renorm_dmax
+        )
 
     # BN(x_t W) does not depend on h: every step's, before the loop
-    xw = x @ params["W"]                            # (B, T, 4H)
+    xw = x @ params["W"]  # (B, T, 4H)
     no_shift = np.zeros(4 * H, x.dtype)
     if x_stats == "none":
         bx, bn_x = xw, []
-    elif x_stats == "shared":                       # one set of statistics over all steps
+    elif x_stats == "shared":  # one set of statistics over all steps
         bx, bn_shared = bn_at(0)(xw.reshape(B * T, 4 * H), params["gamma_x"], no_shift, "x")
         bx, bn_x = bx.reshape(B, T, 4 * H), [bn_shared]
     else:
@@ -181,22 +210,34 @@ def forward(params: Params, x: np.ndarray, state: State | None = None, *,
     hs, steps = [], []
     for t in range(T):
         m_h, m_g, m_c = (mask_at(masks, where, t) for where in ("hidden", "update", "cell"))
-        h, c, step = step_forward(params, bx[:, t], h, c, bn_at(t), carry_normalized_c,
-                                  m_h, m_g, m_c)
+        h, c, step = step_forward(
+            params, bx[:, t], h, c, bn_at(t), carry_normalized_c, m_h, m_g, m_c
+        )
         hs.append(h)
         steps.append(step)
-    cache = {"x": x, "x_stats": x_stats, "bn_x": bn_x, "steps": steps,
-             "stats_momentum": stats_momentum, "has_state": state is not None,
-             "state": (h, c)}
-    if how != "population":         # the batch's statistics of every step
+    cache = {
+        "x": x,
+        "x_stats": x_stats,
+        "bn_x": bn_x,
+        "steps": steps,
+        "stats_momentum": stats_momentum,
+        "has_state": state is not None,
+        "state": (h, c),
+    }
+    if how != "population":  # the batch's statistics of every step
         bns = {"x": bn_x, "h": [step[-2] for step in steps], "c": [step[-1] for step in steps]}
-        cache["batch_stats"] = {f"{stat}_{p}": np.stack([bn[stat] for bn in bns[p]])
-                                for p in "xhc" for stat in ("mean", "var") if bns[p]}
+        cache["batch_stats"] = {
+            f"{stat}_{p}": np.stack([bn[stat] for bn in bns[p]])
+            for p in "xhc"
+            for stat in ("mean", "var")
+            if bns[p]
+        }
     return np.stack(hs, axis=1), cache
 
 
-def backward(params: Params, dhs: np.ndarray, cache: Cache, dstate: State | None = None
-             ) -> tuple[np.ndarray, Grads]:
+def backward(
+    params: Params, dhs: np.ndarray, cache: Cache, dstate: State | None = None
+) -> tuple[np.ndarray, Grads]:
     """dhs: (B, T, H) -> dx: (B, T, I), grads (the keys of params, and h0, c0 when
     ``forward`` was given a state). ``dstate``: (dh_T, dc_T), or None."""
     B, T, H = dhs.shape
@@ -207,7 +248,8 @@ def backward(params: Params, dhs: np.ndarray, cache: Cache, dstate: State | None
     dbx = np.zeros((B, T, 4 * H), dhs.dtype)
     for t in reversed(range(T)):
         dbx[:, t], dh_next, dc_next, step_grads = step_backward(
-            params, dhs[:, t] + dh_next, dc_next, cache["steps"][t])
+            params, dhs[:, t] + dh_next, dc_next, cache["steps"][t]
+        )
         for k, g in step_grads.items():
             grads[k] += g
     # the x branch, after the loop: bx = BN(x W), per step or shared, or x W itself

@@ -1,4 +1,5 @@
 """What the readable twins share: the sigmoid on arrays, and one step's dropout mask."""
+
 from ..functional.activations import sigmoid_forward
 
 

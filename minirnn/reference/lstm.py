@@ -24,6 +24,7 @@ back::
     dx_t = da W^T                dh_{t-1} = (da U^T) * m_h
     dW += x_t^T da               dU += (h_{t-1} * m_h)^T da       db += sum_batch da
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -37,9 +38,9 @@ def step_forward(params, x_t, h_prev, c_prev, m_h=1.0, m_g=1.0, m_c=1.0):
     H = h_prev.shape[1]
     a = x_t @ params["W"] + (h_prev * m_h) @ params["U"] + params["b"]
     i = sigmoid(a[:, :H])
-    f = sigmoid(a[:, H:2 * H])
-    o = sigmoid(a[:, 2 * H:3 * H])
-    g = np.tanh(a[:, 3 * H:])
+    f = sigmoid(a[:, H : 2 * H])
+    o = sigmoid(a[:, 2 * H : 3 * H])
+    g = np.tanh(a[:, 3 * H :])
     c = m_c * (f * c_prev + i * (g * m_g))
     tanh_c = np.tanh(c)
     h = o * tanh_c
@@ -51,21 +52,33 @@ def step_backward(params, dh, dc_next, cache):
     """dh: (B, H) total dL/dh_t; dc_next: (B, H) dL/dc_t from step t+1
     -> dx_t: (B, I), dh_prev, dc_prev: (B, H), this step's grads."""
     x_t, h_prev, c_prev, i, f, o, g, tanh_c, m_h, m_g, m_c = cache
-    do = dh * tanh_c                                # output node
-    dc = dc_next + dh * o * (1 - tanh_c ** 2)       # squash node, and c_t's fan-out
-    du = dc * m_c                                   # c_t = m_c * u: the cell's mask
-    di, df, dg = du * (g * m_g), du * c_prev, du * i * m_g     # cell node
+    do = dh * tanh_c  # output node
+    dc = dc_next + dh * o * (1 - tanh_c**2)  # squash node, and c_t's fan-out
+    du = dc * m_c  # c_t = m_c * u: the cell's mask
+    di, df, dg = du * (g * m_g), du * c_prev, du * i * m_g  # cell node
     dc_prev = du * f
-    da = np.concatenate([di * i * (1 - i), df * f * (1 - f),      # gate nodes
-                         do * o * (1 - o), dg * (1 - g ** 2)], axis=1)
-    dx_t = da @ params["W"].T                       # pre-activation node
+    da = np.concatenate(
+        [
+            di * i * (1 - i),
+            df * f * (1 - f),  # gate nodes
+            do * o * (1 - o),
+            dg * (1 - g**2),
+        ],
+        axis=1,
+    )
+    dx_t = da @ params["W"].T  # pre-activation node
     dh_prev = (da @ params["U"].T) * m_h
     grads = {"W": x_t.T @ da, "U": (h_prev * m_h).T @ da, "b": da.sum(axis=0)}
     return dx_t, dh_prev, dc_prev, grads
 
 
-def forward(params: Params, x: np.ndarray, state: State | None = None, *,
-            masks: dict[str, np.ndarray] | None = None) -> tuple[np.ndarray, Cache]:
+def forward(
+    params: Params,
+    x: np.ndarray,
+    state: State | None = None,
+    *,
+    masks: dict[str, np.ndarray] | None = None,
+) -> tuple[np.ndarray, Cache]:
     """x: (B, T, I) -> hs: (B, T, H), cache. ``state`` is (h0, c0), zeros when None;
     ``masks`` is a compiled cell's ``cache["masks"]`` (None: no dropout)."""
     B, T, _ = x.shape
@@ -81,8 +94,9 @@ def forward(params: Params, x: np.ndarray, state: State | None = None, *,
     return np.stack(hs, axis=1), cache
 
 
-def backward(params: Params, dhs: np.ndarray, cache: Cache, dstate: State | None = None
-             ) -> tuple[np.ndarray, Grads]:
+def backward(
+    params: Params, dhs: np.ndarray, cache: Cache, dstate: State | None = None
+) -> tuple[np.ndarray, Grads]:
     """dhs: (B, T, H) -> dx: (B, T, I), grads: W, U, b (and h0, c0 when ``forward``
     was given a state). ``dstate``: (dh_T, dc_T) of ``cache["state"]``, or None."""
     T = dhs.shape[1]
@@ -92,7 +106,8 @@ def backward(params: Params, dhs: np.ndarray, cache: Cache, dstate: State | None
     dxs = [None] * T
     for t in reversed(range(T)):
         dxs[t], dh_next, dc_next, step_grads = step_backward(
-            params, dhs[:, t] + dh_next, dc_next, cache["steps"][t])
+            params, dhs[:, t] + dh_next, dc_next, cache["steps"][t]
+        )
         for k, g in step_grads.items():
             grads[k] += g
     if cache["has_state"]:

@@ -18,6 +18,7 @@ The sequence ``forward`` and ``backward`` are Python loops over these two steps.
 The compiled cell computes the same numbers faster: it hoists ``x W`` and the
 weight gradients out of the loop and reuses its buffers.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -37,15 +38,20 @@ def step_forward(params, x_t, h_prev, m_h=1.0):
 def step_backward(params, dh, cache):
     """dh: (B, H) total dL/dh_t -> dx_t: (B, I), dh_prev: (B, H), this step's grads."""
     x_t, h_prev, h, m_h = cache
-    da = dh * (1 - h ** 2)                          # tanh node
+    da = dh * (1 - h**2)  # tanh node
     dx_t = da @ params["W"].T
     dh_prev = (da @ params["U"].T) * m_h
     grads = {"W": x_t.T @ da, "U": (h_prev * m_h).T @ da, "b": da.sum(axis=0)}
     return dx_t, dh_prev, grads
 
 
-def forward(params: Params, x: np.ndarray, state: State | None = None, *,
-            masks: dict[str, np.ndarray] | None = None) -> tuple[np.ndarray, Cache]:
+def forward(
+    params: Params,
+    x: np.ndarray,
+    state: State | None = None,
+    *,
+    masks: dict[str, np.ndarray] | None = None,
+) -> tuple[np.ndarray, Cache]:
     """x: (B, T, I) -> hs: (B, T, H), cache. ``state`` is h0: (B, H), zeros when None;
     ``masks`` is a compiled cell's ``cache["masks"]`` (None: no dropout)."""
     B, T, _ = x.shape
@@ -59,8 +65,9 @@ def forward(params: Params, x: np.ndarray, state: State | None = None, *,
     return np.stack(hs, axis=1), cache
 
 
-def backward(params: Params, dhs: np.ndarray, cache: Cache, dstate: State | None = None
-             ) -> tuple[np.ndarray, Grads]:
+def backward(
+    params: Params, dhs: np.ndarray, cache: Cache, dstate: State | None = None
+) -> tuple[np.ndarray, Grads]:
     """dhs: (B, T, H) -> dx: (B, T, I), grads: W, U, b (and h0 when ``forward`` was
     given a state). ``dstate``: dL/dh_T of ``cache["state"]``, or None."""
     T = dhs.shape[1]
@@ -69,8 +76,7 @@ def backward(params: Params, dhs: np.ndarray, cache: Cache, dstate: State | None
     dxs = [None] * T
     for t in reversed(range(T)):
         # h_t fans out to the output and to step t+1: the gradients add
-        dxs[t], dh_next, step_grads = step_backward(params, dhs[:, t] + dh_next,
-                                                    cache["steps"][t])
+        dxs[t], dh_next, step_grads = step_backward(params, dhs[:, t] + dh_next, cache["steps"][t])
         for k, g in step_grads.items():
             grads[k] += g
     if cache["has_state"]:

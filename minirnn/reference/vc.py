@@ -18,6 +18,7 @@ where the mask is clamped and everywhere in the hard mode.
 The penalty, alpha * sum_t mean_n |m_t - m_target| ("l1") or with squares ("l2"),
 is added to the loss: its gradient joins dL/dm_t in each step's backward.
 """
+
 import numpy as np
 
 from .common import sigmoid
@@ -43,4 +44,4 @@ def penalty(m, alpha, m_target, kind):
     d = m - m_target
     if kind == "l1":
         return alpha * np.abs(d).mean(), alpha * np.sign(d) / len(m)
-    return alpha * (d ** 2).mean(), 2 * alpha * d / len(m)
+    return alpha * (d**2).mean(), 2 * alpha * d / len(m)

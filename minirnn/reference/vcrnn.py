@@ -19,6 +19,7 @@ Backwards, with dh the total dL/dh_t::
     dm = sum_i de_i de_i/dm + sum_k de^x_k de^x_k/dm + dpenalty/dm      dz = dm m (1 - m)
     dh_{t-1} = dh * (1 - e) + dhbar * e + dz w_h       dx_t = dxbar * e^x + dz w_x
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -43,24 +44,38 @@ def step_backward(params, dh, dm_penalty, cache):
     """dh: (B, H) total dL/dh_t; dm_penalty: (B,) dpenalty/dm_t
     -> dx_t: (B, I), dh_prev: (B, H), this step's grads."""
     x_t, h_prev, xbar, hbar, h_tilde, m, e, de_dm, ex, dex_dm = cache
-    dh_tilde = dh * e                               # h_t = e h~ + (1 - e) h_{t-1}
-    da = dh_tilde * (1 - h_tilde ** 2)
+    dh_tilde = dh * e  # h_t = e h~ + (1 - e) h_{t-1}
+    da = dh_tilde * (1 - h_tilde**2)
     dhbar, dxbar = da @ params["U"].T, da @ params["W"].T
     de = dh * (h_tilde - h_prev) + dhbar * h_prev
     dex = dxbar * x_t
     dm = (de * de_dm).sum(axis=1) + (dex * dex_dm).sum(axis=1) + dm_penalty
-    dz = dm * m * (1 - m)                           # m = sigma(z)
+    dz = dm * m * (1 - m)  # m = sigma(z)
     dx_t = dxbar * ex + np.outer(dz, params["w_x"])
     dh_prev = dh * (1 - e) + dhbar * e + np.outer(dz, params["w_h"])
-    grads = {"W": xbar.T @ da, "U": hbar.T @ da, "b": da.sum(axis=0),
-             "w_x": x_t.T @ dz, "w_h": h_prev.T @ dz, "b_m": dz.sum(keepdims=True)}
+    grads = {
+        "W": xbar.T @ da,
+        "U": hbar.T @ da,
+        "b": da.sum(axis=0),
+        "w_x": x_t.T @ dz,
+        "w_h": h_prev.T @ dz,
+        "b_m": dz.sum(keepdims=True),
+    }
     return dx_t, dh_prev, grads
 
 
-def forward(params: Params, x: np.ndarray, state: State | None = None, *,
-            sharpness: float = 1.0, eps: float = 0.1, threshold: str = "soft",
-            alpha: float = 0.0, m_target: float = 0.5, penalty: str = "l1"
-            ) -> tuple[np.ndarray, Cache]:
+def forward(
+    params: Params,
+    x: np.ndarray,
+    state: State | None = None,
+    *,
+    sharpness: float = 1.0,
+    eps: float = 0.1,
+    threshold: str = "soft",
+    alpha: float = 0.0,
+    m_target: float = 0.5,
+    penalty: str = "l1",
+) -> tuple[np.ndarray, Cache]:
     """x: (B, T, I) -> hs: (B, T, H), cache. ``state`` is h0: (B, H), zeros when None.
     ``cache["penalty"]`` is the computation penalty, whose gradient ``backward`` adds."""
     B, T, _ = x.shape
@@ -72,13 +87,19 @@ def forward(params: Params, x: np.ndarray, state: State | None = None, *,
         total, dm_penalty = total + p, dm_penalty + [dp]
         hs.append(h)
         steps.append(step)
-    cache = {"steps": steps, "penalty": float(total), "dm_penalty": dm_penalty,
-             "has_state": state is not None, "state": h}
+    cache = {
+        "steps": steps,
+        "penalty": float(total),
+        "dm_penalty": dm_penalty,
+        "has_state": state is not None,
+        "state": h,
+    }
     return np.stack(hs, axis=1), cache
 
 
-def backward(params: Params, dhs: np.ndarray, cache: Cache, dstate: State | None = None
-             ) -> tuple[np.ndarray, Grads]:
+def backward(
+    params: Params, dhs: np.ndarray, cache: Cache, dstate: State | None = None
+) -> tuple[np.ndarray, Grads]:
     """dhs: (B, T, H) -> dx: (B, T, I), grads of L + penalty (the keys of params, and
     h0 when ``forward`` was given a state). ``dstate``: dL/dh_T, or None."""
     T = dhs.shape[1]
@@ -86,8 +107,9 @@ def backward(params: Params, dhs: np.ndarray, cache: Cache, dstate: State | None
     grads = {k: np.zeros_like(v) for k, v in params.items()}
     dxs = [None] * T
     for t in reversed(range(T)):
-        dxs[t], dh_next, step_grads = step_backward(params, dhs[:, t] + dh_next,
-                                                    cache["dm_penalty"][t], cache["steps"][t])
+        dxs[t], dh_next, step_grads = step_backward(
+            params, dhs[:, t] + dh_next, cache["dm_penalty"][t], cache["steps"][t]
+        )
         for k, g in step_grads.items():
             grads[k] += g
     if cache["has_state"]:

@@ -6,6 +6,7 @@ e_i = Thres_eps(sigma(lambda (m_t D - i))) computed by the library's compiled
 sigmoid s_i before the threshold; the shaded strip is the identity band
 [eps, 1 - eps], the only place where a unit passes a gradient to the scheduler.
 """
+
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -37,8 +38,15 @@ def draw(out_dir):
         for k, m in enumerate(M_VALUES):
             color = f"C{k}"
             ax.plot(i, s[k], "--", color=color, lw=1, alpha=0.7)
-            ax.plot(i, e[k], "o-", color=color, ms=4.5, lw=1.6,
-                    label=f"$m_t$ = {m}  ($m_t D$ = {m * D:g})")
+            ax.plot(
+                i,
+                e[k],
+                "o-",
+                color=color,
+                ms=4.5,
+                lw=1.6,
+                label=f"$m_t$ = {m}  ($m_t D$ = {m * D:g})",
+            )
             ax.axvline(m * D, color=color, lw=0.8, ls=":")
         ax.set_title(f"{threshold}, $\\lambda$ = {lam:g}", fontsize=13)
         ax.set_xlabel("unit index i", fontsize=12)
@@ -49,15 +57,37 @@ def draw(out_dir):
         ax.grid(alpha=0.25)
     axes[0].set_ylabel("mask $e_i$ (dots); $s_i$ (dashed)", fontsize=12)
     for ax in axes[:2]:
-        ax.text(D - 0.6, 0.8, "identity band\n[$\\epsilon$, 1 $-$ $\\epsilon$]", ha="right",
-                va="center", fontsize=10.5, color="0.3")
-    axes[2].text(D - 0.6, 0.8, "no band:\nevery $e_i$ is 0 or 1", ha="right", va="center",
-                 fontsize=10.5, color="0.3")
+        ax.text(
+            D - 0.6,
+            0.8,
+            "identity band\n[$\\epsilon$, 1 $-$ $\\epsilon$]",
+            ha="right",
+            va="center",
+            fontsize=10.5,
+            color="0.3",
+        )
+    axes[2].text(
+        D - 0.6,
+        0.8,
+        "no band:\nevery $e_i$ is 0 or 1",
+        ha="right",
+        va="center",
+        fontsize=10.5,
+        color="0.3",
+    )
     handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=11.5,
-               bbox_to_anchor=(0.5, -0.06), frameon=False)
-    fig.suptitle(f"variable-computation mask over D = {D} units, $\\epsilon$ = {EPS}",
-                 fontsize=13.5)
+    fig.legend(
+        handles,
+        labels,
+        loc="lower center",
+        ncol=3,
+        fontsize=11.5,
+        bbox_to_anchor=(0.5, -0.06),
+        frameon=False,
+    )
+    fig.suptitle(
+        f"variable-computation mask over D = {D} units, $\\epsilon$ = {EPS}", fontsize=13.5
+    )
     fig.tight_layout(rect=(0, 0.06, 1, 1))
     path = Path(out_dir) / "fig_06_vc_mask.png"
     fig.savefig(path, dpi=120, bbox_inches="tight")

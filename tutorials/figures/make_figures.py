@@ -7,6 +7,7 @@ Each ``fig_*.py`` module beside this file has a function ``draw(out_dir)`` that 
 its PNG files into ``out_dir`` (this folder) and returns their paths. The PNGs are
 committed, so GitHub shows them; run this script again after changing a module.
 """
+
 import importlib
 import sys
 from pathlib import Path
@@ -23,8 +24,10 @@ def main(prefixes):
     names = sorted(p.stem for p in HERE.glob("fig_*.py"))
     chosen = [n for n in names if not prefixes or n.startswith(tuple(prefixes))]
     if not chosen:
-        sys.exit(f"error: no figure module matches {' '.join(prefixes)}; "
-                 f"expected one of {', '.join(names)}")
+        sys.exit(
+            f"error: no figure module matches {' '.join(prefixes)}; "
+            f"expected one of {', '.join(names)}"
+        )
     for name in chosen:
         for path in importlib.import_module(name).draw(HERE):
             print(Path(path).relative_to(HERE.parents[1]))
