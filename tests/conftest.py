@@ -38,7 +38,10 @@ def _compile_each_kernel_in_one_process_at_a_time():
     except ImportError:
         return
     lock_dir = Path(tempfile.gettempdir()) / f"minirnn-numba-locks-{os.getuid()}"
-    lock_dir.mkdir(exist_ok=True)
+    try:
+        lock_dir.mkdir(exist_ok=True)
+    except OSError:
+        return
     held = set()  # the kernels whose lock we hold
     compile_unlocked = Dispatcher.compile
 
@@ -49,8 +52,11 @@ def _compile_each_kernel_in_one_process_at_a_time():
         args, _ = sigutils.normalize_signature(sig)
         if tuple(args) in self.overloads:  # compiled or loaded in this process
             return compile_unlocked(self, sig)
-        name = hashlib.sha1(index.encode()).hexdigest()
-        with open(lock_dir / name, "w") as lock:
+        try:
+            lock = open(lock_dir / hashlib.sha1(index.encode()).hexdigest(), "w")
+        except OSError:
+            return compile_unlocked(self, sig)
+        with lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             held.add(index)
             try:
