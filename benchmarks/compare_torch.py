@@ -4,6 +4,7 @@ within one run, so that a change in the machine's load moves both alike.
 
     python benchmarks/compare_torch.py [--repeats 30] [--cases lstm cnn ...] [--json]
     python benchmarks/compare_torch.py --torch-defaults [--repeats 30] ...
+    python benchmarks/compare_torch.py --runs 3 [--torch-defaults] ...
 
 Two modes:
 
@@ -35,9 +36,11 @@ and gradients as minirnn's from the same parameters, to float64 rounding
 (``check_cnn``, run by ``--check`` and by ``tests/test_compare_torch.py``).
 
 Every time is the median of ``--repeats`` steps after three warm-up steps of
-each; ratio = minirnn's time / PyTorch's (below 1: minirnn is faster). The table
-and the records go to ``results/compare_torch/<mode>.txt`` and ``.json`` beside
-this script (``--out DIR`` elsewhere). PyTorch is optional, never a dependency
+each; ratio = minirnn's time / PyTorch's (below 1: minirnn is faster). ``--runs N``
+measures everything N times over and ends with each case's median ratio and its
+range over the runs. The tables and the records go to
+``results/compare_torch/<mode>.txt`` and ``.json`` beside this script (``--out DIR``
+elsewhere). PyTorch is optional, never a dependency
 of minirnn: without it this script says so and exits.
 """
 
@@ -439,6 +442,21 @@ def format_table(settings, records, repeats):
     return "\n".join(lines)
 
 
+def format_summary(runs):
+    """Each case's ratio over several runs: median, lowest, highest."""
+    lines = [f"over {len(runs)} runs: ratio minirnn / PyTorch, median (lowest-highest)"]
+    for k, record in enumerate(runs[0]):
+        ratios = [records[k]["ratio"] for records in runs]
+        times = [records[k]["minirnn_ms"] for records in runs], [
+            records[k]["torch_ms"] for records in runs
+        ]
+        lines.append(
+            f"{record['name']:11} {np.median(ratios):5.2f}x ({min(ratios):.2f}-{max(ratios):.2f})"
+            f"   minirnn {np.median(times[0]):8.2f} ms, PyTorch {np.median(times[1]):8.2f} ms"
+        )
+    return "\n".join(lines)
+
+
 def cpu_model():
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -469,6 +487,9 @@ def main(argv=None):
         help="the three recurrent cells at 784 steps of 1 input",
     )
     parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument(
+        "--runs", type=int, default=1, help="measure N times over; report medians and ranges"
+    )
     parser.add_argument("--batch", type=int, default=None, help="instead of each case's")
     parser.add_argument("--hidden", type=int, default=None, help="instead of each case's")
     parser.add_argument(
@@ -508,22 +529,32 @@ def main(argv=None):
     names = args.cases or (
         ("pixel-rnn", "pixel-lstm", "pixel-gru") if args.pixel_mnist else DEFAULT_CASES
     )
+    if args.runs < 1:
+        parser.error(f"--runs: expected a count of at least 1, got {args.runs}")
     cases = [case_sizes(name, args.batch, args.hidden) for name in names]
-    if args.torch_defaults:
-        settings, records = torch_defaults(cases, args.repeats)
-        stem = "torch_defaults"
-    else:
-        settings, records = one_thread_each(
-            torch, cases, args.repeats, args.keep_subnormals, args.return_freed_memory
-        )
-        stem = "one_thread"
-    table = format_table(settings, records, args.repeats)
-    print(json.dumps({"settings": settings, "records": records}, indent=1) if args.json else table)
+    stem = "torch_defaults" if args.torch_defaults else "one_thread"
+    tables, runs = [], []
+    for _ in range(args.runs):
+        if args.torch_defaults:
+            settings, records = torch_defaults(cases, args.repeats)
+        else:
+            settings, records = one_thread_each(
+                torch, cases, args.repeats, args.keep_subnormals, args.return_freed_memory
+            )
+        tables.append(format_table(settings, records, args.repeats))
+        runs.append(records)
+        if not args.json:
+            print(("\n" if len(tables) > 1 else "") + tables[-1], flush=True)
+    if args.runs > 1:
+        tables.append(format_summary(runs))
+        if not args.json:
+            print("\n" + tables[-1])
+    if args.json:
+        print(json.dumps({"settings": settings, "runs": runs}, indent=1))
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"{stem}.txt").write_text(table + "\n")
+    (args.out / f"{stem}.txt").write_text("\n\n".join(tables) + "\n")
     (args.out / f"{stem}.json").write_text(
-        json.dumps({"settings": settings, "repeats": args.repeats, "records": records}, indent=1)
-        + "\n"
+        json.dumps({"settings": settings, "repeats": args.repeats, "runs": runs}, indent=1) + "\n"
     )
     return 0
 

@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jit_off import compiled_and_plain
@@ -158,6 +158,32 @@ def test_lstm_forget_bias_is_in_b_and_nowhere_else():
     c0 = np.ones((1, 3), np.float32)
     _, cache = lstm.forward(p, np.zeros((1, 1, 2), np.float32), (c0 * 0, c0))
     np.testing.assert_allclose(cache["state"][1], 0.5 * 1 + 0.5 * np.tanh(5), rtol=1e-6)
+
+
+@given(T_max=st.floats(2.5, 5000.0), H=st.integers(1, 40), seed=st.integers(0, 2**16))
+@settings(deadline=None, max_examples=25)
+def test_lstm_chrono_init_spreads_the_forget_time_scales(T_max, H, seed):
+    p = lstm.init(2, H, rng=np.random.default_rng(seed), chrono=T_max, dtype=np.float64)
+    b_i, b_f, rest = p["b"][:H], p["b"][H : 2 * H], p["b"][2 * H :]
+    u = np.exp(b_f)
+    assert np.all((u >= 1.0 - 1e-12) & (u <= T_max - 1.0 + 1e-9))
+    np.testing.assert_array_equal(b_i, -b_f)
+    np.testing.assert_array_equal(rest, 0.0)
+    # the forget gate keeps a unit's cell for 1 / (1 - f) = 1 + u steps
+    f = 1 / (1 + np.exp(-b_f))
+    np.testing.assert_allclose(1 / (1 - f), 1 + u, rtol=1e-9)
+
+
+def test_lstm_chrono_init_draws_uniform_time_scales():
+    b_f = lstm.chrono_forget_bias(784, 20000, np.random.default_rng(0))
+    counts, _ = np.histogram(np.exp(b_f), bins=4, range=(1, 783))
+    assert np.all(np.abs(counts - 5000) < 300)  # uniform u, not uniform log u
+
+
+@pytest.mark.parametrize("bad", [2, 1.5, -3, "long", True])
+def test_lstm_chrono_init_rejects_what_is_not_a_time_scale(bad):
+    with pytest.raises(ValueError, match="chrono: expected .* above 2"):
+        lstm.init(2, 3, rng=np.random.default_rng(0), chrono=bad)
 
 
 # ---------------------------------------------------------------- the contract

@@ -74,7 +74,7 @@ def test_both_modes_print_a_table_and_write_their_records(compare, mode, tmp_pat
     stem = "torch_defaults" if mode else "one_thread"
     saved = json.loads((tmp_path / f"{stem}.json").read_text())
     assert (tmp_path / f"{stem}.txt").read_text().strip() == table.strip()
-    lstm, cnn = saved["records"]
+    lstm, cnn = saved["runs"][0]
     assert (lstm["name"], lstm["batch"], lstm["hidden"], cnn["batch"]) == ("lstm", 4, 6, 4)
     for r in (lstm, cnn):
         assert r["minirnn_ms"] > 0 and r["torch_ms"] > 0
@@ -92,3 +92,20 @@ def test_both_modes_print_a_table_and_write_their_records(compare, mode, tmp_pat
         assert lstm["shards"] == 4 and cnn["shards"] == 4  # both can be split
     else:
         assert lstm["torch_threads"] == lstm["minirnn_threads"] == 1
+
+
+def test_several_runs_end_with_each_case_s_median_and_range(compare, tmp_path, capsys):
+    args = ["--cases", "rnn", "lstm", "--repeats", "1", "--batch", "3", "--hidden", "5"]
+    assert compare.main([*args, "--runs", "3", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    runs = json.loads((tmp_path / "one_thread.json").read_text())["runs"]
+    assert len(runs) == 3 and [r["name"] for r in runs[2]] == ["rnn", "lstm"]
+    assert (tmp_path / "one_thread.txt").read_text().strip() == out.strip()
+    summary = out.strip().split("\n\n")[-1].splitlines()
+    assert summary[0].startswith("over 3 runs")
+    for line, k in zip(summary[1:], range(2), strict=True):
+        ratios = sorted(run[k]["ratio"] for run in runs)
+        assert line.split()[0] == runs[0][k]["name"]
+        assert f"{ratios[1]:5.2f}x ({ratios[0]:.2f}-{ratios[2]:.2f})" in line
+    with pytest.raises(SystemExit):
+        compare.main([*args, "--runs", "0"])

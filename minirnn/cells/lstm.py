@@ -28,6 +28,10 @@ Parameters (gate order i, f, o, g along the last axis of each):
 ``init(..., forget_bias=1.0)`` writes the forget bias into the f block of ``b``
 (TensorFlow's ``forget_bias``, and the initialisation of the recurrent batch
 norm paper); ``forward`` adds no hidden constant, so ``b`` is the whole bias.
+``init(..., chrono=T_max)`` instead draws the chrono initialization of Tallec and
+Ollivier (2018) for sequences of about ``T_max`` steps: ``b_f = log(u)`` with ``u``
+uniform in [1, T_max - 1] and ``b_i = -b_f``, so that at the start unit j forgets
+with a time constant near ``u_j`` steps, spread from one step to ``T_max``.
 
 State: ``(h0, c0)``, each (batch, hidden), zeros when omitted. The final state is
 ``cache["state"] == (h_T, c_T)``, ready to be passed as the next call's ``state``.
@@ -57,7 +61,7 @@ from ._checks import check_gradients, check_inputs, check_lstm_state
 from ._dropout import apply_mask, lstm_kernel_masks, mask_at, recurrent_masks
 from ._projection import batch_major, input_gradients, input_projection
 
-INIT_OPTIONS = ("forget_bias",)
+INIT_OPTIONS = ("forget_bias", "chrono")
 FORWARD_OPTIONS = ("recurrent_dropout", "dropout_where", "dropout_per", "dropout_shared")
 DROPOUT_PLACEMENTS = ("update", "hidden", "cell")
 GRADCHECK_CASES = (
@@ -87,14 +91,29 @@ def init(
     rng: np.random.Generator,
     dtype: DTypeLike = np.float32,
     forget_bias: float = 1.0,
+    chrono: float | None = None,
 ) -> Params:
-    """Glorot-uniform W, orthogonal U (per gate), b = 0 except ``forget_bias`` in f."""
+    """Glorot-uniform W, orthogonal U (per gate), b = 0 except ``forget_bias`` in f;
+    with ``chrono=T_max``, the chrono biases in f and i instead (module docstring)."""
     H = hidden_size
     W = gate_blocks(lambda: glorot_uniform(rng, input_size, H, dtype), 4)
     U = gate_blocks(lambda: orthogonal(rng, H, dtype), 4)
     b = np.zeros(4 * H, dtype=dtype)
-    b[H : 2 * H] = forget_bias
+    if chrono is None:
+        b[H : 2 * H] = forget_bias
+    else:
+        b[H : 2 * H] = chrono_forget_bias(chrono, H, rng)
+        b[:H] = -b[H : 2 * H]
     return {"W": W, "U": U, "b": b}
+
+
+def chrono_forget_bias(T_max: float, hidden_size: int, rng: np.random.Generator) -> np.ndarray:
+    """(hidden,) forget-gate biases log(u), u ~ uniform[1, T_max - 1] (Tallec and
+    Ollivier 2018): a unit with f = sigmoid(log u) = u / (1 + u) keeps its cell
+    for about 1 + u steps."""
+    if isinstance(T_max, bool) or not isinstance(T_max, (int, float)) or not T_max > 2:
+        raise ValueError(f"chrono: expected the longest time scale, a number above 2, got {T_max!r}")
+    return np.log(rng.uniform(1.0, T_max - 1.0, size=hidden_size))
 
 
 # ---------------------------------------------------------------- the gate equations
