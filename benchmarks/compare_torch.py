@@ -447,9 +447,10 @@ def format_summary(runs):
     lines = [f"over {len(runs)} runs: ratio minirnn / PyTorch, median (lowest-highest)"]
     for k, record in enumerate(runs[0]):
         ratios = [records[k]["ratio"] for records in runs]
-        times = [records[k]["minirnn_ms"] for records in runs], [
-            records[k]["torch_ms"] for records in runs
-        ]
+        times = (
+            [records[k]["minirnn_ms"] for records in runs],
+            [records[k]["torch_ms"] for records in runs],
+        )
         lines.append(
             f"{record['name']:11} {np.median(ratios):5.2f}x ({min(ratios):.2f}-{max(ratios):.2f})"
             f"   minirnn {np.median(times[0]):8.2f} ms, PyTorch {np.median(times[1]):8.2f} ms"

@@ -112,7 +112,9 @@ def chrono_forget_bias(T_max: float, hidden_size: int, rng: np.random.Generator)
     Ollivier 2018): a unit with f = sigmoid(log u) = u / (1 + u) keeps its cell
     for about 1 + u steps."""
     if isinstance(T_max, bool) or not isinstance(T_max, (int, float)) or not T_max > 2:
-        raise ValueError(f"chrono: expected the longest time scale, a number above 2, got {T_max!r}")
+        raise ValueError(
+            f"chrono: expected the longest time scale, a number above 2, got {T_max!r}"
+        )
     return np.log(rng.uniform(1.0, T_max - 1.0, size=hidden_size))
 
 
