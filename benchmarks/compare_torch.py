@@ -23,7 +23,11 @@ one thread each (the default)
     batch split across every core (``minirnn/parallel.py``; ``MINIRNN_THREADS``
     changes the count) where the model allows it. This process sends PyTorch's
     its turn and waits for the answer, so one library runs at a time; a pause of
-    ``PAUSE_S`` between turns lets the idle threads of each go to sleep.
+    ``PAUSE_S`` between turns lets the idle threads of each go to sleep. A turn is
+    ``BURST`` steps in a row, as in a training loop: after a few milliseconds of
+    idleness this virtual machine's second core comes back late (the threads of
+    the first step share one core), which no training loop meets but every
+    step of a one-step turn would.
 
 Cases (``--cases``): ``rnn``, ``lstm``, ``gru`` (row-MNIST: batch 64, time 28, input
 28, hidden 100; the GRU in PyTorch's convention, ``reset_after=True``);
@@ -60,6 +64,7 @@ from minirnn.bench import torch_recurrent_step
 
 RESULTS = Path(__file__).resolve().parent / "results" / "compare_torch"
 PAUSE_S = 0.005
+BURST = 5  # steps in a row per turn, --torch-defaults
 
 _ROW = {"batch": 64, "time": 28, "input": 28, "hidden": 100}
 _PIXEL = {"batch": 64, "time": 784, "input": 1, "hidden": 100}
@@ -239,17 +244,20 @@ def timed(fn):
     return run
 
 
-def take_turns(timers, repeats, warmup=3, pause=0.0):
+def take_turns(timers, repeats, warmup=3, pause=0.0, burst=1):
     """Median milliseconds of each timer (a function that runs one step and returns
-    its time), called in turns: ``warmup`` rounds untimed, then ``repeats``."""
-    times = np.empty((repeats, len(timers)))
-    for r in range(-warmup, repeats):
+    its time), called in turns of ``burst`` steps: ``warmup`` turns untimed, then
+    enough turns for ``repeats`` steps of each."""
+    turns = -(-repeats // burst)
+    times = np.empty((turns * burst, len(timers)))
+    for r in range(-warmup, turns):
         for k, timer in enumerate(timers):
             if pause:
                 time.sleep(pause)
-            ms = timer()
-            if r >= 0:
-                times[r, k] = ms
+            for b in range(burst):
+                ms = timer()
+                if r >= 0:
+                    times[r * burst + b, k] = ms
     return [float(t) for t in np.median(times, axis=0)]
 
 
@@ -377,7 +385,7 @@ def torch_defaults(cases, repeats):
                 ours, run = minirnn_step(case, lambda m: ShardedStep(m, threads=threads))
                 try:
                     t_ours, t_theirs = take_turns(
-                        [timed(ours), theirs.step], repeats, pause=PAUSE_S
+                        [timed(ours), theirs.step], repeats, pause=PAUSE_S, burst=BURST
                     )
                 finally:
                     run.close()

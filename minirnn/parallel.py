@@ -14,7 +14,10 @@ L = \frac{1}{N} \sum_n \ell_n = \sum_s \frac{N_s}{N} L_s ,
 So each shard runs the model's whole forward and backward pass on a thread of
 its own, on a copy of the model that shares the parameters (read only) and has
 its own caches and gradients; at the end the shard gradients are weighted and
-added into ``model.grads``. The threads meet once per step. Splitting each
+added into ``model.grads``. The threads meet once per step. The calling thread
+is one of them, and each thread takes the next shard nobody has taken yet, so a
+thread that starts late (a core that was idle for a few milliseconds can take
+that long to come back) leaves its share to the others. Splitting each
 matrix product across BLAS threads instead meets at every product, 56 times in
 an LSTM step at 28 steps, each product too small ((64, 100) by (100, 400)) to
 repay it; ``benchmarks/threads.py`` measures both.
@@ -53,6 +56,7 @@ Use it as ``python -m minirnn train`` does::
 """
 
 import copy
+import itertools
 import os
 from concurrent.futures import ThreadPoolExecutor
 
@@ -149,9 +153,13 @@ class ShardedStep:
         self._pool = None
         self._weights = []
 
-    def _run_shard(self, k, x, y):
+    def _run_shards(self, jobs, next_job, results):
+        """Take the next shard not yet taken and run it, until none is left."""
         with flush_subnormals(self.flush):
-            return self.replicas[k].loss_and_backward(x, y)
+            for k in iter(lambda: next(next_job), None):
+                if k >= len(jobs):
+                    return
+                results[k] = self.replicas[k].loss_and_backward(*jobs[k])
 
     def __call__(self, x, y):
         model = self.model
@@ -162,15 +170,21 @@ class ShardedStep:
         for twin in self.replicas:  # the mode may have changed since
             for mine, theirs in zip(twin.layers, model.layers):
                 mine.training = theirs.training
-        jobs = [(k, x[a:b], y[a:b]) for k, (a, b) in enumerate(bounds)]
-        if self.threads == 1:
-            results = [self._run_shard(*job) for job in jobs]
-        else:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="minirnn")
-            results = [
-                f.result() for f in [self._pool.submit(self._run_shard, *job) for job in jobs]
-            ]
+        jobs = [(x[a:b], y[a:b]) for a, b in bounds]
+        results = [None] * len(jobs)
+        # The calling thread runs shards too, and every thread takes the next shard
+        # left: a helper thread that wakes late (an idle core can take milliseconds
+        # to come back) leaves its shards to the others instead of holding the step.
+        next_job = itertools.count()  # next() on it is atomic under the GIL
+        helpers = min(self.threads, len(jobs)) - 1
+        if helpers > 0 and self._pool is None:
+            self._pool = ThreadPoolExecutor(helpers, thread_name_prefix="minirnn")
+        running = [
+            self._pool.submit(self._run_shards, jobs, next_job, results) for _ in range(helpers)
+        ]
+        self._run_shards(jobs, next_job, results)
+        for future in running:
+            future.result()
         # weights N_s / N; the shards' gradients added in shard order, here
         self._weights = [(b - a) / len(x) for a, b in bounds]
         for key, g in model.grads.items():
