@@ -4,7 +4,7 @@ it was ("before") against the code as it is ("after"), on this machine.
     python benchmarks/levers.py [--out PATH]
 
 prints its tables and writes them to ``results/levers.txt`` beside this script
-(``--out`` elsewhere). Six levers, one table each (before, after, and their ratio):
+(``--out`` elsewhere). Nine levers, one table each (before, after, and their ratio):
 
 1. A loop over ``range(3H, 4H)`` against ``range(H)`` with the offset in the
    index: the first is not vectorized by Numba/LLVM, because its index cannot be
@@ -29,6 +29,13 @@ prints its tables and writes them to ``results/levers.txt`` beside this script
    (``lstm.backward(..., input_grad=False)``), at batch 64, time 28, hidden 100.
 6. Layer norm's row sums with reassociation (``fastmath={"reassoc"}``):
    ``layernorm.ln_forward_2d`` against the same code compiled without it.
+7. Batch norm of images (N, C, H, W), forward and backward: the batch copied to
+   (N*H*W, C) and back around the 2-D core, against the image kernels that read
+   each channel in place (``batchnorm_forward`` / ``batchnorm_backward``).
+8. Skipping the input gradient of the CNN's first convolution
+   (``conv2d_backward(..., input_grad=False)``).
+9. Max-pool's backward and col2im as compiled loops against their strided NumPy
+   twins (``pooling.maxpool2d_backward_strided``, ``conv.col2im``).
 
 The "before" variants are small kernels defined here, copied in spirit from the
 old code; the "after" side calls the library's own functions (for lever 2, a
@@ -61,8 +68,23 @@ from numba import njit
 from minirnn.cells import gru, lstm
 from minirnn.cells.lstm import gate_gradients
 from minirnn.functional.activations import tanh
-from minirnn.functional.batchnorm import as_dtype_of
+from minirnn.functional.batchnorm import (
+    as_dtype_of,
+    batchnorm_backward,
+    batchnorm_forward,
+    bn_backward_2d,
+    bn_train_2d,
+    from_2d,
+    to_2d,
+)
+from minirnn.functional.conv import add_window_copies, col2im, conv2d_backward, conv2d_forward
 from minirnn.functional.layernorm import ln_forward_2d
+from minirnn.functional.pooling import (
+    maxpool2d_backward,
+    maxpool2d_backward_strided,
+    maxpool2d_forward,
+)
+from minirnn.memory import keep_freed_memory
 from minirnn.subnormals import flush_subnormals
 from minirnn.threads import blas_threads
 
@@ -505,6 +527,111 @@ def lever_reassoc(rng):
         )
 
 
+# ---------------------------------------------------------------- lever 7
+
+
+def batchnorm_images_before(x, gamma, beta, dy):
+    """The way images went through batch norm before: the batch copied to
+    (N*H*W, C), the 2-D core, and the result copied back; the same for backward."""
+    y2, xhat, inv_std, _, _ = bn_train_2d(to_2d(x), gamma, beta, 1e-3)
+    y = from_2d(y2, x.shape)
+    dx2, dgamma, dbeta = bn_backward_2d(to_2d(dy), xhat, inv_std, gamma)
+    return y, from_2d(dx2, x.shape), dgamma, dbeta
+
+
+def batchnorm_images_after(x, gamma, beta, dy):
+    y, cache = batchnorm_forward(x, gamma, beta, eps=1e-3)
+    return (y, *batchnorm_backward(dy, cache))
+
+
+def lever_batchnorm_images(rng):
+    print("7. Batch norm of images, forward and backward: copied to (N*H*W, C) and back")
+    print("   around the 2-D core before, kernels that read each channel in place after")
+    print("   (the CNN's two batch norms, batch 100)")
+    keep_freed_memory()  # as in training: the copies would page-fault otherwise
+    print(table_head())
+    for shape in ((100, 32, 26, 26), (100, 64, 11, 11)):
+        x = rng.standard_normal(shape).astype(np.float32)
+        dy = rng.standard_normal(shape).astype(np.float32)
+        gamma = rng.uniform(0.5, 1.5, shape[1]).astype(np.float32)
+        beta = rng.standard_normal(shape[1]).astype(np.float32)
+        args = (x, gamma, beta, dy)
+        for a, b in zip(batchnorm_images_before(*args), batchnorm_images_after(*args)):
+            np.testing.assert_allclose(b, a, rtol=1e-4, atol=2e-3 * np.abs(a).max())
+        (t_before, t_after), (_, ratio) = paired(
+            [
+                functools.partial(batchnorm_images_before, *args),
+                functools.partial(batchnorm_images_after, *args),
+            ],
+            repeats=60,
+        )
+        print(row(f"batch norm of {shape}", 1e3 * t_before, 1e3 * t_after, ratio, "ms"))
+
+
+# ---------------------------------------------------------------- lever 8
+
+
+def lever_conv_input_grad(rng):
+    print("8. No input gradient for the CNN's first convolution (its input is the images):")
+    print("   the product W_2^T delta and col2im skipped (batch 100, 1 -> 32 channels, 3x3)")
+    x = rng.random((100, 1, 28, 28), dtype=np.float32)
+    W = (0.3 * rng.standard_normal((32, 1, 3, 3))).astype(np.float32)
+    b = np.zeros(32, np.float32)
+    out, cache = conv2d_forward(x, W, b)
+    dout = rng.standard_normal(out.shape).astype(np.float32)
+    dx, dW, db = conv2d_backward(dout, cache)
+    none, dW_data, db_data = conv2d_backward(dout, cache, input_grad=False)
+    assert dx.shape == x.shape and none is None
+    np.testing.assert_array_equal(dW_data, dW)
+    np.testing.assert_array_equal(db_data, db)
+    (t_before, t_after), (_, ratio) = paired(
+        [
+            functools.partial(conv2d_backward, dout, cache),
+            functools.partial(conv2d_backward, dout, cache, input_grad=False),
+        ],
+        repeats=60,
+    )
+    print(table_head())
+    print(row("conv2d_backward, first layer", 1e3 * t_before, 1e3 * t_after, ratio, "ms"))
+
+
+# ---------------------------------------------------------------- levers 9 and 10
+
+
+def lever_compiled_pool_and_col2im(rng):
+    print("9. Max-pool's backward and col2im as compiled loops, one pass over the data,")
+    print("   against their strided NumPy twins (a pass per window offset); the CNN's shapes,")
+    print("   batch 100")
+    print(table_head())
+    for shape in ((100, 32, 26, 26), (100, 64, 11, 11)):
+        x = rng.standard_normal(shape).astype(np.float32)
+        out, cache = maxpool2d_forward(x, 2)
+        dout = rng.standard_normal(out.shape).astype(np.float32)
+        args = (dout, cache)
+        np.testing.assert_array_equal(maxpool2d_backward(*args), maxpool2d_backward_strided(*args))
+        (t_before, t_after), (_, ratio) = paired(
+            [
+                functools.partial(maxpool2d_backward_strided, *args),
+                functools.partial(maxpool2d_backward, *args),
+            ],
+            repeats=60,
+        )
+        print(row(f"max-pool backward of {shape}", 1e3 * t_before, 1e3 * t_after, ratio, "ms"))
+    C, N, OH = 32, 100, 11  # the second convolution's input gradient
+    dcols = rng.standard_normal((C * 9, N * OH * OH)).astype(np.float32)
+    padded = (N, C, OH + 2, OH + 2)
+
+    def compiled():
+        dxp = np.zeros(padded, np.float32)
+        add_window_copies(dcols, 3, 3, (1, 1), OH, OH, dxp)
+        return dxp
+
+    twin = functools.partial(col2im, dcols, padded, 3, 3, (1, 1), OH, OH)
+    np.testing.assert_allclose(compiled(), twin(), rtol=1e-6, atol=1e-5)
+    (t_before, t_after), (_, ratio) = paired([twin, compiled], repeats=60)
+    print(row(f"col2im into {padded}", 1e3 * t_before, 1e3 * t_after, ratio, "ms"))
+
+
 # ---------------------------------------------------------------- main
 
 
@@ -570,6 +697,9 @@ def run_levers():
             lambda: lever_subnormals(rng),
             lambda: lever_input_grad(rng),
             lambda: lever_reassoc(rng),
+            lambda: lever_batchnorm_images(rng),
+            lambda: lever_conv_input_grad(rng),
+            lambda: lever_compiled_pool_and_col2im(rng),
         ):
             print()
             lever()

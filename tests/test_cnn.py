@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from minirnn import functional as F
 from minirnn import gradcheck
-from minirnn.nn import CNNClassifier, MaxPool2D, ReLU
+from minirnn.nn import CNNClassifier, Conv2D, MaxPool2D, ReLU
 from minirnn.nn.cnn import (
     clipped_cross_entropy_backward,
     clipped_cross_entropy_forward,
@@ -147,6 +147,27 @@ def test_conv2d_errors_name_the_argument():
         F.conv2d_backward(out[..., 0], cache)
 
 
+@given(
+    n=st.integers(1, 3),
+    c=st.integers(1, 3),
+    kernel=pairs(1, 3),
+    stride=pairs(1, 3),
+    out_size=pairs(1, 4),
+    dtype=st.sampled_from([np.float32, np.float64]),
+    seed=seeds,
+)
+def test_the_compiled_col2im_equals_its_strided_twin(n, c, kernel, stride, out_size, dtype, seed):
+    from minirnn.functional.conv import add_window_copies, col2im
+
+    (KH, KW), (sh, sw), (OH, OW) = as_pair(kernel), as_pair(stride), as_pair(out_size)
+    shape = (n, c, sh * (OH - 1) + KH, sw * (OW - 1) + KW)
+    dcols = np.random.default_rng(seed).standard_normal((c * KH * KW, n * OH * OW)).astype(dtype)
+    dxp = np.zeros(shape, dtype)
+    add_window_copies(dcols, KH, KW, (sh, sw), OH, OW, dxp)
+    twin = col2im(dcols, shape, KH, KW, (sh, sw), OH, OW)
+    np.testing.assert_allclose(dxp, twin, rtol=1e-6 if dtype == np.float32 else 1e-14)
+
+
 def test_conv2d_keeps_float32():
     rng = np.random.default_rng(0)
     x = rng.standard_normal((2, 3, 6, 6), dtype=np.float32)
@@ -208,6 +229,34 @@ def test_maxpool_routing_and_tie_rule_by_hand():
     np.testing.assert_array_equal(out, [[[[5.0, 5.0]]]])
     np.testing.assert_array_equal(
         F.maxpool2d_backward(np.array([[[[1.0, 2.0]]]]), cache), [[[[0, 3, 0]]]]
+    )
+
+
+@given(
+    size=pairs(1, 3),
+    stride=st.one_of(st.none(), pairs(1, 3)),
+    n=st.integers(1, 3),
+    c=st.integers(1, 3),
+    extra=st.tuples(st.integers(0, 5), st.integers(0, 5)),
+    levels=st.sampled_from([3, 1000]),
+    dtype=st.sampled_from([np.float32, np.float64]),
+    seed=seeds,
+)
+def test_the_compiled_maxpool_backward_equals_its_strided_twin(
+    size, stride, n, c, extra, levels, dtype, seed
+):
+    # few levels: many ties; overlapping windows: pixels that win several windows
+    kh, kw = as_pair(size)
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, levels, (n, c, kh + extra[0], kw + extra[1])).astype(dtype)
+    out, cache = F.maxpool2d_forward(x, size, stride)
+    dout = rng.standard_normal(out.shape).astype(dtype)
+    dx = F.maxpool2d_backward(dout, cache)
+    assert dx.dtype == dtype
+    np.testing.assert_allclose(
+        dx,
+        F.maxpool2d_backward_strided(dout, cache),
+        rtol=1e-6 if dtype == np.float32 else 1e-14,
     )
 
 
@@ -355,10 +404,14 @@ def model_errors(model, x, labels):
     differences of the model's loss; and the analytic gradients."""
     model.loss_and_backward(x, labels)
     analytic = {k: g.copy() for k, g in model.grads.items()}
-    # dL/dx: the model's backward returns it; rerun the layers' backward by hand
+    # dL/dx: the model's backward returns it once its first layer computes it
+    # (CNNClassifier's does not by default: its input is data); rerun by hand
+    assert model.layers[0].input_grad is False
+    model.layers[0].input_grad = True
     logits = model.forward(x)
     _, cache = model.cost_forward(logits, labels)
     analytic["x"] = model.backward(model.cost_backward(1.0, cache))
+    model.layers[0].input_grad = False
     loss = lambda: float(model.loss_and_backward(x, labels)[0])
     errors = {}
     for key, p in list(model.params.items()) + [("x", x)]:
@@ -501,3 +554,23 @@ def test_batch_norm_lets_a_large_learning_rate_fit_raw_pixels():
         final[bn] = np.mean(losses[-3:])
     assert final[True] < 1.0, final
     assert final[False] > 10.0, final
+
+
+def test_the_first_conv_skips_the_input_gradient_and_nothing_else():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((3, 2, 7, 6))
+    W, b = rng.standard_normal((4, 2, 3, 2)), rng.standard_normal(4)
+    out, cache = F.conv2d_forward(x, W, b, stride=(2, 1), padding=1)
+    dout = rng.standard_normal(out.shape)
+    dx, dW, db = F.conv2d_backward(dout, cache)
+    none, dW_data, db_data = F.conv2d_backward(dout, cache, input_grad=False)
+    assert dx.shape == x.shape and none is None
+    np.testing.assert_array_equal(dW_data, dW)
+    np.testing.assert_array_equal(db_data, db)
+    model = CNNClassifier(rng=rng, dtype=np.float64, image_size=10, filters=(2, 3))
+    assert [layer.input_grad for layer in model.layers if isinstance(layer, Conv2D)] == [
+        False,
+        True,
+    ]
+    model.loss_and_backward(rng.standard_normal((2, 1, 10, 10)), np.array([1, 4]))
+    assert model.backward(np.ones((2, 10))) is None

@@ -631,6 +631,7 @@ def _float32_typemaps():
     from numba import njit
 
     x, v, r = np.ones((3, 4), np.float32), np.ones(4, np.float32), np.ones(3, np.float32)
+    x3 = np.ones((2, 4, 3), np.float32)  # images: (N, C, H*W)
     eps = np.float32(1e-5)
     cases = {
         "bn_train_2d": (bn_module.bn_train_2d, (x, v, v, eps)),
@@ -638,6 +639,10 @@ def _float32_typemaps():
         "bn_eval_forward_2d": (bn_module.bn_eval_forward_2d, (x, v, v, v, v, eps)),
         "bn_eval_backward_2d": (bn_module.bn_eval_backward_2d, (x, x, v, v)),
         "bn_backward_2d": (bn_module.bn_backward_2d, (x, x, v, v)),
+        "bn_train_images": (bn_module.bn_train_images, (x3, v, v, eps)),
+        "bn_eval_forward_images": (bn_module.bn_eval_forward_images, (x3, v, v, v, v, eps)),
+        "bn_backward_images": (bn_module.bn_backward_images, (x3, x3, v, v)),
+        "bn_eval_backward_images": (bn_module.bn_eval_backward_images, (x3, x3, v, v)),
         "ln_forward_2d": (ln_module.ln_forward_2d, (x, v, v, eps)),
         "ln_backward_2d": (ln_module.ln_backward_2d, (x, x, r, v)),
     }

@@ -36,7 +36,13 @@ __all__ = [
 ]
 
 from .conv import conv2d_backward, conv2d_forward, conv2d_naive
-from .pooling import flatten_backward, flatten_forward, maxpool2d_backward, maxpool2d_forward
+from .pooling import (
+    flatten_backward,
+    flatten_forward,
+    maxpool2d_backward,
+    maxpool2d_backward_strided,
+    maxpool2d_forward,
+)
 
 __all__ += [
     "conv2d_forward",
@@ -44,6 +50,7 @@ __all__ += [
     "conv2d_naive",
     "maxpool2d_forward",
     "maxpool2d_backward",
+    "maxpool2d_backward_strided",
     "flatten_forward",
     "flatten_backward",
 ]

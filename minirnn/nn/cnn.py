@@ -147,7 +147,10 @@ class CNNClassifier(Sequential):
             raise ValueError(f"cost: expected one of {COSTS}, got {cost!r}")
         layers, channels, size = [], in_channels, image_size
         for n_filters in filters:
-            layers.append(Conv2D(channels, n_filters, kernel_size, rng=rng, dtype=dtype))
+            first = not layers  # its input is the images: no gradient needed
+            layers.append(
+                Conv2D(channels, n_filters, kernel_size, rng=rng, dtype=dtype, input_grad=not first)
+            )
             if batchnorm:
                 from .normalization import BatchNorm
 

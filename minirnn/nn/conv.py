@@ -34,7 +34,9 @@ class Conv2D(Layer):
 
     ``W``: (F, C, KH, KW), Glorot-uniform; ``b``: (F,), zeros (Keras's defaults).
     ``kernel_size``, ``stride``, ``padding``: an int or a pair (rows, columns);
-    padding adds zeros on both sides ("valid" is 0).
+    padding adds zeros on both sides ("valid" is 0). ``input_grad=False`` (a
+    network's first layer, whose input is data): backward returns None instead of
+    the gradient of x, which it does not compute.
     """
 
     def __init__(
@@ -47,10 +49,12 @@ class Conv2D(Layer):
         padding: int | tuple[int, int] = 0,
         rng: np.random.Generator,
         dtype: DTypeLike = np.float32,
+        input_grad: bool = True,
     ) -> None:
         super().__init__()
         kh, kw = check_pair("kernel_size", kernel_size, 1)
         self.stride, self.padding = stride, padding
+        self.input_grad = input_grad
         self.params = {
             "W": glorot_uniform_conv(rng, (out_channels, in_channels, kh, kw), dtype),
             "b": np.zeros(out_channels, dtype=dtype),
@@ -64,7 +68,7 @@ class Conv2D(Layer):
         return out
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        dx, dW, db = F.conv2d_backward(dout, self.cache)
+        dx, dW, db = F.conv2d_backward(dout, self.cache, self.input_grad)
         self._store({"W": dW, "b": db})
         return dx
 
