@@ -21,7 +21,13 @@ Models: the LSTM, GRU and RNN on row-MNIST (batch 64, time 28, input 28, hidden
 100), and the Qiita batch-norm CNN note's CNN without batch norm (``cnn``) and
 with it (``cnn-bn``, which cannot be split: its ``shards`` and ``split`` are the
 whole batch). Subnormals are flushed and freed memory is kept throughout, as in
-training. Times are medians of ``--repeats``; speed-up = ``whole`` / the column.
+training. Times are medians of ``--repeats`` steps; speed-up = ``whole`` / the
+column. Each way runs in turns of ``BURST`` steps in a row, as a training loop
+runs them (after a few milliseconds of idleness this virtual machine's second
+core comes back late, and the first step after a pause runs its threads on one
+core), and the ``blas`` way's turn is followed by a pause of ``SETTLE_S``:
+OpenBLAS's threads keep spinning for about 0.1 s after their last product and
+would take a core from the next way.
 The table and the records go to ``results/threads.txt`` and ``.json`` beside this
 script (``--out DIR`` elsewhere).
 """
@@ -44,8 +50,10 @@ from minirnn.subnormals import flush_subnormals
 from minirnn.threads import blas_threads
 
 RESULTS = Path(__file__).resolve().parent / "results"
-CASES = ("lstm", "gru", "rnn", "cnn", "cnn-bn")
+CASES = ("lstm", "gru", "rnn", "bnlstm", "cnn", "cnn-bn")
 WAYS = ("whole", "shards", "split", "blas")
+BURST = 5  # steps in a row per turn, as a training loop runs them
+SETTLE_S = 0.3  # after the blas turn: OpenBLAS's threads spin ~0.1 s before they sleep
 
 
 def model_and_data(name, batch):
@@ -84,14 +92,19 @@ def timers(name, threads, batch=None):
     return made, closers
 
 
-def take_turns(fns, repeats, warmup=3):
-    """Median of each function's returned milliseconds, the functions called in turns."""
-    times = np.empty((repeats, len(fns)))
-    for r in range(-warmup, repeats):
+def take_turns(fns, repeats, warmup=1, burst=BURST, settle=SETTLE_S):
+    """Median of each function's returned milliseconds over ``repeats`` calls, the
+    functions called in turns of ``burst`` calls in a row, with a pause of
+    ``settle`` seconds after the last one's turn (the ``blas`` way's)."""
+    turns = -(-repeats // burst)
+    times = np.empty((turns * burst, len(fns)))
+    for r in range(-warmup, turns):
         for k, fn in enumerate(fns):
-            ms = fn()
-            if r >= 0:
-                times[r, k] = ms
+            for b in range(burst):
+                ms = fn()
+                if r >= 0:
+                    times[r * burst + b, k] = ms
+        time.sleep(settle)
     return np.median(times, axis=0)
 
 

@@ -2,6 +2,7 @@
 gradients as the whole batch to float rounding, the same bits for any thread
 count, one shard for what cannot be split."""
 
+import functools
 import json
 
 import numpy as np
@@ -142,18 +143,22 @@ def test_batch_statistics_and_random_draws_keep_one_shard(make):
         assert can_split(model) is False
         shape = (6, 1, 12, 12) if isinstance(model, CNNClassifier) else (6, 4, 3)
         x, y = rng.standard_normal(shape), rng.integers(0, 4, 6)
+        cnn = isinstance(model, CNNClassifier)
         if split:
             step = ShardedStep(model, threads=2)
-            assert step.shards == 1
+            # one shard; the CNN's large products get the threads as BLAS threads
+            assert (step.shards, step.blas) == (1, 2 if cnn else 1)
             loss, out = step(x, y)
         else:
             loss, out = model.loss_and_backward(x, y)
         results.append((loss, out, {k: g.copy() for k, g in model.grads.items()}))
     (loss_a, out_a, grads_a), (loss_b, out_b, grads_b) = results
-    assert loss_a == loss_b
-    np.testing.assert_array_equal(out_a, out_b)
+    # BLAS threads may sum in another order: the CNN agrees to rounding, the rest exactly
+    same = functools.partial(np.testing.assert_allclose, rtol=1e-12 if cnn else 0, atol=0)
+    same(loss_a, loss_b)
+    same(out_a, out_b)
     for key in grads_a:
-        np.testing.assert_array_equal(grads_a[key], grads_b[key])
+        same(grads_a[key], grads_b[key], err_msg=key)
 
 
 def test_shard_bounds_cover_the_batch_in_near_equal_pieces():
