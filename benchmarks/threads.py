@@ -75,7 +75,8 @@ def timers(name, threads, batch=None):
         model, x, y = model_and_data(name, batch)
         adam = Adam(model.params, lr=1e-3)
         if way in ("shards", "split"):
-            step = ShardedStep(model, threads=1 if way == "shards" else threads)
+            # min_shard_flop=0: split even the RNN, which training runs whole
+            step = ShardedStep(model, threads=1 if way == "shards" else threads, min_shard_flop=0)
             closers.append(step)
         else:
             step = model.loss_and_backward

@@ -31,6 +31,13 @@ threads gives bit-identical parameters (``tests/test_parallel.py``). The
 rounding is that of the shards: the unsplit batch gives the same gradients to
 float rounding, not to the bit.
 
+**Too small to split.** A recurrent model whose shards would each do fewer than
+``MIN_SHARD_FLOP`` (50 million) floating-point operations in their matrix
+products runs whole on the calling thread: the RNN on row-MNIST (34 million per
+shard) does, the GRU and the LSTM (103 and 138 million) and anything at
+pixel-MNIST's length do not. The rule reads the model and the batch, never the
+thread count, so results still do not depend on the number of threads.
+
 **What cannot be split** keeps one shard, the whole batch on the calling thread,
 as ``model.loss_and_backward``; a model without a recurrent layer (the CNN with
 batch norm) then gives its matrix products ``threads`` BLAS threads instead,
@@ -75,6 +82,11 @@ from .subnormals import flush_subnormals
 from .threads import blas_threads
 
 SHARDS = 4  # pieces of every batch, whatever the number of threads
+# A recurrent model whose shards would each do fewer floating-point operations than
+# this in their matrix products runs whole: the Python around each shard's compiled
+# loops then costs more than another core saves (the RNN on row-MNIST, 34 million
+# per shard, took 1.25 times as long split over two threads as whole on one).
+MIN_SHARD_FLOP = 50e6
 
 # Layers whose output for one example depends on that example alone and that draw
 # nothing random (Dropout and Recurrent are checked further in can_split).
@@ -113,6 +125,21 @@ def can_split(model):
     return True
 
 
+def recurrent_flop(model, x):
+    """Floating-point operations of the recurrent layers' matrix products in one
+    training step of x: (batch, time, ...): every weight matrix meets every example
+    at every step, once forwards and twice backwards (dx and dW)."""
+    batch, time = x.shape[:2]
+    per_step = sum(
+        p.size
+        for layer in model.layers
+        if isinstance(layer, Recurrent)
+        for p in layer.params.values()
+        if p.ndim == 2
+    )
+    return 3 * 2 * batch * time * per_step
+
+
 def shard_bounds(batch, shards=SHARDS):
     """[(start, stop)] of min(shards, batch) consecutive pieces whose sizes differ
     by one at most (the larger first), covering range(batch)."""
@@ -147,7 +174,9 @@ class ShardedStep:
     threads. Call it with one BLAS thread (``blas_threads(1)``) when ``threads``
     is above 1, or the two kinds of threads take the cores from each other."""
 
-    def __init__(self, model, *, threads=None, shards=SHARDS, flush=True):
+    def __init__(
+        self, model, *, threads=None, shards=SHARDS, flush=True, min_shard_flop=MIN_SHARD_FLOP
+    ):
         self.model = model
         self.threads = default_threads() if threads is None else threads
         if self.threads < 1:
@@ -155,6 +184,8 @@ class ShardedStep:
         self.shards = shards if can_split(model) else 1
         recurrent = any(isinstance(layer, Recurrent) for layer in model.layers)
         self.blas = self.threads if self.shards == 1 and not recurrent else 1
+        self.recurrent = recurrent
+        self.min_shard_flop = min_shard_flop
         self.flush = flush
         self.replicas = [replica(model) for _ in range(self.shards)] if self.shards > 1 else []
         self._pool = None
@@ -171,6 +202,8 @@ class ShardedStep:
     def __call__(self, x, y):
         model = self.model
         bounds = shard_bounds(len(x), self.shards)
+        if self.recurrent and recurrent_flop(model, x) < self.min_shard_flop * len(bounds):
+            bounds = [(0, len(x))]  # too little work per shard (MIN_SHARD_FLOP)
         self._weights = []
         if len(bounds) == 1:
             with blas_threads(self.blas):

@@ -39,7 +39,7 @@ def perturbed(model, rng):
 def whole_and_split(model, x, y, threads=2):
     loss, out = model.loss_and_backward(x, y)
     whole = (loss, out.copy(), {k: g.copy() for k, g in model.grads.items()}, model.metrics())
-    with ShardedStep(model, threads=threads) as step:
+    with ShardedStep(model, threads=threads, min_shard_flop=0) as step:
         loss, out = step(x, y)
         split = (loss, out, {k: g.copy() for k, g in model.grads.items()}, step.metrics())
     return whole, split, step.shards
@@ -89,7 +89,7 @@ def test_split_batch_of_a_regressor_and_of_the_cnn_without_batch_norm():
 
 def train_steps(model, x, y, threads, steps=3):
     adam = Adam(model.params, lr=1e-2)
-    with ShardedStep(model, threads=threads) as step:
+    with ShardedStep(model, threads=threads, min_shard_flop=0) as step:
         losses = []
         for _ in range(steps):
             loss, _ = step(x, y)
@@ -159,6 +159,31 @@ def test_batch_statistics_and_random_draws_keep_one_shard(make):
     same(out_a, out_b)
     for key in grads_a:
         same(grads_a[key], grads_b[key], err_msg=key)
+
+
+def test_too_little_work_per_shard_runs_the_batch_whole():
+    rng = np.random.default_rng(0)
+    x = np.zeros((64, 28, 28), np.float32)  # row-MNIST
+    flop = {
+        cell: parallel.recurrent_flop(SequenceClassifier(cell, 28, 100, 10, rng=rng), x)
+        for cell in ("rnn", "gru", "lstm")
+    }
+    per_shard = {cell: f / parallel.SHARDS / 1e6 for cell, f in flop.items()}
+    assert per_shard == pytest.approx({"rnn": 34.4, "gru": 103.2, "lstm": 137.6}, abs=0.1)
+    pixel = SequenceClassifier("rnn", 1, 100, 10, rng=rng)
+    assert parallel.recurrent_flop(pixel, np.zeros((64, 784, 1))) / 4 > parallel.MIN_SHARD_FLOP
+    # a small model runs whole: the same bits as the unsplit step
+    model = sequence_model("lstm", {}, np.random.default_rng(1))
+    xs, ys = rng.standard_normal((8, 4, 3)), rng.integers(0, 4, 8)
+    loss, out = model.loss_and_backward(xs, ys)
+    whole = {k: g.copy() for k, g in model.grads.items()}
+    with ShardedStep(model, threads=2) as step:
+        assert step.shards == parallel.SHARDS
+        split_loss, split_out = step(xs, ys)
+    assert split_loss == loss
+    np.testing.assert_array_equal(split_out, out)
+    for key, g in whole.items():
+        np.testing.assert_array_equal(model.grads[key], g, err_msg=key)
 
 
 def test_shard_bounds_cover_the_batch_in_near_equal_pieces():
