@@ -399,3 +399,28 @@ def test_models_skip_only_the_first_layers_input_gradient():
     rng = np.random.default_rng(1)
     logits = model.forward(rng.standard_normal((2, 6, 3)).astype(np.float32))
     assert model.backward(rng.standard_normal(logits.shape)) is None  # data: no gradient
+
+
+@given(
+    B=st.integers(1, 5),
+    T=st.integers(1, 6),
+    I=st.integers(1, 3),
+    G=st.integers(1, 9),
+    dtype=st.sampled_from([np.float32, np.float64]),
+    seed=st.integers(0, 2**16),
+)
+@settings(deadline=None, max_examples=30)
+def test_the_input_projection_is_x_W_plus_b_time_major(B, T, I, G, dtype, seed):
+    from minirnn.cells._projection import input_projection
+
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((B, T, I)).astype(dtype)
+    W, b = rng.standard_normal((I, G)).astype(dtype), rng.standard_normal(G).astype(dtype)
+    expected = np.einsum("bti,ig->tbg", x.astype(np.float64), W.astype(np.float64))
+    xw = input_projection(x, W)
+    assert xw.dtype == dtype and xw.shape == (T, B, G) and xw.flags.c_contiguous
+    tol = {"rtol": 1e-5, "atol": 1e-5} if dtype == np.float32 else {"rtol": 1e-12, "atol": 1e-12}
+    np.testing.assert_allclose(xw, expected, **tol)
+    if I == 1:  # the broadcast outer product rounds each entry once, as a product does
+        np.testing.assert_array_equal(xw, (x.transpose(1, 0, 2) @ W))
+    np.testing.assert_allclose(input_projection(x, W, b), expected + b, **tol)
