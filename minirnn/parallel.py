@@ -38,16 +38,21 @@ shard) does, the GRU and the LSTM (103 and 138 million) and anything at
 pixel-MNIST's length do not. The rule reads the model and the batch, never the
 thread count, so results still do not depend on the number of threads.
 
-**What cannot be split** keeps one shard, the whole batch on the calling thread,
-as ``model.loss_and_backward``; a model without a recurrent layer (the CNN with
-batch norm) then gives its matrix products ``threads`` BLAS threads instead,
-which pays for its large products (1.25 times faster on two cores,
-``benchmarks/threads.py``) and not for a recurrent model's small ones (the
-BN-LSTM's step took 1.4 times as long). Cases of one shard:
+**The CNN with batch norm runs in segments.** Its batch norms need the whole
+batch's statistics, and nothing else in it mixes the examples. So the runs of
+layers between two batch norms (convolution, ReLU, max-pool, the dense head) run
+on the shards in parallel, and each batch norm, forwards and backwards, on the
+whole batch, its input gathered from the shards and its output cut into them
+again; the loss is taken on the whole batch. The shards' weight gradients are
+added in shard order: the same bits for any thread count here too
+(``can_segment``, ``segments``).
 
-- batch statistics (the BN-LSTM, batch norm on a layer's outputs, the CNN with
-  batch norm): each example's output depends on the whole batch's mean and
-  variance, which a shard does not have;
+**What cannot be split** keeps one shard, the whole batch on the calling thread,
+exactly as ``model.loss_and_backward``:
+
+- batch statistics in a recurrent model (the BN-LSTM, batch norm on a layer's
+  outputs): each example's output depends on the whole batch's mean and
+  variance, at every timestep;
 - random draws in the forward pass (dropout, recurrent dropout): a shard would
   draw its masks from another part of the stream than the batch does.
 
@@ -67,6 +72,7 @@ Use it as ``python -m minirnn train`` does::
 """
 
 import copy
+import functools
 import itertools
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -78,8 +84,8 @@ from .nn.cnn import CNNClassifier
 from .nn.conv import Conv2D, Flatten, MaxPool2D, ReLU
 from .nn.layers import Dense, Dropout, Recurrent
 from .nn.models import SequenceClassifier, SequenceRegressor
+from .nn.normalization import BatchNorm
 from .subnormals import flush_subnormals
-from .threads import blas_threads
 
 SHARDS = 4  # pieces of every batch, whatever the number of threads
 # A recurrent model whose shards would each do fewer floating-point operations than
@@ -123,6 +129,45 @@ def can_split(model):
         ):
             return False
     return True
+
+
+def can_segment(model):
+    """Whether ``model`` is a CNN whose only layers that mix the examples are batch
+    norms (and that draws nothing random): it then runs in segments, the layers
+    between two batch norms on shards, each batch norm on the whole batch."""
+    if not isinstance(model, CNNClassifier):
+        return False
+    per_example = [layer for layer in model.layers if not isinstance(layer, BatchNorm)]
+    return len(per_example) < len(model.layers) and all(
+        isinstance(layer, _PER_EXAMPLE) and not (isinstance(layer, Dropout) and layer.p > 0)
+        for layer in per_example
+    )
+
+
+def segments(model):
+    """[(kind, layer indices)] in order: ("shards", a run of per-example layers) and
+    ("whole", [the index of one batch norm])."""
+    plan = []
+    for i, layer in enumerate(model.layers):
+        if isinstance(layer, BatchNorm):
+            plan.append(("whole", [i]))
+        elif plan and plan[-1][0] == "shards":
+            plan[-1][1].append(i)
+        else:
+            plan.append(("shards", [i]))
+    return plan
+
+
+def _forward_through(layers, x):
+    for layer in layers:
+        x = layer.forward(x)
+    return x
+
+
+def _backward_through(layers, d):
+    for layer in reversed(layers):
+        d = layer.backward(d)
+    return d
 
 
 def recurrent_flop(model, x):
@@ -169,8 +214,9 @@ class ShardedStep:
     split into ``shards`` pieces run on ``threads`` threads (see the module
     notes): returns (mean loss, output for the whole batch) and leaves the
     gradients in ``model.grads``. ``metrics()`` gives the model's metrics of the
-    last step (the shards' weighted by their sizes). A model that cannot be
-    split (``can_split``) runs whole on the calling thread. ``close()`` ends the
+    last step (the shards' weighted by their sizes). The CNN with batch norm runs
+    in segments (``can_segment``); another model that cannot be split
+    (``can_split``) runs whole on the calling thread. ``close()`` ends the
     threads. Call it with one BLAS thread (``blas_threads(1)``) when ``threads``
     is above 1, or the two kinds of threads take the cores from each other."""
 
@@ -181,23 +227,38 @@ class ShardedStep:
         self.threads = default_threads() if threads is None else threads
         if self.threads < 1:
             raise OptionError(f"threads: expected a positive integer, got {self.threads}")
-        self.shards = shards if can_split(model) else 1
-        recurrent = any(isinstance(layer, Recurrent) for layer in model.layers)
-        self.blas = self.threads if self.shards == 1 and not recurrent else 1
-        self.recurrent = recurrent
+        self.segmented = not can_split(model) and can_segment(model)
+        self.shards = shards if can_split(model) or self.segmented else 1
+        self.recurrent = any(isinstance(layer, Recurrent) for layer in model.layers)
         self.min_shard_flop = min_shard_flop
         self.flush = flush
         self.replicas = [replica(model) for _ in range(self.shards)] if self.shards > 1 else []
         self._pool = None
         self._weights = []
 
-    def _run_shards(self, jobs, next_job, results):
-        """Take the next shard not yet taken and run it, until none is left."""
-        with flush_subnormals(self.flush):
-            for k in iter(lambda: next(next_job), None):
-                if k >= len(jobs):
-                    return
-                results[k] = self.replicas[k].loss_and_backward(*jobs[k])
+    def _in_parallel(self, tasks):
+        """Run the functions ``tasks`` on the threads and return their results in
+        order. The calling thread runs tasks too, and every thread takes the next
+        task left: a helper thread that wakes late (an idle core can take
+        milliseconds to come back) leaves its share to the others."""
+        results = [None] * len(tasks)
+        next_task = itertools.count()  # next() on it is atomic under the GIL
+
+        def work():
+            with flush_subnormals(self.flush):
+                for k in iter(lambda: next(next_task), None):
+                    if k >= len(tasks):
+                        return
+                    results[k] = tasks[k]()
+
+        helpers = min(self.threads, len(tasks)) - 1
+        if helpers > 0 and self._pool is None:
+            self._pool = ThreadPoolExecutor(helpers, thread_name_prefix="minirnn")
+        running = [self._pool.submit(work) for _ in range(helpers)]
+        work()
+        for future in running:
+            future.result()
+        return results
 
     def __call__(self, x, y):
         model = self.model
@@ -206,26 +267,18 @@ class ShardedStep:
             bounds = [(0, len(x))]  # too little work per shard (MIN_SHARD_FLOP)
         self._weights = []
         if len(bounds) == 1:
-            with blas_threads(self.blas):
-                return model.loss_and_backward(x, y)
+            return model.loss_and_backward(x, y)
         for twin in self.replicas:  # the mode may have changed since
             for mine, theirs in zip(twin.layers, model.layers):
                 mine.training = theirs.training
-        jobs = [(x[a:b], y[a:b]) for a, b in bounds]
-        results = [None] * len(jobs)
-        # The calling thread runs shards too, and every thread takes the next shard
-        # left: a helper thread that wakes late (an idle core can take milliseconds
-        # to come back) leaves its shards to the others instead of holding the step.
-        next_job = itertools.count()  # next() on it is atomic under the GIL
-        helpers = min(self.threads, len(jobs)) - 1
-        if helpers > 0 and self._pool is None:
-            self._pool = ThreadPoolExecutor(helpers, thread_name_prefix="minirnn")
-        running = [
-            self._pool.submit(self._run_shards, jobs, next_job, results) for _ in range(helpers)
-        ]
-        self._run_shards(jobs, next_job, results)
-        for future in running:
-            future.result()
+        if self.segmented:
+            return self._segmented_step(model.checked_input(x), y, bounds)
+        results = self._in_parallel(
+            [
+                functools.partial(twin.loss_and_backward, x[a:b], y[a:b])
+                for twin, (a, b) in zip(self.replicas, bounds)
+            ]
+        )
         # weights N_s / N; the shards' gradients added in shard order, here
         self._weights = [(b - a) / len(x) for a, b in bounds]
         for key, g in model.grads.items():
@@ -235,6 +288,58 @@ class ShardedStep:
                 g += g.dtype.type(self._weights[k]) * self.replicas[k].grads[key]
         loss = sum(w * float(loss) for w, (loss, _) in zip(self._weights, results))
         return loss, np.concatenate([out for _, out in results])
+
+    def _segmented_step(self, x, y, bounds):
+        """A CNN with batch norm: the runs of per-example layers on the shards, in
+        parallel; each batch norm, forwards and backwards, on the whole batch; the
+        loss on the whole batch. The gradients of the per-example layers are the
+        sums of the shards' (the loss's 1/N is already in the shards' dlogits)."""
+        model, shards = self.model, range(len(bounds))
+
+        def cut(a):
+            return [a[lo:hi] for lo, hi in bounds]
+
+        pieces = cut(x)
+        for kind, indices in segments(model):
+            if kind == "whole":
+                pieces = cut(model.layers[indices[0]].forward(np.concatenate(pieces)))
+            else:
+                pieces = self._in_parallel(
+                    [
+                        functools.partial(
+                            _forward_through,
+                            [self.replicas[k].layers[i] for i in indices],
+                            pieces[k],
+                        )
+                        for k in shards
+                    ]
+                )
+        logits = np.concatenate(pieces)
+        loss, cache = model.cost_forward(logits, y)
+        pieces = cut(model.cost_backward(1.0, cache))
+        for kind, indices in reversed(segments(model)):
+            if kind == "whole":
+                pieces = cut(model.layers[indices[0]].backward(np.concatenate(pieces)))
+            else:
+                pieces = self._in_parallel(
+                    [
+                        functools.partial(
+                            _backward_through,
+                            [self.replicas[k].layers[i] for i in indices],
+                            pieces[k],
+                        )
+                        for k in shards
+                    ]
+                )
+                if pieces[0] is None:  # the first layer computes no input gradient
+                    break
+        for kind, indices in segments(model):
+            for i in indices if kind == "shards" else ():
+                for key, g in model.layers[i].grads.items():  # added in shard order
+                    np.copyto(g, self.replicas[0].layers[i].grads[key])
+                    for k in shards[1:]:
+                        g += self.replicas[k].layers[i].grads[key]
+        return loss, logits
 
     def metrics(self):
         """The model's metrics of the last step: name -> float."""

@@ -172,6 +172,11 @@ class CNNClassifier(Sequential):
         self.n_classes = n_classes
 
     def forward(self, x: ArrayLike) -> np.ndarray:
+        return super().forward(self.checked_input(x))
+
+    def checked_input(self, x: ArrayLike) -> np.ndarray:
+        """x as the model's dtype; ValueError unless it is (N, C, H, W) of the model's
+        channels and image size."""
         x = np.asarray(x)
         if x.ndim != 4 or x.shape[1:] != self.input_shape:
             raise ValueError(
@@ -183,7 +188,7 @@ class CNNClassifier(Sequential):
                     else ""
                 )
             )
-        return super().forward(x.astype(self.dtype, copy=False))
+        return x.astype(self.dtype, copy=False)
 
     def predict(self, x: ArrayLike) -> np.ndarray:
         """Logits (N, n_classes), in whatever mode the model is in (call ``eval()``
