@@ -23,9 +23,9 @@ whole batch; the RNN is split here although training runs it whole, see
 ``minirnn.parallel.MIN_SHARD_FLOP``), and the Qiita batch-norm CNN note's CNN
 without batch norm (``cnn``) and with it (``cnn-bn``, in segments: the batch norms
 on the whole batch, the rest on the shards). Subnormals are flushed and freed memory
-is kept throughout, as in training. Times are medians of ``--repeats`` steps; speed-
-up = ``whole`` / the column. Each way runs in turns of ``BURST`` steps in a row, as
-a training loop runs them (after a few milliseconds of idleness this virtual
+is kept throughout, as in training. Times are medians of ``--repeats`` steps;
+speed-up = ``whole`` / the column. Each way runs in turns of ``BURST`` steps in a
+row, as a training loop runs them (after a few milliseconds of idleness this virtual
 machine's second core comes back late, and the first step after a pause runs its
 threads on one core), and the ``blas`` way's turn is followed by a pause of
 ``SETTLE_S``: OpenBLAS's threads keep spinning for about 0.1 s after their last
