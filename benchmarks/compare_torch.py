@@ -396,7 +396,7 @@ def torch_defaults(cases, repeats):
                         "torch_ms": t_theirs,
                         "ratio": t_ours / t_theirs,
                         "minirnn_threads": run.threads,
-                        "shards": run.shards,
+                        "shards": run.last_shards,
                         "torch_threads": info["threads"],
                     }
                 )

@@ -81,7 +81,7 @@ def records(cell):
 
 
 def figure():
-    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    fig, ax = plt.subplots(figsize=(7.5, 5.4))
     for k, (name, (label, _)) in enumerate(RUNS.items()):
         rows = records(name)
         val = [r for r in rows if r["split"] == "val"]
@@ -107,7 +107,7 @@ def figure():
     ax.set_ylabel("validation accuracy, 1,000 images (%)")
     ax.set_title("Pixel-by-pixel MNIST: 100 units, lr 1e-3, clip 1 (Adam unless named)")
     ax.grid(alpha=0.3)
-    ax.legend(loc="upper left")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, fontsize=9)
     fig.tight_layout()
     path = OUT / "validation_accuracy.png"
     fig.savefig(path, dpi=110)

@@ -230,6 +230,7 @@ class ShardedStep:
         self.segmented = not can_split(model) and can_segment(model)
         self.shards = shards if can_split(model) or self.segmented else 1
         self.recurrent = any(isinstance(layer, Recurrent) for layer in model.layers)
+        self.last_shards = None  # the pieces the last step was cut into
         self.min_shard_flop = min_shard_flop
         self.flush = flush
         self.replicas = [replica(model) for _ in range(self.shards)] if self.shards > 1 else []
@@ -265,6 +266,7 @@ class ShardedStep:
         bounds = shard_bounds(len(x), self.shards)
         if self.recurrent and recurrent_flop(model, x) < self.min_shard_flop * len(bounds):
             bounds = [(0, len(x))]  # too little work per shard (MIN_SHARD_FLOP)
+        self.last_shards = len(bounds)
         self._weights = []
         if len(bounds) == 1:
             return model.loss_and_backward(x, y)
