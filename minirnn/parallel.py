@@ -228,6 +228,7 @@ class ShardedStep:
         if self.threads < 1:
             raise OptionError(f"threads: expected a positive integer, got {self.threads}")
         self.segmented = not can_split(model) and can_segment(model)
+        self.plan = segments(model) if self.segmented else None
         self.shards = shards if can_split(model) or self.segmented else 1
         self.recurrent = any(isinstance(layer, Recurrent) for layer in model.layers)
         self.last_shards = None  # the pieces the last step was cut into
@@ -291,6 +292,16 @@ class ShardedStep:
         loss = sum(w * float(loss) for w, (loss, _) in zip(self._weights, results))
         return loss, np.concatenate([out for _, out in results])
 
+    def _on_shards(self, through, indices, pieces):
+        """``through`` (forwards or backwards) the layers ``indices`` of each shard's
+        replica, each over its own piece, in parallel."""
+        return self._in_parallel(
+            [
+                functools.partial(through, [twin.layers[i] for i in indices], piece)
+                for twin, piece in zip(self.replicas, pieces)
+            ]
+        )
+
     def _segmented_step(self, x, y, bounds):
         """A CNN with batch norm: the runs of per-example layers on the shards, in
         parallel; each batch norm, forwards and backwards, on the whole batch; the
@@ -302,40 +313,22 @@ class ShardedStep:
             return [a[lo:hi] for lo, hi in bounds]
 
         pieces = cut(x)
-        for kind, indices in segments(model):
+        for kind, indices in self.plan:
             if kind == "whole":
                 pieces = cut(model.layers[indices[0]].forward(np.concatenate(pieces)))
             else:
-                pieces = self._in_parallel(
-                    [
-                        functools.partial(
-                            _forward_through,
-                            [self.replicas[k].layers[i] for i in indices],
-                            pieces[k],
-                        )
-                        for k in shards
-                    ]
-                )
+                pieces = self._on_shards(_forward_through, indices, pieces)
         logits = np.concatenate(pieces)
         loss, cache = model.cost_forward(logits, y)
         pieces = cut(model.cost_backward(1.0, cache))
-        for kind, indices in reversed(segments(model)):
+        for kind, indices in reversed(self.plan):
             if kind == "whole":
                 pieces = cut(model.layers[indices[0]].backward(np.concatenate(pieces)))
             else:
-                pieces = self._in_parallel(
-                    [
-                        functools.partial(
-                            _backward_through,
-                            [self.replicas[k].layers[i] for i in indices],
-                            pieces[k],
-                        )
-                        for k in shards
-                    ]
-                )
+                pieces = self._on_shards(_backward_through, indices, pieces)
                 if pieces[0] is None:  # the first layer computes no input gradient
                     break
-        for kind, indices in segments(model):
+        for kind, indices in self.plan:
             for i in indices if kind == "shards" else ():
                 for key, g in model.layers[i].grads.items():  # added in shard order
                     np.copyto(g, self.replicas[0].layers[i].grads[key])
