@@ -91,7 +91,7 @@ SHARDS = 4  # pieces of every batch, whatever the number of threads
 # A recurrent model whose shards would each do fewer floating-point operations than
 # this in their matrix products runs whole: the Python around each shard's compiled
 # loops then costs more than another core saves (the RNN on row-MNIST, 34 million
-# per shard, took 1.25 times as long split over two threads as whole on one).
+# per shard, took 1.3 times as long split over two threads as whole on one).
 MIN_SHARD_FLOP = 50e6
 
 # Layers whose output for one example depends on that example alone and that draw
