@@ -27,7 +27,7 @@ reshaping (and, for images, the transpose that puts the channel axis last).
 Images have compiled kernels of their own (``bn_train_images`` and the rest, on
 the ``(N, C, H*W)`` view of the input): they read each channel where it lies,
 instead of copying the batch to ``(N*H*W, C)`` and back around the 2-D core, which
-took a third of the CNN's training step. Their caches hold ``xhat`` as
+takes two to three times as long (``benchmarks/levers.py``). Their caches hold ``xhat`` as
 ``(N, C, H*W)``.
 
 The compiled core. ``bn_train_2d``, ``bn_eval_2d`` and ``bn_backward_2d``, and for
