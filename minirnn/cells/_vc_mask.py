@@ -350,6 +350,34 @@ def penalty_and_gradient(m, alpha, m_target, kind):
     )
 
 
+def sequence_cache(x, x_tm, state, opts, masks, hs, m, e, ex, final_state, **arrays):
+    """The cache of every variable-computation cell's ``forward``: its input (as
+    given and time-major), the states hs, the scheduler's m and the masks e, ex,
+    the mask constants ``masks`` = (mask_h, mask_x, eps), the options, the
+    computation penalty and its gradient (``penalty_and_gradient``), the metrics,
+    the final state, and the cell's own per-step ``arrays`` (gates, cells)."""
+    mask_h, mask_x, eps = masks
+    penalty, dm_pen = penalty_and_gradient(m, opts["alpha"], opts["m_target"], opts["penalty"])
+    return {
+        "x": x,
+        "x_tm": x_tm,
+        "hs": hs,
+        "m": m,
+        "e": e,
+        "ex": ex,
+        **arrays,
+        "mask_h": mask_h,
+        "mask_x": mask_x,
+        "eps": eps,
+        "options": opts,
+        "dm_penalty": dm_pen,
+        "penalty": penalty,
+        "metrics": metrics(m, e),
+        "has_state": state is not None,
+        "state": final_state,
+    }
+
+
 def metrics(m, e):
     """The numbers a training log wants: mean m_t, and the mean of the hidden mask
     (the fraction of hidden units updated; fractional band values count as such)."""

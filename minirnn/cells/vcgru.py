@@ -349,26 +349,10 @@ def forward(
         eps,
         opts["soft"],
     )
-    penalty, dm_pen = vc.penalty_and_gradient(m, opts["alpha"], opts["m_target"], opts["penalty"])
-    cache = {
-        "x": x,
-        "x_tm": x_tm,
-        "hs": hs,
-        "m": m,
-        "e": e,
-        "ex": ex,
-        "zrn": zrn,
-        "h_tilde": h_tilde,
-        "mask_h": mask_h,
-        "mask_x": mask_x,
-        "eps": eps,
-        "options": opts,
-        "dm_penalty": dm_pen,
-        "penalty": penalty,
-        "metrics": vc.metrics(m, e),
-        "has_state": state is not None,
-        "state": hs[-1],
-    }
+    masks = (mask_h, mask_x, eps)
+    cache = vc.sequence_cache(
+        x, x_tm, state, opts, masks, hs, m, e, ex, hs[-1], zrn=zrn, h_tilde=h_tilde
+    )
     return batch_major(hs), cache
 
 

@@ -376,28 +376,9 @@ def forward(
         eps,
         opts["soft"],
     )
-    penalty, dm_pen = vc.penalty_and_gradient(m, opts["alpha"], opts["m_target"], opts["penalty"])
-    cache = {
-        "x": x,
-        "x_tm": x_tm,
-        "hs": hs,
-        "cs": cs,
-        "m": m,
-        "e": e,
-        "ex": ex,
-        "ifog": ifog,
-        "c_tilde": c_tilde,
-        "tanh_c": tanh_c,
-        "mask_h": mask_h,
-        "mask_x": mask_x,
-        "eps": eps,
-        "options": opts,
-        "dm_penalty": dm_pen,
-        "penalty": penalty,
-        "metrics": vc.metrics(m, e),
-        "has_state": state is not None,
-        "state": (hs[-1], cs[-1]),
-    }
+    masks, final = (mask_h, mask_x, eps), (hs[-1], cs[-1])
+    arrays = {"cs": cs, "ifog": ifog, "c_tilde": c_tilde, "tanh_c": tanh_c}
+    cache = vc.sequence_cache(x, x_tm, state, opts, masks, hs, m, e, ex, final, **arrays)
     return batch_major(hs), cache
 
 
