@@ -94,10 +94,7 @@ def fd_errors(cell, params, x, state, *, h=gradcheck.STEP, seed=0, **fwd):
     tensors = {"x": (x, dx), **{k: (params[k], grads[k]) for k in params}}
     for name, s in zip(("h0", "c0"), state_parts(state)):
         tensors[name] = (s, grads[name])
-    errors = {
-        name: gradcheck.relative_error(g, gradcheck.numeric_gradient(loss, a, h))
-        for name, (a, g) in tensors.items()
-    }
+    errors = {name: gradcheck.gradient_error(g, loss, a, h) for name, (a, g) in tensors.items()}
     return errors, hs, dx, grads
 
 

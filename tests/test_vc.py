@@ -117,12 +117,12 @@ def check_point(cell, params, x, state, options, seed=0):
         return float(np.sum(out * R)) + c["penalty"]
 
     grads = dict(grads, x=dx)
-    errors = {"x": gradcheck.relative_error(dx, gradcheck.numeric_gradient(loss, x))}
+    errors = {"x": gradcheck.gradient_error(dx, loss, x)}
     for key, p in params.items():
-        errors[key] = gradcheck.relative_error(grads[key], gradcheck.numeric_gradient(loss, p))
+        errors[key] = gradcheck.gradient_error(grads[key], loss, p)
     if state is not None:
         for key, s in zip(("h0", "c0"), parts(state)):
-            errors[key] = gradcheck.relative_error(grads[key], gradcheck.numeric_gradient(loss, s))
+            errors[key] = gradcheck.gradient_error(grads[key], loss, s)
     return errors, cache, grads
 
 
